@@ -1,0 +1,55 @@
+# cognitive-core: the two commands of the README are `make run` and `make test`.
+# Everything else here is what they are made of.
+
+PYTHON ?= python3
+VENV := .venv
+TRAIN_VENV := .venv-train
+PIP_FLAGS := --disable-pip-version-check -q
+
+.PHONY: run test setup setup-train models lint format build clean-state help
+
+help:
+	@echo "make run     set up, build the models, start the local stack on http://127.0.0.1:8080/api/"
+	@echo "make test    set up, build the models, lint, and run every test"
+	@echo "make models  build and publish the model version (training venv)"
+	@echo "make build   one deployable zip per function in dist/"
+
+# --- environments (re-installed only when their requirements change) -----------
+setup: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt
+	@touch $@
+
+setup-train: $(TRAIN_VENV)/.installed
+$(TRAIN_VENV)/.installed: requirements-train.txt
+	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-train.txt
+	@touch $@
+
+# --- models: trained, exported to INT8 ONNX, published to the local store -------
+models:
+	@if [ -f model_export/__main__.py ]; then \
+		$(MAKE) --no-print-directory setup-train && $(TRAIN_VENV)/bin/python -m model_export build; \
+	else echo "model library not in this checkout yet: skipping model build"; fi
+
+# --- the two commands --------------------------------------------------------------
+run: setup models
+	$(VENV)/bin/python -m local serve
+
+test: setup models lint
+	$(VENV)/bin/python -m pytest --ignore=tests/model_export
+	@if [ -d tests/model_export ]; then $(TRAIN_VENV)/bin/python -m pytest tests/model_export -p no:cacheprovider; fi
+
+# --- the rest ------------------------------------------------------------------------
+lint: setup
+	$(VENV)/bin/ruff check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+
+build: setup
+	$(VENV)/bin/python scripts/build_functions.py
+
+clean-state:
+	rm -rf .state dist

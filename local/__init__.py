@@ -1,0 +1,1 @@
+"""Everything for running cognitive-core on one laptop: server, tokens, demo data."""

@@ -1,0 +1,89 @@
+"""Local stack commands.
+
+    python -m local serve [--host 127.0.0.1] [--port 8080] [--no-demo]
+    python -m local token --uid alice [--admin] [--expires-in 3600]
+    python -m local prepare          # migrate + load the demo course, then exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from shared.config import get_settings
+from shared.logs import configure_logging
+
+log = logging.getLogger("local")
+
+
+def _token(args: argparse.Namespace) -> int:
+    from local.tokens import mint_emulator_token
+
+    settings = get_settings()
+    if not settings.auth_emulator_host:
+        print("FIREBASE_AUTH_EMULATOR_HOST is empty: the functions verify real Firebase tokens, "
+              "so a locally minted token would be rejected.", file=sys.stderr)
+        return 2
+    print(mint_emulator_token(args.uid, settings.project_id, admin=args.admin,
+                              expires_in=args.expires_in))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import run_simple
+
+    from local.server import build_app
+    from local.stack import prepare
+    from local.tokens import mint_emulator_token
+
+    settings = get_settings()
+    prepare(settings, demo=not args.no_demo)
+    app = build_app()
+    base = f"http://{args.host}:{args.port}"
+    student = mint_emulator_token("demo-student", settings.project_id, expires_in=12 * 3600)
+    print(
+        f"\ncognitive-core is running at {base}/api/  (Ctrl-C stops it and the database)\n"
+        f"  health:     curl {base}/api/health\n"
+        f"  functions:  {base}/api/chat  /api/grading  /api/prediction  /api/feedback\n"
+        f"  a token:    .venv/bin/python -m local token --uid alice [--admin]\n"
+        f"  try:        curl -H 'Authorization: Bearer {student}' {base}/api/chat/topics\n",
+        flush=True,
+    )
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from local.stack import prepare
+
+    summary = prepare(get_settings(), demo=True)
+    print(f"schema migrated; demo course: {summary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    serve = sub.add_parser("serve", help="run every function locally")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--no-demo", action="store_true", help="do not load the demo course")
+    token = sub.add_parser("token", help="mint a Firebase Auth emulator ID token")
+    token.add_argument("--uid", required=True)
+    token.add_argument("--admin", action="store_true")
+    token.add_argument("--expires-in", type=int, default=3600)
+    sub.add_parser("prepare", help="migrate the database and load the demo course")
+    args = parser.parse_args(argv)
+
+    configure_logging(get_settings().log_level)
+    handlers = {"serve": _serve, "token": _token, "prepare": _prepare}
+    try:
+        return handlers[args.cmd](args)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

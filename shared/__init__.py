@@ -1,0 +1,1 @@
+"""cognitive-core's shared library: everything the functions do lives here, once."""

@@ -1,0 +1,1 @@
+"""Request models shared by more than one function."""

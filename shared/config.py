@@ -1,0 +1,143 @@
+"""One typed settings object for every function, read from environment variables.
+
+Every default is the *local* one, so a fresh clone runs with no configuration at
+all; the cloud overrides them through the function's environment (see
+`.env.example` and `terraform/`). Secrets never have defaults here.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration shared by every function, the local server and the CLIs."""
+
+    model_config = SettingsConfigDict(
+        env_file=os.environ.get("COGNITIVE_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        protected_namespaces=(),
+    )
+
+    # --- where we run -------------------------------------------------------
+    environment: Literal["local", "test", "cloud"] = Field(
+        "local", validation_alias="COGNITIVE_ENV"
+    )
+    state_dir: Path = Field(
+        REPO_ROOT / ".state",
+        validation_alias="STATE_DIR",
+        description="Git-ignored folder for the embedded database, built models and logs.",
+    )
+    gcp_project: str = Field("demo-cognitive-core", validation_alias="GOOGLE_CLOUD_PROJECT")
+    gcp_region: str = Field("us-central1", validation_alias="GOOGLE_CLOUD_REGION")
+
+    # --- database: DATABASE_URL, Cloud SQL, or the embedded server -------------
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    cloud_sql_instance: str | None = Field(
+        None,
+        validation_alias="CLOUD_SQL_INSTANCE",
+        description="project:region:instance; when set the Cloud SQL connector is used.",
+    )
+    db_user: str = Field("postgres", validation_alias="DB_USER")
+    db_password: str | None = Field(None, validation_alias="DB_PASSWORD")
+    db_name: str = Field("cognitive", validation_alias="DB_NAME")
+    db_iam_auth: bool = Field(False, validation_alias="DB_IAM_AUTH")
+    db_pool_size: int = Field(5, ge=1, validation_alias="DB_POOL_SIZE")
+    db_max_overflow: int = Field(2, ge=0, validation_alias="DB_MAX_OVERFLOW")
+    pg_data_dir: Path | None = Field(
+        None,
+        validation_alias="PG_DATA_DIR",
+        description="Embedded Postgres data directory; defaults to <state_dir>/pgdata.",
+    )
+
+    # --- HTTP ---------------------------------------------------------------
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "http://localhost:5000",
+            "http://127.0.0.1:5000",
+            "http://localhost:8080",
+        ],
+        validation_alias="CORS_ORIGINS",
+    )
+    max_request_bytes: int = Field(64 * 1024, ge=1024, validation_alias="MAX_REQUEST_BYTES")
+
+    # --- auth ---------------------------------------------------------------
+    firebase_project_id: str | None = Field(None, validation_alias="FIREBASE_PROJECT_ID")
+    auth_emulator_host: str | None = Field(
+        "127.0.0.1:9099",
+        validation_alias="FIREBASE_AUTH_EMULATOR_HOST",
+        description=(
+            "Firebase Auth emulator mode: ID tokens are verified for issuer, audience "
+            "and expiry but not signature. Set to an empty string in the cloud."
+        ),
+    )
+
+    # --- models -------------------------------------------------------------
+    model_store_uri: str | None = Field(
+        None,
+        validation_alias="MODEL_STORE_URI",
+        description="gs://bucket/models or a local folder; defaults to <state_dir>/models.",
+    )
+    model_pointer_ttl_s: float = Field(30.0, ge=0, validation_alias="MODEL_POINTER_TTL_S")
+
+    # --- embeddings ---------------------------------------------------------
+    embedding_backend: Literal["onnx", "vertex"] = Field(
+        "onnx",
+        validation_alias="EMBEDDING_BACKEND",
+        description="onnx: the published INT8 MiniLM encoder; vertex: Vertex AI embeddings.",
+    )
+    vertex_embedding_model: str = Field(
+        "text-embedding-005", validation_alias="VERTEX_EMBEDDING_MODEL"
+    )
+    vertex_embedding_dim: int | None = Field(None, ge=1, validation_alias="VERTEX_EMBEDDING_DIM")
+    embedding_cache_size: int = Field(4096, ge=0, validation_alias="EMBEDDING_CACHE_SIZE")
+
+    # --- logging ------------------------------------------------------------
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accept a comma-separated list, the natural shape of an env variable."""
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("auth_emulator_host", "database_url", "cloud_sql_instance", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def project_id(self) -> str:
+        """The Firebase project whose ID tokens we accept (audience of the token)."""
+        return self.firebase_project_id or self.gcp_project
+
+    @property
+    def pg_data_path(self) -> Path:
+        return self.pg_data_dir or (self.state_dir / "pgdata")
+
+    @property
+    def model_store(self) -> str:
+        return self.model_store_uri or str(self.state_dir / "models")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings are read once per process: a function instance's env does not change."""
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """For tests and CLIs that change the environment after import."""
+    get_settings.cache_clear()

@@ -1,0 +1,161 @@
+"""One SQLAlchemy Core engine per process, over pg8000, from one of three sources.
+
+Resolution order:
+1. `CLOUD_SQL_INSTANCE` set: Cloud SQL through cloud-sql-python-connector
+   (pg8000 is the driver it supports), password or IAM database auth.
+2. `DATABASE_URL` set: any reachable Postgres with pgvector.
+3. Otherwise the embedded server in `<state_dir>/pgdata` (the local default).
+
+Every connection gets pgvector's adapters, so numpy arrays go in as `vector`
+and come back as float32 arrays, in raw SQL as well as through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from shared.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+_connector: Any = None
+
+
+def normalize_url(url: str) -> str:
+    """Accept libpq-style URLs and point them at the pg8000 driver.
+
+    `postgres://` and `postgresql://` become `postgresql+pg8000://`, and a
+    libpq `host=/socket/dir` query parameter becomes pg8000's `unix_sock`.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme in ("postgres", "postgresql"):
+        scheme = "postgresql+pg8000"
+    if scheme != "postgresql+pg8000":
+        raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got scheme {parts.scheme!r}")
+    query = dict(parse_qsl(parts.query))
+    host = query.pop("host", None)
+    if host and host.startswith("/"):
+        port = parts.port or 5432
+        query["unix_sock"] = f"{host.rstrip('/')}/.s.PGSQL.{port}"
+    netloc = parts.netloc
+    return urlunsplit((scheme, netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def _register_pgvector(dbapi_conn: Any, _record: Any) -> None:
+    """pgvector adapters on the pg8000 DB-API connection (pgvector ships them for
+    pg8000's native API only). Parameters go out as vector text whatever the
+    database; results come back as float32 arrays once the extension exists."""
+    from pgvector import Vector
+
+    dbapi_conn.register_out_adapter(np.ndarray, lambda v: Vector(v).to_text())
+    dbapi_conn.register_out_adapter(Vector, lambda v: v.to_text())
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("SELECT oid FROM pg_type WHERE oid = to_regtype('vector')")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is None or row[0] is None:
+        return  # extension not created yet: migrate.upgrade() recycles the pool after it
+    dbapi_conn.register_in_adapter(
+        row[0], lambda text: np.asarray(Vector.from_text(text).to_list(), dtype=np.float32)
+    )
+
+
+def _cloud_sql_creator(settings: Settings) -> Any:
+    global _connector
+    from google.cloud.sql.connector import Connector
+
+    _connector = _connector or Connector(refresh_strategy="lazy")
+
+    def connect() -> Any:
+        return _connector.connect(
+            settings.cloud_sql_instance,
+            "pg8000",
+            user=settings.db_user,
+            password=None if settings.db_iam_auth else settings.db_password,
+            db=settings.db_name,
+            enable_iam_auth=settings.db_iam_auth,
+        )
+
+    return connect
+
+
+def ensure_database(server_url: str, name: str) -> None:
+    """CREATE DATABASE if missing (the embedded server starts with `postgres` only)."""
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).scalar()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+
+
+def database_url(settings: Settings) -> str:
+    """The URL for DATABASE_URL or the embedded server (starting it if needed)."""
+    if settings.database_url:
+        return normalize_url(settings.database_url)
+    from shared.db.embedded import embedded_url, start_embedded
+
+    socket = start_embedded(settings.pg_data_path)
+    ensure_database(embedded_url(socket, "postgres"), settings.db_name)
+    return embedded_url(socket, settings.db_name)
+
+
+def source_name(settings: Settings) -> str:
+    """Which of the three back ends the settings select (reported by /api/health)."""
+    if settings.cloud_sql_instance:
+        return "cloud-sql"
+    return "database-url" if settings.database_url else "embedded"
+
+
+def create_engine(settings: Settings | None = None) -> Engine:
+    settings = settings or get_settings()
+    pool = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+    }
+    if settings.cloud_sql_instance:
+        engine = sa.create_engine(
+            "postgresql+pg8000://", creator=_cloud_sql_creator(settings), **pool
+        )
+    else:
+        engine = sa.create_engine(database_url(settings), **pool)
+    sa.event.listen(engine, "connect", _register_pgvector)
+    log.info("database engine created", extra={"db_source": source_name(settings)})
+    return engine
+
+
+def get_engine() -> Engine:
+    """The process-wide engine, created lazily so imports stay cheap."""
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                _engine = create_engine()
+    return _engine
+
+
+def set_engine(engine: Engine | None) -> None:
+    """Replace the process engine (tests, CLIs that target another database)."""
+    global _engine
+    with _engine_lock:
+        if _engine is not None and _engine is not engine:
+            _engine.dispose()
+        _engine = engine

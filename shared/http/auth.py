@@ -1,0 +1,131 @@
+"""Firebase ID token verification and the two roles (student, admin).
+
+The token is verified by firebase-admin. In the cloud that is full RS256
+verification against Google's certificates; locally `FIREBASE_AUTH_EMULATOR_HOST`
+puts firebase-admin in Auth emulator mode, where it checks audience, issuer and
+subject but neither signature nor expiry, so a local client can mint its own
+tokens (`python -m local token`). We add the expiry check in emulator mode so
+local behaviour matches the cloud's.
+
+Roles come from custom claims: `{"role": "admin"}` or `{"admin": true}` make an
+admin; everyone else is a student who may only touch their own data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import firebase_admin
+import google.auth.credentials
+from firebase_admin import auth as fb_auth
+from firebase_admin import credentials as fb_credentials
+
+from shared.config import Settings
+from shared.http.errors import ApiError, forbidden, unauthorized
+
+log = logging.getLogger(__name__)
+
+_apps: dict[str, firebase_admin.App] = {}
+_apps_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the verified token says."""
+
+    uid: str
+    role: str = "student"
+    email: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise forbidden("This action needs the admin role.")
+
+    def require_self_or_admin(self, user_id: str) -> None:
+        """A student reads and writes only their own data."""
+        if user_id != self.uid and not self.is_admin:
+            raise forbidden("Students may only access their own data.")
+
+
+def role_from_claims(claims: dict[str, Any]) -> str:
+    if claims.get("role") == "admin" or claims.get("admin") is True:
+        return "admin"
+    return "student"
+
+
+class _VerifyOnlyCredential(fb_credentials.Base):
+    """We only verify ID tokens, which needs Google's public certificates and no
+    credential. Without this, firebase-admin would look up Application Default
+    Credentials at cold start (a metadata-server round trip in the cloud, an
+    error on a laptop) for nothing."""
+
+    def get_credential(self) -> google.auth.credentials.Credentials:
+        return google.auth.credentials.AnonymousCredentials()
+
+
+def _firebase_app(project_id: str) -> firebase_admin.App:
+    """One firebase-admin app per project id; creating one is cheap but not free."""
+    with _apps_lock:
+        app = _apps.get(project_id)
+        if app is None:
+            app = firebase_admin.initialize_app(
+                credential=_VerifyOnlyCredential(),
+                options={"projectId": project_id},
+                name=f"cognitive-core-{project_id}",
+            )
+            _apps[project_id] = app
+        return app
+
+
+def _apply_emulator_env(settings: Settings) -> None:
+    # firebase-admin reads the emulator switch from the process environment.
+    if settings.auth_emulator_host:
+        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.auth_emulator_host
+    else:
+        os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
+
+
+def verify_bearer(authorization: str | None, settings: Settings) -> Principal:
+    """Turn an Authorization header into a Principal, or raise a 401."""
+    if not authorization:
+        raise unauthorized("Missing Authorization header (expected 'Bearer <Firebase ID token>').")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise unauthorized("Authorization header must be 'Bearer <Firebase ID token>'.")
+
+    _apply_emulator_env(settings)
+    try:
+        claims = fb_auth.verify_id_token(
+            token, app=_firebase_app(settings.project_id), clock_skew_seconds=5
+        )
+    except fb_auth.ExpiredIdTokenError as exc:
+        raise unauthorized("The ID token has expired; sign in again.") from exc
+    except (fb_auth.InvalidIdTokenError, ValueError) as exc:
+        log.info("rejected ID token", extra={"reason": str(exc)[:300]})
+        raise unauthorized("The ID token is invalid.") from exc
+    except fb_auth.CertificateFetchError as exc:
+        log.error("could not fetch token certificates", exc_info=True)
+        raise ApiError(503, "auth_unavailable", "Token verification is unavailable.") from exc
+
+    if settings.auth_emulator_host:
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)) or exp < time.time() - 5:
+            raise unauthorized("The ID token has expired; sign in again.")
+
+    return Principal(
+        uid=claims["uid"],
+        role=role_from_claims(claims),
+        email=claims.get("email"),
+        claims=claims,
+    )

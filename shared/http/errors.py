@@ -1,0 +1,64 @@
+"""The one error type handlers raise; the router turns it into the error shape.
+
+Clients always get `{"error": {"code", "message", "request_id"}}` with a status
+that means what it says; anything that is not an ApiError becomes a 500 with a
+generic message, so no stack trace or internal detail ever reaches a client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error whose message is safe to show the client."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    def body(self, request_id: str | None) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "request_id": request_id,
+        }
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def bad_request(message: str, code: str = "bad_request") -> ApiError:
+    return ApiError(400, code, message)
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthenticated", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def forbidden(message: str = "You may not access this resource.") -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+def not_found(message: str = "Not found.") -> ApiError:
+    return ApiError(404, "not_found", message)
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(409, "conflict", message)
+
+
+def unavailable(message: str) -> ApiError:
+    return ApiError(503, "unavailable", message, headers={"Retry-After": "5"})

@@ -1,0 +1,1 @@
+"""The learning loop: retrain requests, training runs, model versions."""

@@ -1,0 +1,1 @@
+"""Mastery: what a student knows, per topic (Bayesian Knowledge Tracing state)."""

@@ -1,0 +1,125 @@
+"""Test fixtures: one embedded Postgres per session, a clean database per test.
+
+The environment is set before anything reads settings: a private state folder
+(so tests never touch the developer's `.state/pgdata`), Auth emulator mode, and
+a test project id. The model store stays the repository's `.state/models`,
+where `make models` publishes, so model tests use the real artifacts.
+
+Imports of the serving stack happen inside fixtures: the training venv also
+loads this file when it runs tests/model_export, and has no database packages.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_PROJECT = "demo-cognitive-core-test"
+_STATE = Path(tempfile.mkdtemp(prefix="cc-test-state-"))
+# Registered before the embedded server's own exit hook, so it runs after the
+# server has stopped (atexit is last-in, first-out).
+atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
+
+os.environ.update(
+    {
+        "COGNITIVE_ENV": "test",
+        "COGNITIVE_ENV_FILE": str(_STATE / "no.env"),  # never read a developer's .env
+        "STATE_DIR": str(_STATE),
+        "GOOGLE_CLOUD_PROJECT": TEST_PROJECT,
+        "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
+        "CORS_ORIGINS": "http://localhost:5000,https://app.example.com",
+        "MAX_REQUEST_BYTES": "16384",
+    }
+)
+os.environ.setdefault("MODEL_STORE_URI", str(REPO / ".state" / "models"))
+for _var in ("DATABASE_URL", "CLOUD_SQL_INSTANCE", "FIREBASE_PROJECT_ID"):
+    os.environ.pop(_var, None)
+
+SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
+
+# Tables a test may write to; emptied before each test that uses `db`.
+_TABLES = (
+    "retrain_requests, training_runs, model_versions, generation_log, chat_messages, "
+    "interactions, chat_sessions, student_progress, mastery_state, task_attempts, questions, "
+    "knowledge_nodes, topics, courses, users"
+)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Any]:
+    """The process engine on the embedded server in the test state folder, migrated."""
+    from shared.config import reset_settings_cache
+    from shared.db.engine import get_engine, set_engine
+    from shared.db.migrate import upgrade
+
+    reset_settings_cache()
+    eng = get_engine()
+    upgrade(eng)
+    yield eng
+    set_engine(None)
+
+
+@pytest.fixture()
+def db(engine: Any) -> Any:
+    """A clean schema for this test: every table emptied, the migration kept."""
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+@pytest.fixture(scope="session")
+def settings() -> Any:
+    from shared.config import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def app() -> Any:
+    """The local server's WSGI app: every function mounted under /api/<name>."""
+    from local.server import build_app
+
+    return build_app()
+
+
+@pytest.fixture()
+def client(app: Any) -> Any:
+    from werkzeug.test import Client
+
+    return Client(app)
+
+
+@pytest.fixture(scope="session")
+def token() -> Callable[..., str]:
+    """`token("alice")`, `token("root", admin=True)`, `token("bob", expires_in=-60)`."""
+    from local.tokens import mint_emulator_token
+
+    def make(uid: str, *, admin: bool = False, project: str = TEST_PROJECT, **kw: Any) -> str:
+        return mint_emulator_token(uid, project, admin=admin, **kw)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def bearer(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
+    def make(uid: str, **kw: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token(uid, **kw)}"}
+
+    return make
+
+
+@pytest.fixture()
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data sets not found at {SHARED_DATA} (set SHARED_DATA_DIR)")
+    return SHARED_DATA

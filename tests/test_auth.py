@@ -1,0 +1,194 @@
+"""Authentication and roles.
+
+Emulator mode (the local default) is exercised through HTTP; real verification
+(RS256 against Google's certificate endpoint) runs against a certificate served
+on loopback, so the real firebase-admin and google-auth code verify a real
+signature, with no network."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from google.auth import crypt
+from google.auth import jwt as gjwt
+
+from shared.http.auth import role_from_claims, verify_bearer
+from shared.http.errors import ApiError
+
+TEST_PROJECT = "demo-cognitive-core-test"
+
+
+def status_of(fn) -> int:
+    with pytest.raises(ApiError) as info:
+        fn()
+    return info.value.status
+
+
+# --- through HTTP, emulator mode ------------------------------------------------------
+def test_no_token_is_401(client, db):
+    response = client.get("/api/chat/topics")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.get_json()["error"]["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwdw==", "Bearer", "Bearer ", "token-without-scheme"])
+def test_malformed_authorization_header_is_401(client, header):
+    response = client.get("/api/chat/topics", headers={"Authorization": header})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("token_text", ["not-a-jwt", "a.b.c", "eyJhbGciOiJub25lIn0.e30."])
+def test_garbage_token_is_401(client, token_text):
+    response = client.get("/api/chat/topics", headers={"Authorization": f"Bearer {token_text}"})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["message"] == "The ID token is invalid."
+
+
+def test_token_for_another_project_is_401(client, token):
+    other = token("alice", project="someone-elses-project")
+    response = client.get("/api/chat/topics", headers={"Authorization": f"Bearer {other}"})
+    assert response.status_code == 401
+
+
+def test_expired_emulator_token_is_401(client, token):
+    stale = token("alice", issued_at=time.time() - 7200, expires_in=3600)
+    response = client.get("/api/chat/topics", headers={"Authorization": f"Bearer {stale}"})
+    assert response.status_code == 401
+    assert "expired" in response.get_json()["error"]["message"]
+
+
+def test_valid_token_reaches_the_handler(client, bearer, db):
+    response = client.get("/api/chat/topics", headers=bearer("alice"))
+    assert response.status_code == 200
+    assert response.get_json()["topics"] == []
+
+
+def test_student_reading_another_students_data_is_403(client, bearer, db):
+    for path in ("/api/grading/attempts?user_id=bob", "/api/prediction/mastery?user_id=bob",
+                 "/api/chat/sessions?user_id=bob"):
+        response = client.get(path, headers=bearer("alice"))
+        assert response.status_code == 403, path
+        assert response.get_json()["error"]["code"] == "forbidden"
+
+
+def test_student_reading_own_data_and_admin_reading_anyones(client, bearer, db):
+    assert client.get("/api/grading/attempts?user_id=alice", headers=bearer("alice")).status_code == 200
+    assert client.get("/api/grading/attempts", headers=bearer("alice")).get_json()["user_id"] == "alice"
+    assert client.get("/api/grading/attempts?user_id=bob", headers=bearer("root", admin=True)).status_code == 200
+
+
+def test_admin_only_route_as_student_is_403(client, bearer, db):
+    assert client.get("/api/feedback/review-queue", headers=bearer("alice")).status_code == 403
+    response = client.post("/api/feedback/label", json={"interaction_id": "x", "label": "y"},
+                           headers=bearer("alice"))
+    # Role is checked before the body is validated: a student learns nothing about the schema.
+    assert response.status_code == 403
+    assert client.get("/api/feedback/review-queue", headers=bearer("root", admin=True)).status_code == 200
+
+
+def test_roles_from_custom_claims():
+    assert role_from_claims({"role": "admin"}) == "admin"
+    assert role_from_claims({"admin": True}) == "admin"
+    assert role_from_claims({"admin": "yes"}) == "student"
+    assert role_from_claims({}) == "student"
+
+
+# --- real verification (signature, expiry) against a loopback certificate server ---------
+REAL_PROJECT = "real-verification-project"
+
+
+@pytest.fixture(scope="module")
+def signing_key():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securetoken.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+    )
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return pem_key, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.fixture(scope="module")
+def cert_server(signing_key):
+    """Serves {kid: certificate} the way Google's securetoken endpoint does."""
+    body = json.dumps({"test-kid": signing_key[1]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", "public, max-age=3600")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/certs"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture()
+def real_settings(settings, cert_server, monkeypatch):
+    import firebase_admin._token_gen as token_gen
+
+    # The verifier reads the certificate URL when the app's client is created.
+    monkeypatch.setattr(token_gen, "ID_TOKEN_CERT_URI", cert_server)
+    yield settings.model_copy(update={"auth_emulator_host": None, "firebase_project_id": REAL_PROJECT})
+
+
+def signed_token(signing_key, *, uid="alice", exp_in=3600, project=REAL_PROJECT, kid="test-kid", **claims):
+    now = int(time.time())
+    payload = {
+        "iss": f"https://securetoken.google.com/{project}", "aud": project, "sub": uid,
+        "iat": now - 10, "exp": now + exp_in, "auth_time": now - 10, **claims,
+    }
+    signer = crypt.RSASigner.from_string(signing_key[0], key_id=kid)
+    return gjwt.encode(signer, payload).decode()
+
+
+def test_real_verification_accepts_a_signed_token(real_settings, signing_key):
+    principal = verify_bearer(f"Bearer {signed_token(signing_key, role='admin')}", real_settings)
+    assert principal.uid == "alice" and principal.is_admin
+
+
+def test_real_verification_rejects_expired_token(real_settings, signing_key):
+    expired = signed_token(signing_key, exp_in=-600)
+    with pytest.raises(ApiError) as info:
+        verify_bearer(f"Bearer {expired}", real_settings)
+    assert info.value.status == 401 and "expired" in info.value.message
+
+
+def test_real_verification_rejects_wrong_project(real_settings, signing_key):
+    token_text = signed_token(signing_key, project="another-project")
+    assert status_of(lambda: verify_bearer(f"Bearer {token_text}", real_settings)) == 401
+
+
+def test_real_verification_rejects_bad_signature(real_settings, signing_key):
+    forged_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    forged = signed_token((forged_key, signing_key[1]))
+    assert status_of(lambda: verify_bearer(f"Bearer {forged}", real_settings)) == 401
+
+
+def test_real_verification_rejects_unsigned_emulator_token(real_settings, token):
+    unsigned = token("alice", project=REAL_PROJECT)
+    assert status_of(lambda: verify_bearer(f"Bearer {unsigned}", real_settings)) == 401
