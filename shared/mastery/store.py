@@ -1,10 +1,12 @@
-"""Reading mastery and attempt history back for a student."""
+"""Mastery state and attempt history in Postgres: read back, and updated per answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
+
+from shared.mastery.bkt import BKTParams, update
 
 
 def mastery_by_topic(conn: sa.Connection, user_id: str) -> list[dict[str, Any]]:
@@ -41,3 +43,62 @@ def list_attempts(conn: sa.Connection, user_id: str, limit: int) -> list[dict[st
         {"user_id": user_id, "limit": limit},
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def topic_bkt_params(conn: sa.Connection, topic_id: str) -> BKTParams | None:
+    row = conn.execute(
+        sa.text(
+            """SELECT bkt_p_init, bkt_p_learn, bkt_p_slip, bkt_p_guess FROM topics WHERE id = :id"""
+        ),
+        {"id": topic_id},
+    ).one_or_none()
+    return None if row is None else BKTParams(*map(float, row))
+
+
+def current_mastery(conn: sa.Connection, user_id: str, topic_id: str) -> float | None:
+    """P(known) for user x topic: stored state, else the topic's prior, else None (no such topic)."""
+    value = conn.execute(
+        sa.text(
+            """SELECT COALESCE(m.p_mastery, t.bkt_p_init)
+                 FROM topics t
+                 LEFT JOIN mastery_state m ON m.topic_id = t.id AND m.user_id = :user_id
+                WHERE t.id = :topic_id"""
+        ),
+        {"user_id": user_id, "topic_id": topic_id},
+    ).scalar()
+    return None if value is None else float(value)
+
+
+def record_answer(conn: sa.Connection, user_id: str, topic_id: str, correct: float | bool) -> float:
+    """Apply one answer to the stored state, O(1), safe under concurrent answers.
+
+    The row is created at the prior if missing, then locked (FOR UPDATE) so two
+    answers graded at once both count. Returns the new P(known).
+    """
+    params = topic_bkt_params(conn, topic_id)
+    if params is None:
+        raise LookupError(f"unknown topic {topic_id!r}")
+    conn.execute(
+        sa.text(
+            """INSERT INTO mastery_state (user_id, topic_id, p_mastery)
+               VALUES (:user_id, :topic_id, :prior)
+               ON CONFLICT (user_id, topic_id) DO NOTHING"""
+        ),
+        {"user_id": user_id, "topic_id": topic_id, "prior": params.p_init},
+    )
+    current = conn.execute(
+        sa.text(
+            """SELECT p_mastery FROM mastery_state
+                WHERE user_id = :user_id AND topic_id = :topic_id FOR UPDATE"""
+        ),
+        {"user_id": user_id, "topic_id": topic_id},
+    ).scalar_one()
+    new = update(float(current), correct, params)
+    conn.execute(
+        sa.text(
+            """UPDATE mastery_state SET p_mastery = :p, n_updates = n_updates + 1, updated_at = now()
+                WHERE user_id = :user_id AND topic_id = :topic_id"""
+        ),
+        {"p": new, "user_id": user_id, "topic_id": topic_id},
+    )
+    return new

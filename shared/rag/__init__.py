@@ -1,0 +1,1 @@
+"""Retrieval-augmented generation: the knowledge base and how it is searched."""

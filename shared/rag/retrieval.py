@@ -1,0 +1,164 @@
+"""Hybrid retrieval: pgvector HNSW cosine search fused with Postgres full-text search.
+
+Dense vectors find paraphrases ("why does my loop never stop" ~ "infinite
+loop"); they blur exact tokens such as `enumerate()` or `ZeroDivisionError`,
+which full-text search matches exactly. Reciprocal rank fusion (Cormack et al.,
+2009) combines the two rankings without calibrating their scores against each
+other: score = sum over lists of w / (k + rank).
+
+One SQL statement does both searches and the fusion. The vector side applies
+the topic filter inside the HNSW scan (pgvector 0.8 iterative scans), so a
+filter never starves the result list; the similarity floor drops vector-only
+hits too far from the query (a full-text hit stands on its exact match).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import sqlalchemy as sa
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    k: int = 5                      # results returned
+    candidates: int = 40            # per list, before fusion
+    topic_ids: Sequence[str] | None = None
+    kinds: Sequence[str] | None = None          # node kinds to keep (None: all)
+    similarity_floor: float = 0.25  # cosine similarity below which vector-only hits are dropped
+    rrf_k: int = 60
+    vector_weight: float = 1.0
+    text_weight: float = 1.0
+    ef_search: int = 64             # HNSW search breadth: recall vs latency
+    iterative_scan: str = "relaxed_order"  # pgvector 0.8: keep scanning when filters remove rows
+
+
+@dataclass(frozen=True)
+class RetrievedNode:
+    id: str
+    title: str
+    topic_id: str | None
+    kind: str
+    content: str
+    score: float
+    similarity: float | None
+    text_rank: int | None
+    vector_rank: int | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def snippet(self, max_chars: int = 280) -> str:
+        """The start of the node, cut at a sentence (or word) boundary."""
+        text = " ".join(self.content.split())
+        if len(text) <= max_chars:
+            return text
+        cut = text[:max_chars]
+        end = cut.rfind(". ")
+        if end >= max_chars // 2:
+            return cut[: end + 1]
+        return cut[: cut.rfind(" ")].rstrip(",;:") + " …"
+
+
+HYBRID_SQL = sa.text(
+    """
+    WITH vec_candidates AS (
+        SELECT id, embedding <=> CAST(:qvec AS vector) AS distance
+          FROM knowledge_nodes
+         WHERE embedding IS NOT NULL
+           AND (CAST(:topics AS text[]) IS NULL OR topic_id = ANY(CAST(:topics AS text[])))
+           AND (CAST(:kinds AS text[]) IS NULL OR kind = ANY(CAST(:kinds AS text[])))
+         ORDER BY embedding <=> CAST(:qvec AS vector)
+         LIMIT :candidates
+    ),
+    vec AS (
+        SELECT id, 1 - distance AS similarity, row_number() OVER (ORDER BY distance) AS rank
+          FROM vec_candidates
+    ),
+    fts_candidates AS (
+        SELECT n.id, ts_rank_cd(n.search_tsv, q) AS ts
+          FROM knowledge_nodes n, websearch_to_tsquery('english', :qtext) q
+         WHERE n.search_tsv @@ q
+           AND (CAST(:topics AS text[]) IS NULL OR n.topic_id = ANY(CAST(:topics AS text[])))
+           AND (CAST(:kinds AS text[]) IS NULL OR n.kind = ANY(CAST(:kinds AS text[])))
+         ORDER BY ts DESC, n.id
+         LIMIT :candidates
+    ),
+    fts AS (
+        SELECT id, row_number() OVER (ORDER BY ts DESC, id) AS rank FROM fts_candidates
+    ),
+    fused AS (
+        SELECT COALESCE(vec.id, fts.id) AS id, vec.similarity, vec.rank AS vector_rank,
+               fts.rank AS text_rank,
+               COALESCE(CAST(:wv AS float8) / (CAST(:rrf_k AS float8) + vec.rank), 0)
+             + COALESCE(CAST(:wt AS float8) / (CAST(:rrf_k AS float8) + fts.rank), 0) AS score
+          FROM vec FULL OUTER JOIN fts ON fts.id = vec.id
+         WHERE fts.id IS NOT NULL OR vec.similarity >= CAST(:floor AS float8)
+    )
+    SELECT n.id, n.title, n.topic_id, n.kind, n.content, f.score, f.similarity, f.text_rank, f.vector_rank
+      FROM fused f JOIN knowledge_nodes n ON n.id = f.id
+     ORDER BY f.score DESC, n.id
+     LIMIT :k
+    """
+)
+
+
+def _configure_hnsw(conn: sa.Connection, params: RetrievalParams) -> None:
+    # set_config(..., is_local => true) scopes the settings to this transaction.
+    conn.execute(
+        sa.text(
+            "SELECT set_config('hnsw.ef_search', :ef, true), "
+            "set_config('hnsw.iterative_scan', :scan, true)"
+        ),
+        {"ef": str(params.ef_search), "scan": params.iterative_scan},
+    )
+
+
+def hybrid_search(
+    conn: sa.Connection, query_text: str, query_vector: np.ndarray, params: RetrievalParams
+) -> list[RetrievedNode]:
+    """Top-k nodes for the query; call inside a transaction (settings are SET LOCAL)."""
+    _configure_hnsw(conn, params)
+    rows = conn.execute(
+        HYBRID_SQL,
+        {
+            "qvec": np.asarray(query_vector, dtype=np.float32),
+            "qtext": query_text,
+            "topics": list(params.topic_ids) if params.topic_ids else None,
+            "kinds": list(params.kinds) if params.kinds else None,
+            "candidates": params.candidates,
+            "rrf_k": float(params.rrf_k),
+            "wv": params.vector_weight,
+            "wt": params.text_weight,
+            "floor": params.similarity_floor,
+            "k": params.k,
+        },
+    ).mappings()
+    return [
+        RetrievedNode(
+            id=r["id"], title=r["title"], topic_id=r["topic_id"], kind=r["kind"], content=r["content"],
+            score=float(r["score"]),
+            similarity=None if r["similarity"] is None else float(r["similarity"]),
+            text_rank=r["text_rank"], vector_rank=r["vector_rank"],
+        )
+        for r in rows
+    ]
+
+
+def vector_search(
+    conn: sa.Connection, query_vector: np.ndarray, k: int, *, exact: bool = False, ef_search: int = 64
+) -> list[str]:
+    """Ids of the k nearest nodes by cosine distance; `exact` bypasses the index
+    (the ground truth that recall@k of the HNSW index is measured against)."""
+    if exact:
+        conn.execute(sa.text("SELECT set_config('enable_indexscan', 'off', true)"))
+    else:
+        conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
+    rows = conn.execute(
+        sa.text(
+            """SELECT id FROM knowledge_nodes WHERE embedding IS NOT NULL
+                ORDER BY embedding <=> CAST(:q AS vector) LIMIT :k"""
+        ),
+        {"q": np.asarray(query_vector, dtype=np.float32), "k": k},
+    ).scalars()
+    return list(rows)

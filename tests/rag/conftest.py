@@ -1,0 +1,91 @@
+"""Fixtures for the knowledge base: a counting embedder and the Firestore emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+
+class CountingEmbedder:
+    """Deterministic unit vectors from a hash of the text; records every text it embeds
+    and can be told to fail on a given call (to simulate a crash mid-migration)."""
+
+    model_name = "test-hash-embedder"
+
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        self.calls = 0
+        self.texts: list[str] = []
+        self.fail_on_call = fail_on_call
+
+    def __call__(self, texts):
+        self.calls += 1
+        if self.fail_on_call == self.calls:
+            raise RuntimeError("simulated crash")
+        self.texts.extend(texts)
+        out = []
+        for t in texts:
+            seed = int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)
+            v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
+            out.append(v / np.linalg.norm(v))
+        return np.stack(out)
+
+
+@pytest.fixture()
+def embedder():
+    return CountingEmbedder()
+
+
+@pytest.fixture()
+def make_embedder():
+    return CountingEmbedder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator():
+    """`gcloud beta emulators firestore start` on a free loopback port, stopped after."""
+    if not shutil.which("gcloud"):
+        pytest.skip("gcloud (with the Firestore emulator) is not installed")
+    port = _free_port()
+    host = f"127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        ["gcloud", "beta", "emulators", "firestore", "start", f"--host-port={host}", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip("the Firestore emulator did not start")
+                time.sleep(0.5)
+        previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        os.environ["FIRESTORE_EMULATOR_HOST"] = host
+        yield host
+        if previous is None:
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = previous
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -1,0 +1,130 @@
+"""migrate_vectors: chunking, idempotence, resume after a crash, Firestore as a source."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from shared.rag.knowledge_base import (
+    BadSourceNode,
+    SourceNode,
+    chunk_node,
+    migrate_nodes,
+    nodes_from_firestore,
+    nodes_from_json,
+    normalize_node,
+)
+
+LONG = " ".join(f"Sentence number {i} explains one more detail of loops and ranges." for i in range(60))
+
+
+def nodes(n: int = 5, **overrides) -> list[SourceNode]:
+    return [SourceNode(f"n{i}", f"Title {i}", f"Content of node {i}. It is short.", "loops", **overrides)
+            for i in range(n)]
+
+
+@pytest.fixture()
+def topics(db):
+    with db.begin() as conn:
+        conn.execute(sa.text("INSERT INTO courses (id, title) VALUES ('c', 'C')"))
+        conn.execute(sa.text("INSERT INTO topics (id, course_id, title) VALUES ('loops', 'c', 'Loops')"))
+    return db
+
+
+def rows(db) -> dict[str, tuple]:
+    with db.connect() as conn:
+        return {r.id: (r.source_id, r.chunk_index, r.topic_id, r.embedding_model) for r in conn.execute(
+            sa.text("SELECT id, source_id, chunk_index, topic_id, embedding_model FROM knowledge_nodes"))}
+
+
+def test_short_node_is_one_chunk_long_node_is_split_with_overlap():
+    assert len(chunk_node(nodes(1)[0])) == 1
+    node = SourceNode("big", "Loops", LONG)
+    chunks = chunk_node(node, max_words=100)
+    assert len(chunks) > 3
+    assert [c.id for c in chunks[:2]] == ["big", "big#1"]
+    assert all(len(c.content.split()) <= 100 + 12 for c in chunks)
+    # consecutive chunks share a sentence; together they cover the text
+    assert chunks[0].content.split(". ")[-1] in chunks[1].content
+    assert "Sentence number 59" in chunks[-1].content
+
+
+def test_normalize_accepts_legacy_field_names_and_rejects_empty():
+    node = normalize_node("doc1", {"text": "Body.", "name": "Name", "topicId": "loops", "type": "example"})
+    assert (node.source_id, node.title, node.topic_id, node.kind) == ("doc1", "Name", "loops", "example")
+    with pytest.raises(BadSourceNode):
+        normalize_node("doc2", {"title": "no content"})
+
+
+def test_migration_is_idempotent_and_reembeds_only_changes(topics, make_embedder):
+    first = make_embedder()
+    summary = migrate_nodes(topics, nodes(5), first, first.model_name, batch_size=2)
+    assert (summary.embedded, summary.batches, summary.unchanged) == (5, 3, 0)
+    again = make_embedder()
+    summary = migrate_nodes(topics, nodes(5), again, again.model_name, batch_size=2)
+    assert (summary.embedded, summary.unchanged, again.calls) == (0, 5, 0)
+    changed = nodes(5)
+    changed[3] = SourceNode("n3", "Title 3", "New content for node 3.", "loops")
+    summary = migrate_nodes(topics, changed, again, again.model_name)
+    assert summary.embedded == 1 and "New content" in again.texts[0]
+
+
+def test_new_encoder_reembeds_everything(topics, make_embedder):
+    e = make_embedder()
+    migrate_nodes(topics, nodes(3), e, "encoder-v1")
+    summary = migrate_nodes(topics, nodes(3), e, "encoder-v2")
+    assert summary.embedded == 3
+    assert {r[3] for r in rows(topics).values()} == {"encoder-v2"}
+
+
+def test_crash_mid_run_keeps_committed_batches_and_resumes(topics, make_embedder):
+    crashing = make_embedder(fail_on_call=3)
+    with pytest.raises(RuntimeError):
+        migrate_nodes(topics, nodes(10), crashing, "m", batch_size=3)
+    assert len(rows(topics)) == 6  # two batches committed before the crash
+    resumed = make_embedder()
+    summary = migrate_nodes(topics, nodes(10), resumed, "m", batch_size=3)
+    assert (summary.unchanged, summary.embedded) == (6, 4)
+    assert len(rows(topics)) == 10
+
+
+def test_shrunk_node_loses_its_stale_chunks(topics, embedder):
+    migrate_nodes(topics, [SourceNode("big", "Loops", LONG, "loops")], embedder, "m")
+    assert len(rows(topics)) > 1
+    summary = migrate_nodes(topics, [SourceNode("big", "Loops", "Now it is short.", "loops")], embedder, "m")
+    assert summary.stale_chunks_removed >= 1
+    assert list(rows(topics)) == ["big"]
+
+
+def test_unknown_topic_and_bad_nodes_are_reported_not_fatal(topics, embedder, tmp_path):
+    path = tmp_path / "nodes.json"
+    path.write_text(json.dumps({"nodes": [
+        {"id": "a", "title": "A", "content": "Fine.", "topic_id": "loops"},
+        {"id": "b", "title": "B", "content": "Orphan.", "topic_id": "no-such-topic"},
+        {"id": "c", "title": "C"},
+        "not an object",
+    ]}))
+    summary = migrate_nodes(topics, nodes_from_json(path), embedder, "m")
+    assert summary.source_nodes == 2 and summary.unknown_topic == 1 and len(summary.bad_nodes) == 2
+    assert rows(topics)["b"][2] is None and rows(topics)["a"][2] == "loops"
+
+
+def test_firestore_emulator_as_source(topics, embedder, firestore_emulator):
+    from google.cloud import firestore
+
+    project = "demo-firestore-test"
+    client = firestore.Client(project=project)
+    collection = f"nodes_{uuid.uuid4().hex[:6]}"
+    for i in range(4):
+        client.collection(collection).document(f"doc{i}").set(
+            {"title": f"Node {i}", "content": f"Firestore content {i}.", "topicId": "loops"})
+    client.collection(collection).document("broken").set({"title": "nothing here"})
+
+    summary = migrate_nodes(topics, nodes_from_firestore(collection, project=project), embedder, "m")
+    assert summary.source_nodes == 4 and summary.embedded == 4 and len(summary.bad_nodes) == 1
+    assert {k for k in rows(topics)} == {"doc0", "doc1", "doc2", "doc3"}
+    again = migrate_nodes(topics, nodes_from_firestore(collection, project=project), embedder, "m")
+    assert again.embedded == 0 and again.unchanged == 4

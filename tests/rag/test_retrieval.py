@@ -1,0 +1,106 @@
+"""Hybrid retrieval SQL on the embedded Postgres, with vectors placed by hand so the
+expected ranking is known (the encoder's quality is tested with the models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from shared.rag.retrieval import RetrievalParams, RetrievedNode, hybrid_search, vector_search
+
+DIM = 384
+
+
+def unit(*weights: tuple[int, float]) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    for axis, w in weights:
+        v[axis] = w
+    return v / np.linalg.norm(v)
+
+
+NODES = [
+    # id, topic, kind, title, content, vector
+    ("loops-1", "loops", "explanation", "The for loop", "A for loop runs its body for every item.", unit((0, 1))),
+    ("loops-2", "loops", "misconception", "Infinite while loops",
+     "A while loop whose counter is never updated never ends.", unit((0, 0.8), (1, 0.6))),
+    ("loops-3", "loops", "example", "Counting with range", "range(1, 11) counts from 1 to 10.", unit((1, 1))),
+    ("errors-1", "errors", "explanation", "Division errors",
+     "Dividing by zero raises ZeroDivisionError in Python.", unit((5, 1))),
+    ("physics-1", "physics", "explanation", "Newton's second law", "F = m a relates force and mass.", unit((9, 1))),
+]
+
+
+@pytest.fixture()
+def kb(db):
+    with db.begin() as conn:
+        conn.execute(sa.text("INSERT INTO courses (id, title) VALUES ('c', 'C')"))
+        for topic in ("loops", "errors", "physics"):
+            conn.execute(sa.text("INSERT INTO topics (id, course_id, title) VALUES (:t, 'c', :t)"), {"t": topic})
+        for node_id, topic, kind, title, content, vec in NODES:
+            conn.execute(sa.text(
+                """INSERT INTO knowledge_nodes (id, source_id, topic_id, kind, title, content, content_hash, embedding)
+                   VALUES (:id, :id, :topic, :kind, :title, :content, 'h', :vec)"""),
+                {"id": node_id, "topic": topic, "kind": kind, "title": title, "content": content, "vec": vec})
+    return db
+
+
+def search(kb, text: str, vec: np.ndarray, **kw) -> list[RetrievedNode]:
+    with kb.begin() as conn:
+        return hybrid_search(conn, text, vec, RetrievalParams(**kw))
+
+
+def test_vector_ranking_and_similarity(kb):
+    hits = search(kb, "iteration", unit((0, 1), (1, 0.1)), k=3)
+    assert [h.id for h in hits][:2] == ["loops-1", "loops-2"]
+    assert hits[0].similarity == pytest.approx(float(unit((0, 1)) @ unit((0, 1), (1, 0.1))), abs=1e-4)
+
+
+def test_exact_term_found_by_full_text_even_when_vector_is_far(kb):
+    # The query vector points at loops; only full-text knows ZeroDivisionError.
+    hits = search(kb, "why ZeroDivisionError", unit((0, 1)), k=3)
+    ids = [h.id for h in hits]
+    assert "errors-1" in ids
+    err = next(h for h in hits if h.id == "errors-1")
+    assert err.text_rank == 1
+    assert err.similarity is None or err.similarity < 0.25
+
+
+def test_node_in_both_lists_outranks_single_list_nodes(kb):
+    hits = search(kb, "while loop counter", unit((0, 0.8), (1, 0.6)), k=5)
+    assert hits[0].id == "loops-2"
+    assert hits[0].vector_rank == 1 and hits[0].text_rank == 1
+
+
+def test_topic_filter(kb):
+    # Without the filter the physics node wins; with it, only loops nodes come back.
+    assert search(kb, "force", unit((9, 1)), k=1)[0].id == "physics-1"
+    hits = search(kb, "force", unit((9, 1)), k=5, topic_ids=["loops"], similarity_floor=-1.0)
+    assert hits and {h.topic_id for h in hits} == {"loops"}
+
+
+def test_kind_filter(kb):
+    hits = search(kb, "loop", unit((0, 1)), k=5, kinds=["misconception", "example"])
+    assert {h.kind for h in hits} <= {"misconception", "example"} and hits
+
+
+def test_similarity_floor_drops_far_vector_only_hits(kb):
+    hits = search(kb, "qwertyuiop", unit((200, 1)), k=5, similarity_floor=0.3)
+    assert hits == []
+    loose = search(kb, "qwertyuiop", unit((200, 1)), k=5, similarity_floor=-1.0)
+    assert len(loose) == len(NODES)
+
+
+def test_snippet_cuts_at_sentence_boundary():
+    node = RetrievedNode("x", "t", None, "explanation", "First sentence here. " * 30, 1.0, 0.9, None)
+    snippet = node.snippet(100)
+    assert len(snippet) <= 100 and snippet.endswith(".")
+
+
+def test_hnsw_matches_exact_on_small_set(kb):
+    q = unit((0, 1), (1, 0.3))
+    with kb.begin() as conn:
+        approx = vector_search(conn, q, 3)
+    with kb.begin() as conn:
+        exact = vector_search(conn, q, 3, exact=True)
+    assert approx == exact == ["loops-1", "loops-2", "loops-3"]
