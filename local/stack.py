@@ -16,15 +16,16 @@ DEMO_COURSE = Path(__file__).resolve().parent / "demo" / "course.json"
 
 
 def _encoder():
-    """The published encoder if the model library has one, else None (nodes keep
-    NULL embeddings and /api/health says so)."""
+    """The configured embedding service if it can embed, else None: nodes keep NULL
+    embeddings (retrieval falls back to full text) and /api/health says so."""
     try:
-        from shared.models.registry import get_registry
+        from shared.embeddings.service import get_embedding_service
 
-        encoder = get_registry().get("encoder")
-        return encoder.embed, getattr(encoder, "model_id", "encoder")
-    except Exception:  # noqa: BLE001 - a missing model degrades the demo, it does not stop it
-        log.warning("no encoder available; demo nodes are loaded without embeddings")
+        service = get_embedding_service()
+        service.embed_one("warm-up")  # fails here, not halfway through the load
+        return service.embed, service.model_name
+    except Exception:  # a missing model degrades the demo, it does not stop it
+        log.warning("no encoder available; demo nodes are loaded without embeddings", exc_info=True)
         return None, None
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     db_password: str | None = Field(None, validation_alias="DB_PASSWORD")
     db_name: str = Field("cognitive", validation_alias="DB_NAME")
     db_iam_auth: bool = Field(False, validation_alias="DB_IAM_AUTH")
+    db_ip_type: Literal["public", "private", "psc"] = Field(
+        "public",
+        validation_alias="DB_IP_TYPE",
+        description="Which address the Cloud SQL connector dials; private when the instance has no public IP.",
+    )
     db_pool_size: int = Field(5, ge=1, validation_alias="DB_POOL_SIZE")
     db_max_overflow: int = Field(2, ge=0, validation_alias="DB_MAX_OVERFLOW")
     pg_data_dir: Path | None = Field(
@@ -102,10 +107,96 @@ class Settings(BaseSettings):
     vertex_embedding_dim: int | None = Field(None, ge=1, validation_alias="VERTEX_EMBEDDING_DIM")
     embedding_cache_size: int = Field(4096, ge=0, validation_alias="EMBEDDING_CACHE_SIZE")
 
+    # --- LLM router (shared/llm/) -------------------------------------------
+    llm_providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["offline"],
+        validation_alias="LLM_PROVIDERS",
+        description=(
+            "Providers in fallback order, comma-separated: vertex, openai, anthropic, offline. "
+            "The local default is the offline provider only: no network, no key."
+        ),
+    )
+    llm_offline_last_resort: bool = Field(
+        True,
+        validation_alias="LLM_OFFLINE_LAST_RESORT",
+        description="Append the offline provider to the chain so a reply is always possible.",
+    )
+    llm_models: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {
+            "vertex": {"default": "gemini-2.5-flash", "explanation": "gemini-2.5-pro",
+                       "quiz": "gemini-2.5-flash-lite"},
+            "openai": {"default": "gpt-4.1-mini", "explanation": "gpt-4.1", "quiz": "gpt-4.1-mini"},
+            "anthropic": {"default": "claude-haiku-4-5", "explanation": "claude-sonnet-4-5"},
+            "offline": {"default": "offline-composer-1"},
+        },
+        validation_alias="LLM_MODELS",
+        description='JSON {provider: {task or "default": model}}: the model each provider uses per task.',
+    )
+    llm_timeout_s: float = Field(30.0, gt=0, validation_alias="LLM_TIMEOUT_S")
+    llm_max_attempts: int = Field(
+        3, ge=1, validation_alias="LLM_MAX_ATTEMPTS", description="Tries per provider on transient errors."
+    )
+    llm_retry_initial_s: float = Field(0.5, ge=0, validation_alias="LLM_RETRY_INITIAL_S")
+    llm_retry_max_s: float = Field(8.0, ge=0, validation_alias="LLM_RETRY_MAX_S")
+    llm_breaker_failures: int = Field(
+        5, ge=1, validation_alias="LLM_BREAKER_FAILURES",
+        description="Consecutive failed calls that open a provider's circuit breaker.",
+    )
+    llm_breaker_cooldown_s: float = Field(30.0, ge=0, validation_alias="LLM_BREAKER_COOLDOWN_S")
+    llm_json_attempts: int = Field(
+        2, ge=1, validation_alias="LLM_JSON_ATTEMPTS",
+        description="Structured output: answers a provider may get wrong before the next one is asked.",
+    )
+    llm_max_output_tokens: int = Field(1024, ge=1, validation_alias="LLM_MAX_OUTPUT_TOKENS")
+    vertex_llm_location: str | None = Field(
+        None, validation_alias="VERTEX_LLM_LOCATION", description="Defaults to GOOGLE_CLOUD_REGION."
+    )
+    vertex_base_url: str | None = Field(None, validation_alias="VERTEX_BASE_URL")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(None, validation_alias="ANTHROPIC_BASE_URL")
+
+    # --- prediction -----------------------------------------------------------
+    retrain_every_completed_tasks: int = Field(
+        5,
+        ge=1,
+        validation_alias="RETRAIN_EVERY_COMPLETED_TASKS",
+        description="Every N completed tasks (all users) a retrain request is recorded.",
+    )
+    predictor_irt_ttl_s: float = Field(
+        300.0,
+        ge=0,
+        validation_alias="PREDICTOR_IRT_TTL_S",
+        description="How long the fitted IRT fallback is reused before it is refitted from the attempts.",
+    )
+
+    # --- learning loop in the cloud (set by terraform/) ---------------------
+    retrain_topic: str | None = Field(
+        None,
+        validation_alias="RETRAIN_TOPIC",
+        description="projects/<p>/topics/<t> that retrain requests are published to; unset locally.",
+    )
+    datasets_uri: str | None = Field(
+        None,
+        validation_alias="DATASETS_URI",
+        description="gs://bucket/datasets (or a folder) for the nightly Parquet exports.",
+    )
+    training_image_uri: str | None = Field(
+        None, validation_alias="TRAINING_IMAGE_URI", description="model_export/ container for Vertex AI jobs."
+    )
+    training_machine_type: str = Field("n1-standard-4", validation_alias="TRAINING_MACHINE_TYPE")
+    training_service_account: str | None = Field(
+        None, validation_alias="TRAINING_SERVICE_ACCOUNT", description="Identity the training job runs as."
+    )
+    training_staging_uri: str | None = Field(
+        None, validation_alias="TRAINING_STAGING_URI", description="gs:// staging folder of Vertex AI jobs."
+    )
+
     # --- logging ------------------------------------------------------------
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "llm_providers", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         """Accept a comma-separated list, the natural shape of an env variable."""
@@ -113,7 +204,10 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("auth_emulator_host", "database_url", "cloud_sql_instance", mode="before")
+    @field_validator(
+        "auth_emulator_host", "database_url", "cloud_sql_instance", "openai_api_key", "anthropic_api_key",
+        "vertex_base_url", "openai_base_url", "anthropic_base_url", mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -62,8 +62,13 @@ def models_status(settings: Settings) -> dict[str, Any]:
 
 
 def provider_status(settings: Settings) -> dict[str, Any]:
-    # The LLM router arrives with the chat issue; until then no provider is wired.
-    return {"status": "not_configured", "providers": []}
+    try:
+        from shared.llm.router import get_router
+
+        return {"status": "ok", **get_router().describe()}
+    except Exception as exc:
+        log.warning("LLM router health check failed", exc_info=True)
+        return {"status": "error", "error": str(exc)[:200]}
 
 
 def health(settings: Settings) -> dict[str, Any]:

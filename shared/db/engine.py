@@ -86,6 +86,7 @@ def _cloud_sql_creator(settings: Settings) -> Any:
             password=None if settings.db_iam_auth else settings.db_password,
             db=settings.db_name,
             enable_iam_auth=settings.db_iam_auth,
+            ip_type=settings.db_ip_type,
         )
 
     return connect

@@ -10,6 +10,8 @@ One SQL statement does both searches and the fusion. The vector side applies
 the topic filter inside the HNSW scan (pgvector 0.8 iterative scans), so a
 filter never starves the result list; the similarity floor drops vector-only
 hits too far from the query (a full-text hit stands on its exact match).
+Full text ORs the query's terms (a student's question rarely contains every
+word of the node that answers it) and ranks by cover density.
 """
 
 from __future__ import annotations
@@ -60,8 +62,15 @@ class RetrievedNode:
         return cut[: cut.rfind(" ")].rstrip(",;:") + " …"
 
 
+# The query's terms ORed, from the text as typed and with dotted identifiers split
+# (`dict.get` also asks for `get`), matching how migration 0002 indexes nodes.
+QUERY_TSQUERY = (
+    "CAST(replace(CAST(plainto_tsquery('english', :qtext) || plainto_tsquery('english', "
+    "regexp_replace(:qtext, '(?<=[[:alnum:]_)])[.](?=[[:alpha:]_])', ' ', 'g')) AS text), '&', '|') AS tsquery)"
+)
+
 HYBRID_SQL = sa.text(
-    """
+    f"""
     WITH vec_candidates AS (
         SELECT id, embedding <=> CAST(:qvec AS vector) AS distance
           FROM knowledge_nodes
@@ -77,7 +86,7 @@ HYBRID_SQL = sa.text(
     ),
     fts_candidates AS (
         SELECT n.id, ts_rank_cd(n.search_tsv, q) AS ts
-          FROM knowledge_nodes n, websearch_to_tsquery('english', :qtext) q
+          FROM knowledge_nodes n, {QUERY_TSQUERY} q
          WHERE n.search_tsv @@ q
            AND (CAST(:topics AS text[]) IS NULL OR n.topic_id = ANY(CAST(:topics AS text[])))
            AND (CAST(:kinds AS text[]) IS NULL OR n.kind = ANY(CAST(:kinds AS text[])))
@@ -103,6 +112,28 @@ HYBRID_SQL = sa.text(
 )
 
 
+TEXT_ONLY_SQL = sa.text(
+    f"""
+    WITH fts_candidates AS (
+        SELECT n.id, ts_rank_cd(n.search_tsv, q) AS ts
+          FROM knowledge_nodes n, {QUERY_TSQUERY} q
+         WHERE n.search_tsv @@ q
+           AND (CAST(:topics AS text[]) IS NULL OR n.topic_id = ANY(CAST(:topics AS text[])))
+           AND (CAST(:kinds AS text[]) IS NULL OR n.kind = ANY(CAST(:kinds AS text[])))
+         ORDER BY ts DESC, n.id
+         LIMIT :candidates
+    ),
+    fts AS (SELECT id, row_number() OVER (ORDER BY ts DESC, id) AS rank FROM fts_candidates)
+    SELECT n.id, n.title, n.topic_id, n.kind, n.content,
+           CAST(:wt AS float8) / (CAST(:rrf_k AS float8) + fts.rank) AS score,
+           CAST(NULL AS float8) AS similarity, fts.rank AS text_rank, CAST(NULL AS bigint) AS vector_rank
+      FROM fts JOIN knowledge_nodes n ON n.id = fts.id
+     ORDER BY score DESC, n.id
+     LIMIT :k
+    """
+)
+
+
 def _configure_hnsw(conn: sa.Connection, params: RetrievalParams) -> None:
     # set_config(..., is_local => true) scopes the settings to this transaction.
     conn.execute(
@@ -115,14 +146,20 @@ def _configure_hnsw(conn: sa.Connection, params: RetrievalParams) -> None:
 
 
 def hybrid_search(
-    conn: sa.Connection, query_text: str, query_vector: np.ndarray, params: RetrievalParams
+    conn: sa.Connection, query_text: str, query_vector: np.ndarray | None, params: RetrievalParams
 ) -> list[RetrievedNode]:
-    """Top-k nodes for the query; call inside a transaction (settings are SET LOCAL)."""
+    """Top-k nodes for the query; call inside a transaction (settings are SET LOCAL).
+
+    Without a query vector (the encoder is unavailable) only the full-text side
+    runs: retrieval degrades to exact terms instead of failing.
+    """
+    if params.k <= 0:
+        return []
     _configure_hnsw(conn, params)
     rows = conn.execute(
-        HYBRID_SQL,
+        TEXT_ONLY_SQL if query_vector is None else HYBRID_SQL,
         {
-            "qvec": np.asarray(query_vector, dtype=np.float32),
+            "qvec": None if query_vector is None else np.asarray(query_vector, dtype=np.float32),
             "qtext": query_text,
             "topics": list(params.topic_ids) if params.topic_ids else None,
             "kinds": list(params.kinds) if params.kinds else None,

@@ -104,3 +104,24 @@ def test_hnsw_matches_exact_on_small_set(kb):
     with kb.begin() as conn:
         exact = vector_search(conn, q, 3, exact=True)
     assert approx == exact == ["loops-1", "loops-2", "loops-3"]
+
+
+def test_without_a_query_vector_only_full_text_runs(kb):
+    hits = search(kb, "ZeroDivisionError", None, k=5)
+    assert [h.id for h in hits] == ["errors-1"] and hits[0].similarity is None
+    assert search(kb, "gibberishword", None, k=5) == []
+
+
+def test_k_zero_returns_nothing_without_querying(kb):
+    assert search(kb, "loop", unit((0, 1)), k=0) == []
+
+
+def test_dotted_identifiers_are_found_by_their_parts(kb):
+    with kb.begin() as conn:
+        conn.execute(sa.text(
+            """INSERT INTO knowledge_nodes (id, source_id, topic_id, kind, title, content, content_hash)
+               VALUES ('lists-9', 'lists-9', 'loops', 'example', 'Growing a list',
+                       'Call nums.append(4) to add 4; ages.get(''bob'') reads a key safely.', 'h')"""))
+    for query in ("how do I use append", "what does get do on a dictionary", "nums.append"):
+        hits = search(kb, query, None, k=3)
+        assert hits and hits[0].id == "lists-9", query

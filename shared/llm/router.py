@@ -1,0 +1,370 @@
+"""The LLM router: which provider and model write a task's text, and what to do when one fails.
+
+For each task the chain is the configured provider order (with the offline provider
+as last resort). Each provider gets `max_attempts` tries on transient errors with
+exponential backoff and jitter (tenacity), each try bounded by the per-call timeout;
+a provider whose circuit breaker is open is skipped without a call; a non-transient
+error moves straight to the next provider. Every try is recorded as an Attempt so the
+generation log shows what happened and what it cost. When the whole chain fails the
+caller gets LLMUnavailableError: a clear error, never a half answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from shared.llm.breaker import CircuitBreaker
+from shared.llm.errors import LLMUnavailableError, ProviderError, StructuredOutputError
+from shared.llm.prices import estimate_cost
+from shared.llm.providers.base import Provider
+from shared.llm.structured import InvalidJsonAnswer, json_instruction, parse_as
+from shared.llm.types import Attempt, Generation, Message, Prompt, ProviderResult, StreamReset
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+#: used when the configuration names no model for a provider at all
+BUILTIN_MODELS = {
+    "vertex": "gemini-2.5-flash",
+    "openai": "gpt-4.1-mini",
+    "anthropic": "claude-haiku-4-5",
+    "offline": "offline-composer-1",
+}
+#: non-transient statuses that still say the provider (or our access to it) is broken
+_UNHEALTHY_STATUSES = frozenset({401, 403, 404})
+
+
+class _CircuitOpen(Exception):
+    """Internal: the provider's breaker refused the call (never retried)."""
+
+
+def _counts_against_health(exc: ProviderError) -> bool:
+    """A 400 for our prompt or a refused answer is not an outage; timeouts, 5xx, 429, auth are."""
+    return exc.transient or exc.status in _UNHEALTHY_STATUSES
+
+
+class LLMRouter:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        order: list[str],
+        models: dict[str, dict[str, str]] | None = None,
+        *,
+        timeout_s: float = 30.0,
+        max_attempts: int = 3,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 8.0,
+        breaker_failures: int = 5,
+        breaker_cooldown_s: float = 30.0,
+        json_attempts: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        unknown = [name for name in order if name not in providers]
+        if unknown:
+            raise ValueError(f"providers in the order but not configured: {unknown}")
+        self.providers = providers
+        self.order = list(order)
+        self.models = models or {}
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.json_attempts = json_attempts
+        self._sleep = sleep
+        self.breakers = {name: CircuitBreaker(breaker_failures, breaker_cooldown_s, clock) for name in providers}
+
+    # --- configuration ----------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> LLMRouter:
+        """The router the configuration describes; providers without credentials are left out."""
+        from shared.llm.providers.offline import OfflineProvider
+
+        providers: dict[str, Provider] = {}
+        order: list[str] = []
+        names = list(settings.llm_providers)
+        if settings.llm_offline_last_resort and "offline" not in names:
+            names.append("offline")
+        for name in names:
+            provider = _build_provider(name, settings)
+            if provider is not None and name not in providers:
+                providers[name] = provider
+                order.append(name)
+        if not order:
+            log.error("no LLM provider is usable; falling back to the offline provider")
+            providers, order = {"offline": OfflineProvider()}, ["offline"]
+        options: dict[str, Any] = {
+            "timeout_s": settings.llm_timeout_s,
+            "max_attempts": settings.llm_max_attempts,
+            "retry_initial_s": settings.llm_retry_initial_s,
+            "retry_max_s": settings.llm_retry_max_s,
+            "breaker_failures": settings.llm_breaker_failures,
+            "breaker_cooldown_s": settings.llm_breaker_cooldown_s,
+            "json_attempts": settings.llm_json_attempts,
+        }
+        options.update(overrides)
+        return cls(providers, order, settings.llm_models, **options)
+
+    def model_for(self, provider: str, task: str) -> str:
+        per_provider = self.models.get(provider, {})
+        return per_provider.get(task) or per_provider.get("default") or BUILTIN_MODELS.get(provider, "default")
+
+    def describe(self) -> dict[str, Any]:
+        """For /api/health: the chain, each provider's breaker, and where it points."""
+        providers = {}
+        for name in self.order:
+            describe = getattr(self.providers[name], "describe", None)
+            providers[name] = {
+                "model": self.model_for(name, "default"),
+                "breaker": self.breakers[name].describe(),
+                **(describe() if describe else {}),
+            }
+        usable = any(self.breakers[n].state != "open" for n in self.order)
+        return {"status": "ok" if usable else "degraded", "chain": list(self.order), "providers": providers}
+
+    # --- plain text -------------------------------------------------------------------
+    def generate(self, task: str, prompt: Prompt) -> Generation:
+        """The first answer the chain produces; LLMUnavailableError if none does."""
+        return self._generate(task, prompt, self.order)
+
+    def _generate(self, task: str, prompt: Prompt, chain: list[str]) -> Generation:
+        started = time.perf_counter()
+        attempts: list[Attempt] = []
+        for name in chain:
+            model = self.model_for(name, task)
+            try:
+                result = self._retrying()(self._call_once, name, model, prompt, attempts)
+            except (ProviderError, _CircuitOpen):
+                continue
+            return self._generation(task, name, result, prompt, attempts, started)
+        raise LLMUnavailableError(task, attempts, prompt.render())
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential_jitter(initial=self.retry_initial_s, max=self.retry_max_s),
+            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.transient),
+            sleep=self._sleep,
+            reraise=True,
+        )
+
+    def _call_once(self, name: str, model: str, prompt: Prompt, attempts: list[Attempt]) -> ProviderResult:
+        breaker = self.breakers[name]
+        if not breaker.allow():
+            attempts.append(Attempt(name, model, "skipped", error="circuit open"))
+            raise _CircuitOpen(name)
+        t0 = time.perf_counter()
+        try:
+            result = self.providers[name].generate(model, prompt, self.timeout_s)
+        except Exception as exc:
+            raise self._failed(name, model, exc, t0, attempts) from exc
+        breaker.record_success()
+        attempts.append(self._ok_attempt(name, result, t0))
+        return result
+
+    def _failed(self, name: str, model: str, exc: Exception, t0: float, attempts: list[Attempt]) -> ProviderError:
+        """Record a failed call; a provider bug (not a ProviderError) is contained, not raised."""
+        if not isinstance(exc, ProviderError):
+            log.exception("LLM provider %s raised an unexpected error", name)
+            exc = ProviderError(name, f"provider bug: {type(exc).__name__}: {str(exc)[:200]}", transient=False)
+        if _counts_against_health(exc):
+            self.breakers[name].record_failure()
+        else:
+            # The provider answered (a refusal or our bad request): it is healthy.
+            self.breakers[name].record_success()
+        attempts.append(Attempt(name, model, "error", error=str(exc)[:500],
+                                latency_ms=(time.perf_counter() - t0) * 1000, raw_response=exc.raw_response))
+        log.warning("LLM call failed", extra={"provider": name, "model": model, "error": str(exc)[:300],
+                                              "transient": exc.transient})
+        return exc
+
+    @staticmethod
+    def _ok_attempt(name: str, result: ProviderResult, t0: float) -> Attempt:
+        return Attempt(
+            name, result.model, "ok", latency_ms=(time.perf_counter() - t0) * 1000, raw_response=result.text,
+            tokens_in=result.tokens_in, tokens_out=result.tokens_out,
+            cost_usd=estimate_cost(result.model, result.tokens_in, result.tokens_out),
+        )
+
+    @staticmethod
+    def _generation(task: str, name: str, result: ProviderResult, prompt: Prompt, attempts: list[Attempt],
+                    started: float) -> Generation:
+        paid = [a for a in attempts if a.status == "ok"]
+        return Generation(
+            task=task, provider=name, model=result.model, text=result.text, prompt_text=prompt.render(),
+            tokens_in=_total(a.tokens_in for a in paid), tokens_out=_total(a.tokens_out for a in paid),
+            cost_usd=_total(a.cost_usd for a in paid), latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=attempts, offline=name == "offline",
+        )
+
+    # --- streaming ----------------------------------------------------------------------
+    def stream(self, task: str, prompt: Prompt) -> Iterator[str | StreamReset | Generation]:
+        """Text deltas, then one Generation (always last, with the complete text).
+
+        Retries and fallbacks before the first delta are invisible to the caller. If a
+        provider fails after it has streamed text, a StreamReset is yielded and the next
+        provider starts over: discard what was shown, or rely on the final Generation.
+        Raises LLMUnavailableError (possibly after deltas) when the chain is exhausted.
+        """
+        started = time.perf_counter()
+        attempts: list[Attempt] = []
+        for name in self.order:
+            model = self.model_for(name, task)
+            try:
+                t0, first, rest = self._retrying()(self._open_stream, name, model, prompt, attempts)
+            except (ProviderError, _CircuitOpen):
+                continue
+            settled = False
+            try:
+                for item in _chain_first(first, rest):
+                    if isinstance(item, ProviderResult):
+                        settled = True
+                        self.breakers[name].record_success()
+                        attempts.append(self._ok_attempt(name, item, t0))
+                        yield self._generation(task, name, item, prompt, attempts, started)
+                        return
+                    yield item
+                raise ProviderError(name, "stream ended without a final result", transient=False)
+            except Exception as exc:  # noqa: BLE001 - a provider's failure (or bug) means fall back
+                settled = True
+                error = self._failed(name, model, exc, t0, attempts)
+                yield StreamReset(name, str(error)[:300])
+            finally:
+                if not settled:  # the caller closed the stream: no verdict on the provider
+                    self.breakers[name].release()
+                close = getattr(rest, "close", None)
+                if close is not None:
+                    close()  # release the HTTP response even when the caller stops early
+        raise LLMUnavailableError(task, attempts, prompt.render())
+
+    def _open_stream(self, name: str, model: str, prompt: Prompt, attempts: list[Attempt],
+                     ) -> tuple[float, str | ProviderResult, Iterator[str | ProviderResult]]:
+        """Start a stream and read its first item: the part that may be retried transparently."""
+        if not self.breakers[name].allow():
+            attempts.append(Attempt(name, model, "skipped", error="circuit open"))
+            raise _CircuitOpen(name)
+        t0 = time.perf_counter()
+        try:
+            iterator = iter(self.providers[name].stream(model, prompt, self.timeout_s))
+            first = next(iterator)
+        except StopIteration:
+            raise self._failed(name, model, ProviderError(name, "empty stream", transient=True), t0,
+                               attempts) from None
+        except Exception as exc:
+            raise self._failed(name, model, exc, t0, attempts) from exc
+        return t0, first, iterator
+
+    # --- structured output -------------------------------------------------------------
+    def generate_json(self, task: str, prompt: Prompt, schema: type[M]) -> Generation:
+        """A Generation whose `.parsed` is a validated `schema` instance.
+
+        The answer is repaired when that is safe (code fences, prose around the object);
+        otherwise the same provider is asked again with the validation error, up to
+        `json_attempts` times, then the next provider. Nothing that fails validation is
+        ever returned: StructuredOutputError instead.
+        """
+        started = time.perf_counter()
+        base = replace(prompt, system=f"{prompt.system}\n\n{json_instruction(schema)}",
+                       json_schema=schema.model_json_schema())
+        attempts: list[Attempt] = []
+        strikes: Counter[str] = Counter()
+        current = base
+        while True:
+            chain = [name for name in self.order if strikes[name] < self.json_attempts]
+            try:
+                generation = self._generate(task, current, chain) if chain else None
+            except LLMUnavailableError as exc:
+                attempts += exc.attempts
+                generation = None
+            if generation is None:
+                raise StructuredOutputError(task, attempts, base.render())
+            attempts += generation.attempts
+            try:
+                parsed = parse_as(generation.text, schema)
+            except InvalidJsonAnswer as exc:
+                # The call succeeded but its answer is unusable: mark it so in the audit trail.
+                attempts[-1] = replace(attempts[-1], status="error", error=f"invalid JSON answer: {exc}"[:500])
+                strikes[generation.provider] += 1
+                current = replace(base, messages=(
+                    *base.messages,
+                    Message("assistant", generation.text[:4000]),
+                    Message("user", f"Your answer was rejected ({exc}). Reply again with only the JSON object."),
+                ))
+                continue
+            paid = [a for a in attempts if a.tokens_in is not None or a.cost_usd is not None]
+            generation.attempts = attempts
+            generation.parsed = parsed
+            generation.prompt_text = base.render()
+            generation.tokens_in = _total(a.tokens_in for a in paid)
+            generation.tokens_out = _total(a.tokens_out for a in paid)
+            generation.cost_usd = _total(a.cost_usd for a in paid)
+            generation.latency_ms = (time.perf_counter() - started) * 1000
+            return generation
+
+
+def _chain_first(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _total(values: Any) -> Any:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    total = sum(present)
+    return round(total, 9) if isinstance(total, float) else total
+
+
+def _build_provider(name: str, settings: Any) -> Provider | None:
+    """One provider from the settings, or None (with the reason logged) when it cannot run."""
+    max_tokens = settings.llm_max_output_tokens
+    if name == "offline":
+        from shared.llm.providers.offline import OfflineProvider
+
+        return OfflineProvider()
+    if name == "vertex":
+        from shared.llm.providers.vertex import VertexProvider
+
+        return VertexProvider(settings.gcp_project, settings.vertex_llm_location or settings.gcp_region,
+                              base_url=settings.vertex_base_url, max_output_tokens=max_tokens)
+    if name == "openai":
+        if settings.openai_api_key is None:
+            log.warning("LLM provider openai is configured but OPENAI_API_KEY is not set: skipped")
+            return None
+        from shared.llm.providers.openai_api import OpenAIProvider
+
+        return OpenAIProvider(settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url,
+                              max_output_tokens=max_tokens)
+    if name == "anthropic":
+        if settings.anthropic_api_key is None:
+            log.warning("LLM provider anthropic is configured but ANTHROPIC_API_KEY is not set: skipped")
+            return None
+        from shared.llm.providers.anthropic_api import AnthropicProvider
+
+        return AnthropicProvider(settings.anthropic_api_key.get_secret_value(),
+                                 base_url=settings.anthropic_base_url, max_output_tokens=max_tokens)
+    log.error("unknown LLM provider %r in LLM_PROVIDERS: skipped", name)
+    return None
+
+
+@lru_cache(maxsize=1)
+def get_router() -> LLMRouter:
+    """The process's router: breakers must outlive a request to be of any use."""
+    from shared.config import get_settings
+
+    return LLMRouter.from_settings(get_settings())
+
+
+def reset_router() -> None:
+    """For tests and CLIs that change the environment after import."""
+    get_router.cache_clear()

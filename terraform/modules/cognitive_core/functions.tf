@@ -1,0 +1,111 @@
+# Cloud Functions (2nd gen): the HTTP functions behind Firebase Hosting and the
+# retrain function on the retrain-requests topic. Each runs as its group's account,
+# from the zip `make build` wrote, with the environment shared/config.py reads.
+
+resource "google_cloudfunctions2_function" "http" {
+  for_each = local.http_functions
+
+  project     = var.project_id
+  location    = var.region
+  name        = "${local.prefix}-${each.key}"
+  description = "cognitive-core ${each.key} (HTTP, /api/${each.key}/**)"
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.python_runtime
+    entry_point     = each.key
+    service_account = var.build_service_account
+    source {
+      storage_source {
+        bucket = google_storage_bucket.sources.name
+        object = google_storage_bucket_object.source[each.key].name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = local.sizing[each.key].memory
+    available_cpu                    = local.sizing[each.key].cpu
+    min_instance_count               = local.sizing[each.key].min_instances
+    max_instance_count               = local.sizing[each.key].max_instances
+    max_instance_request_concurrency = local.sizing[each.key].concurrency
+    timeout_seconds                  = local.sizing[each.key].timeout_seconds
+    service_account_email            = google_service_account.group[each.value.group].email
+    ingress_settings                 = "ALLOW_ALL" # Firebase Hosting calls the public URL
+    all_traffic_on_latest_revision   = true
+    environment_variables            = local.function_env[each.key]
+    vpc_connector                    = local.private_sql ? google_vpc_access_connector.functions[0].id : null
+    vpc_connector_egress_settings    = local.private_sql ? "PRIVATE_RANGES_ONLY" : null
+
+    dynamic "secret_environment_variables" {
+      for_each = local.groups[each.value.group].llm ? local.mounted_secrets : {}
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+
+  depends_on = [
+    google_project_service.api,
+    google_project_iam_member.sql_client,
+    google_project_iam_member.sql_instance_user,
+    google_secret_manager_secret_iam_member.llm_accessor,
+  ]
+}
+
+resource "google_cloudfunctions2_function" "event" {
+  for_each = local.event_functions
+
+  project     = var.project_id
+  location    = var.region
+  name        = "${local.prefix}-${each.key}"
+  description = "cognitive-core ${each.key} (Pub/Sub ${google_pubsub_topic.retrain_requests.name})"
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.python_runtime
+    entry_point     = each.key
+    service_account = var.build_service_account
+    source {
+      storage_source {
+        bucket = google_storage_bucket.sources.name
+        object = google_storage_bucket_object.source[each.key].name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = local.sizing[each.key].memory
+    available_cpu                    = local.sizing[each.key].cpu
+    min_instance_count               = local.sizing[each.key].min_instances
+    max_instance_count               = local.sizing[each.key].max_instances
+    max_instance_request_concurrency = local.sizing[each.key].concurrency
+    timeout_seconds                  = local.sizing[each.key].timeout_seconds
+    service_account_email            = google_service_account.group[each.value.group].email
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY" # only Eventarc pushes to it
+    all_traffic_on_latest_revision   = true
+    environment_variables            = local.function_env[each.key]
+    vpc_connector                    = local.private_sql ? google_vpc_access_connector.functions[0].id : null
+    vpc_connector_egress_settings    = local.private_sql ? "PRIVATE_RANGES_ONLY" : null
+  }
+
+  event_trigger {
+    trigger_region        = var.region
+    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+    pubsub_topic          = google_pubsub_topic.retrain_requests.id
+    service_account_email = google_service_account.group[each.value.group].email
+    # Handling is idempotent (the message id is the run's key) and malformed messages
+    # are acknowledged by the function, so every raised error is worth a retry.
+    retry_policy = "RETRY_POLICY_RETRY"
+  }
+
+  depends_on = [
+    google_project_service.api,
+    google_project_iam_member.sql_client,
+    google_project_iam_member.sql_instance_user,
+    google_project_iam_member.retrain_event_receiver,
+  ]
+}

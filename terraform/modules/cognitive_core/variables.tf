@@ -1,0 +1,345 @@
+# Inputs of one cognitive-core environment. Every default is the cheap, dev-sized
+# choice; terraform/environments/prod overrides what production needs.
+
+# --- where -------------------------------------------------------------------------------
+
+variable "project_id" {
+  description = "Google Cloud project that holds the environment (also the Firebase project unless firebase_project_id says otherwise)."
+  type        = string
+}
+
+variable "region" {
+  description = "Region for Cloud Functions, Cloud SQL, Pub/Sub triggers, Cloud Scheduler and the buckets."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "environment" {
+  description = "Environment name (dev, staging, prod). Becomes part of every resource name and label."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
+    error_message = "environment must be 2-10 lowercase letters or digits, starting with a letter."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name; defaults to \"cc-<environment>\". Service account ids are <prefix>-<group> and must stay within 30 characters."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.name_prefix == null || can(regex("^[a-z][a-z0-9-]{1,14}[a-z0-9]$", coalesce(var.name_prefix, "x")))
+    error_message = "name_prefix must be 3-16 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels put on every labelled resource (environment and app labels are always added)."
+  type        = map(string)
+  default     = {}
+}
+
+# --- functions ---------------------------------------------------------------------------
+
+variable "function_source_dir" {
+  description = "Folder holding <name>.zip for every function, as written by `make build` (scripts/build_functions.py). Each zip is uploaded under its sha256, so a function redeploys exactly when its code changes."
+  type        = string
+}
+
+variable "python_runtime" {
+  description = "Cloud Functions runtime; keep it on the Python the repository is tested with."
+  type        = string
+  default     = "python311"
+}
+
+variable "build_service_account" {
+  description = "Full resource name (projects/<p>/serviceAccounts/<email>) of the account Cloud Build uses to build the function images; null uses the project default, which in newer projects may lack the logging and Artifact Registry rights a build needs."
+  type        = string
+  default     = null
+}
+
+variable "function_defaults" {
+  description = "Sizing applied to every function unless function_overrides says otherwise. Concurrency above 1 needs at least 1 vCPU."
+  type = object({
+    memory          = optional(string, "1Gi")
+    cpu             = optional(string, "1")
+    min_instances   = optional(number, 0)
+    max_instances   = optional(number, 5)
+    concurrency     = optional(number, 8)
+    timeout_seconds = optional(number, 60)
+  })
+  default = {}
+}
+
+variable "function_overrides" {
+  description = "Per-function sizing overrides, keyed by function name (chat, grading, prediction, feedback, retrain). Unset fields fall back to function_defaults."
+  type = map(object({
+    memory          = optional(string)
+    cpu             = optional(string)
+    min_instances   = optional(number)
+    max_instances   = optional(number)
+    concurrency     = optional(number)
+    timeout_seconds = optional(number)
+  }))
+  default = {}
+
+  validation {
+    condition     = length(setsubtract(keys(var.function_overrides), ["chat", "grading", "prediction", "feedback", "retrain"])) == 0
+    error_message = "function_overrides keys must be function names: chat, grading, prediction, feedback, retrain."
+  }
+}
+
+variable "public_http_functions" {
+  description = "Let allUsers invoke the HTTP functions (Firebase Hosting rewrites carry no Google identity; the functions verify Firebase ID tokens themselves). Set false to keep them private, e.g. behind an org policy that forbids allUsers."
+  type        = bool
+  default     = true
+}
+
+variable "cors_origins" {
+  description = "Origins allowed by CORS (CORS_ORIGINS): the Firebase Hosting site(s), e.g. https://<project>.web.app."
+  type        = list(string)
+}
+
+variable "firebase_project_id" {
+  description = "Firebase project whose ID tokens the functions accept (FIREBASE_PROJECT_ID); null means project_id."
+  type        = string
+  default     = null
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL for every function."
+  type        = string
+  default     = "INFO"
+}
+
+variable "max_request_bytes" {
+  description = "MAX_REQUEST_BYTES: the request body limit every function enforces."
+  type        = number
+  default     = 65536
+}
+
+variable "model_pointer_ttl_seconds" {
+  description = "MODEL_POINTER_TTL_S: how often a warm instance re-reads models/current.json (a rollback takes effect within this time)."
+  type        = number
+  default     = 30
+}
+
+variable "embedding_backend" {
+  description = "EMBEDDING_BACKEND: onnx (the published INT8 encoder) or vertex (Vertex AI text embeddings)."
+  type        = string
+  default     = "onnx"
+
+  validation {
+    condition     = contains(["onnx", "vertex"], var.embedding_backend)
+    error_message = "embedding_backend must be onnx or vertex."
+  }
+}
+
+variable "extra_env" {
+  description = "Additional non-secret environment variables for every function (e.g. LLM routing settings added to shared/config.py). Never put secrets here: use llm_secret_names."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.extra_env) : !can(regex("(_KEY|SECRET|PASSWORD|_TOKEN|CREDENTIALS?)$", upper(k)))])
+    error_message = "extra_env must not carry secrets (names ending in _KEY, SECRET, PASSWORD, _TOKEN or CREDENTIALS): put them in Secret Manager via llm_secret_names."
+  }
+}
+
+# --- secrets -----------------------------------------------------------------------------
+
+variable "llm_secret_names" {
+  description = "Secret Manager secrets created empty (names only); their values are added out of band with `gcloud secrets versions add`. The secret id is <prefix>-<name with _ as ->; the function sees the env var <name>."
+  type        = list(string)
+  default     = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
+}
+
+variable "mounted_llm_secrets" {
+  description = "Which of llm_secret_names the LLM-using functions receive as environment variables. List a secret here only after it has a version: Cloud Functions refuses to deploy a function whose secret has none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(setsubtract(var.mounted_llm_secrets, var.llm_secret_names)) == 0
+    error_message = "mounted_llm_secrets must be a subset of llm_secret_names."
+  }
+}
+
+variable "llm_providers" {
+  description = "LLM_PROVIDERS, in fallback order. null means vertex, then every provider whose key is in mounted_llm_secrets (the offline provider stays the last resort)."
+  type        = list(string)
+  default     = null
+}
+
+# --- database ----------------------------------------------------------------------------
+
+variable "sql_database_version" {
+  description = "Cloud SQL PostgreSQL version. pgvector (with HNSW) is available on PostgreSQL 13 and later."
+  type        = string
+  default     = "POSTGRES_17"
+
+  validation {
+    condition     = can(regex("^POSTGRES_(1[3-9])$", var.sql_database_version))
+    error_message = "sql_database_version must be POSTGRES_13 or later (pgvector with HNSW)."
+  }
+}
+
+variable "sql_edition" {
+  description = "Cloud SQL edition. ENTERPRISE allows the small shared-core tiers; ENTERPRISE_PLUS needs db-perf-optimized-* tiers."
+  type        = string
+  default     = "ENTERPRISE"
+}
+
+variable "sql_tier" {
+  description = "Cloud SQL machine tier."
+  type        = string
+  default     = "db-g1-small"
+}
+
+variable "sql_availability_type" {
+  description = "ZONAL (dev) or REGIONAL (high availability, prod)."
+  type        = string
+  default     = "ZONAL"
+}
+
+variable "sql_disk_size_gb" {
+  description = "Initial SSD size; storage auto-increase grows it."
+  type        = number
+  default     = 10
+}
+
+variable "sql_max_connections" {
+  description = "Postgres max_connections. Budget: sum over functions of max_instances * (db_pool_size + db_max_overflow), plus migrations and the training job."
+  type        = number
+  default     = 100
+}
+
+variable "sql_private_network" {
+  description = "Self link of a VPC network for a private-IP-only instance. null keeps a public IP (reached only through the Cloud SQL connector with IAM auth; no authorized networks are opened)."
+  type        = string
+  default     = null
+}
+
+variable "vpc_connector_cidr" {
+  description = "A free /28 in sql_private_network for the Serverless VPC Access connector the functions use to reach a private-IP instance. Ignored with a public IP."
+  type        = string
+  default     = "10.8.0.0/28"
+}
+
+variable "sql_backup_start_time" {
+  description = "Daily backup window start (HH:MM, UTC)."
+  type        = string
+  default     = "02:00"
+}
+
+variable "sql_retained_backups" {
+  description = "How many daily backups to keep."
+  type        = number
+  default     = 7
+}
+
+variable "sql_point_in_time_recovery" {
+  description = "Keep write-ahead logs for point-in-time recovery."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection" {
+  description = "Protect the Cloud SQL instance (Terraform and API level) and keep buckets from being force-destroyed. Always true in prod."
+  type        = bool
+  default     = false
+}
+
+variable "db_name" {
+  description = "Database name (DB_NAME)."
+  type        = string
+  default     = "cognitive"
+}
+
+variable "db_pool_size" {
+  description = "DB_POOL_SIZE per function instance."
+  type        = number
+  default     = 2
+}
+
+variable "db_max_overflow" {
+  description = "DB_MAX_OVERFLOW per function instance."
+  type        = number
+  default     = 2
+}
+
+variable "migrator_service_account" {
+  description = "Email of the service account that runs `python -m shared.db.migrate upgrade` (the Cloud Build service account, or a deployer account). It becomes a Cloud SQL IAM database user with connect rights; null skips it."
+  type        = string
+  default     = null
+}
+
+variable "db_iam_users" {
+  description = "Human Google accounts (emails) added as Cloud SQL IAM database users, e.g. to run migrations or inspect data from a laptop."
+  type        = list(string)
+  default     = []
+}
+
+# --- artifacts, events, training ---------------------------------------------------------
+
+variable "artifacts_bucket_name" {
+  description = "Name of the artifacts bucket (models/, datasets/, training/). null means <project_id>-<prefix>-artifacts."
+  type        = string
+  default     = null
+}
+
+variable "bucket_location" {
+  description = "Location of the buckets; null means the region."
+  type        = string
+  default     = null
+}
+
+variable "dataset_retention_days" {
+  description = "Parquet exports under datasets/ are deleted after this many days (training snapshots reference them by sha256 in the manifest)."
+  type        = number
+  default     = 180
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Overwritten or deleted objects (e.g. an older models/current.json) are kept this long by bucket versioning."
+  type        = number
+  default     = 30
+}
+
+variable "retrain_schedule" {
+  description = "Cron schedule of the nightly retrain request."
+  type        = string
+  default     = "0 3 * * *"
+}
+
+variable "retrain_schedule_time_zone" {
+  description = "Time zone of retrain_schedule."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+variable "retrain_max_delivery_attempts" {
+  description = "Deliveries of a retrain request before Pub/Sub moves it to the dead-letter topic (5-100)."
+  type        = number
+  default     = 5
+}
+
+variable "attach_dead_letter_with_gcloud" {
+  description = "Attach the dead-letter policy to the Eventarc-managed subscription of the retrain trigger with gcloud during apply (the provider cannot configure that subscription). Needs gcloud where Terraform runs; cloudbuild.yaml provides it."
+  type        = bool
+  default     = true
+}
+
+variable "training_image_uri" {
+  description = "Container image of model_export/ that the retrain function submits as a Vertex AI custom job (TRAINING_IMAGE_URI). Empty until the image is published."
+  type        = string
+  default     = ""
+}
+
+variable "training_machine_type" {
+  description = "Machine type of the Vertex AI custom training job (TRAINING_MACHINE_TYPE)."
+  type        = string
+  default     = "n1-standard-4"
+}
