@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXPECTED_TABLES = {
     "users", "courses", "topics", "knowledge_nodes", "questions", "task_attempts",
     "mastery_state", "student_progress", "chat_sessions", "chat_messages", "interactions",
-    "generation_log", "training_runs", "model_versions", "retrain_requests",
+    "generation_log", "training_runs", "model_versions", "retrain_requests", "prediction_counters",
 }
 
 

@@ -1,19 +1,54 @@
-"""Prediction function. This stage serves a student's mastery per topic; the
-correctness/time predictor arrives with the prediction issue."""
+"""Prediction function: P(correct) and expected time before a task, the outcome after it,
+and a student's mastery per topic. Logic lives in shared/prediction/."""
 
 from __future__ import annotations
 
 import flask
 import functions_framework
+from pydantic import Field, StrictBool, model_validator
 
-from shared.api.models import UserQuery
+from shared.api.models import StrictModel, UserQuery
 from shared.db import get_engine
-from shared.http import Request, Router
+from shared.http import ApiError, Request, Router
 from shared.logs import configure_logging
 from shared.mastery.store import mastery_by_topic
+from shared.prediction.attempts import (
+    AttemptError,
+    complete_attempt,
+    record_prediction,
+    resolve_task,
+)
+from shared.prediction.service import predict
+from shared.users import ensure_user
 
 configure_logging()
 router = Router("prediction")
+
+_ID = {"min_length": 1, "max_length": 128}
+
+
+class PredictBody(StrictModel):
+    topic_id: str | None = Field(None, **_ID)
+    difficulty: int | None = Field(None, ge=1, le=5)
+    question_id: str | None = Field(None, **_ID)
+
+    @model_validator(mode="after")
+    def _task_named(self) -> PredictBody:
+        if self.topic_id is None and self.question_id is None:
+            raise ValueError("name the task: topic_id (with difficulty 1-5) or question_id")
+        if self.question_id is None and self.difficulty is None:
+            raise ValueError("difficulty (1-5) is required without a question_id")
+        return self
+
+
+class CompleteBody(StrictModel):
+    attempt_id: str = Field(..., min_length=1, max_length=64)
+    correct: StrictBool
+    time_seconds: float = Field(..., ge=0, le=86_400, allow_inf_nan=False)
+
+
+def _api_error(exc: AttemptError) -> ApiError:
+    return ApiError(exc.status, exc.code, str(exc))
 
 
 @router.get("/mastery", query=UserQuery)
@@ -22,6 +57,58 @@ def mastery(req: Request) -> dict:
     req.user.require_self_or_admin(user_id)
     with get_engine().connect() as conn:
         return {"user_id": user_id, "mastery": mastery_by_topic(conn, user_id)}
+
+
+@router.post("/", body=PredictBody)
+def predict_task(req: Request) -> dict:
+    """Predict, and record the prediction as a 'predicted' attempt to complete later."""
+    body: PredictBody = req.body
+    user_id = req.user.uid
+    with get_engine().begin() as conn:
+        try:
+            topic_id, question_id, difficulty = resolve_task(conn, body.topic_id, body.question_id, body.difficulty)
+        except AttemptError as exc:
+            raise _api_error(exc) from None
+        ensure_user(conn, req.user)
+        prediction = predict(conn, user_id, topic_id, difficulty)
+        attempt_id = record_prediction(
+            conn,
+            user_id,
+            topic_id=topic_id,
+            question_id=question_id,
+            difficulty=difficulty,
+            p_correct=prediction.p_correct,
+            expected_seconds=prediction.expected_seconds,
+            predictor=prediction.model,
+            predictor_version=prediction.model_version,
+        )
+    return {
+        **prediction.as_dict(),
+        "attempt_id": attempt_id,
+        "user_id": user_id,
+        "topic_id": topic_id,
+        "question_id": question_id,
+        "difficulty": difficulty,
+    }
+
+
+@router.post("/complete", body=CompleteBody)
+def complete(req: Request) -> dict:
+    """The actual outcome of a predicted attempt: stored beside the prediction."""
+    body: CompleteBody = req.body
+    with get_engine().begin() as conn:
+        ensure_user(conn, req.user)
+        try:
+            done = complete_attempt(
+                conn,
+                req.user.uid,
+                body.attempt_id,
+                correct=1.0 if body.correct else 0.0,
+                time_seconds=body.time_seconds,
+            )
+        except AttemptError as exc:
+            raise _api_error(exc) from None
+    return done.as_dict()
 
 
 @functions_framework.http

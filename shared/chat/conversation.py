@@ -1,0 +1,115 @@
+"""Chat sessions, their messages, and the interaction log, in Postgres."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from shared.http.auth import Principal
+from shared.http.errors import forbidden, not_found
+
+
+@dataclass(frozen=True)
+class PastMessage:
+    content: str
+    embedding: np.ndarray | None
+    created_at: dt.datetime
+
+
+def topic_title(conn: sa.Connection, topic_id: str) -> str | None:
+    return conn.execute(sa.text("SELECT title FROM topics WHERE id = :id"), {"id": topic_id}).scalar()
+
+
+def open_session(
+    conn: sa.Connection, principal: Principal, session_id: uuid.UUID | None, topic_id: str | None, first_message: str
+) -> tuple[uuid.UUID, str | None]:
+    """The caller's session (created when none is given) and its topic.
+
+    Only the owner may add to a session, admins included: a chat is the student's.
+    """
+    if session_id is None:
+        new_id = conn.execute(
+            sa.text(
+                """INSERT INTO chat_sessions (user_id, topic_id, title) VALUES (:u, :t, :title)
+                   RETURNING id"""
+            ),
+            {"u": principal.uid, "t": topic_id, "title": first_message[:80]},
+        ).scalar_one()
+        return new_id, topic_id
+    row = conn.execute(
+        sa.text("SELECT user_id, topic_id FROM chat_sessions WHERE id = :id FOR UPDATE"), {"id": session_id}
+    ).one_or_none()
+    if row is None:
+        raise not_found(f"No chat session {session_id}.")
+    if row.user_id != principal.uid:
+        raise forbidden("You can only write to your own chat sessions.")
+    if topic_id and topic_id != row.topic_id:
+        conn.execute(
+            sa.text("UPDATE chat_sessions SET topic_id = :t WHERE id = :id"), {"t": topic_id, "id": session_id}
+        )
+        return session_id, topic_id
+    return session_id, row.topic_id
+
+
+def recent_user_messages(conn: sa.Connection, session_id: uuid.UUID, limit: int) -> list[PastMessage]:
+    """The student's last `limit` messages in the session, oldest first."""
+    rows = conn.execute(
+        sa.text(
+            """SELECT content, embedding, created_at FROM chat_messages
+                WHERE session_id = :s AND role = 'user'
+                ORDER BY created_at DESC, id DESC LIMIT :n"""
+        ),
+        {"s": session_id, "n": limit},
+    ).all()
+    return [PastMessage(r.content, r.embedding, r.created_at) for r in reversed(rows)]
+
+
+def log_interaction(conn: sa.Connection, row: dict[str, Any]) -> uuid.UUID:
+    """One row per request with every model's output and version: the training data of tomorrow."""
+    params = {
+        **row,
+        "intent_probs": json.dumps(row.get("intent_probs")),
+        "model_versions": json.dumps(row.get("model_versions") or {}),
+        "timings_ms": json.dumps(row.get("timings_ms") or {}),
+    }
+    return conn.execute(
+        sa.text(
+            """INSERT INTO interactions (
+                   request_id, user_id, session_id, kind, query, topic_id, intent, intent_probs,
+                   intent_confidence, intent_source, confusion_score, is_confused, mastery,
+                   retrieved_node_ids, prompt_key, provider, llm_model, model_versions, reply,
+                   tokens_in, tokens_out, latency_ms, timings_ms, needs_review)
+               VALUES (
+                   :request_id, :user_id, :session_id, :kind, :query, :topic_id, :intent,
+                   CAST(:intent_probs AS jsonb), :intent_confidence, :intent_source, :confusion_score,
+                   :is_confused, :mastery, :retrieved_node_ids, :prompt_key, :provider, :llm_model,
+                   CAST(:model_versions AS jsonb), :reply, :tokens_in, :tokens_out, :latency_ms,
+                   CAST(:timings_ms AS jsonb), :needs_review)
+               RETURNING id"""
+        ),
+        params,
+    ).scalar_one()
+
+
+def record_turn(
+    conn: sa.Connection,
+    session_id: uuid.UUID,
+    message: str,
+    embedding: np.ndarray | None,
+    reply: str,
+    interaction_id: uuid.UUID,
+) -> None:
+    conn.execute(
+        sa.text(
+            """INSERT INTO chat_messages (session_id, role, content, embedding, interaction_id)
+               VALUES (:s, 'user', :m, :e, :i), (:s, 'assistant', :r, NULL, :i)"""
+        ),
+        {"s": session_id, "m": message, "e": embedding, "r": reply, "i": interaction_id},
+    )
+    conn.execute(sa.text("UPDATE chat_sessions SET last_message_at = now() WHERE id = :s"), {"s": session_id})

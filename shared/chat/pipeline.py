@@ -1,0 +1,355 @@
+"""The tutor pipeline: encode -> intent -> confusion -> mastery -> retrieval -> prompt
+-> generation -> one interaction-log row.
+
+Each stage is timed, and each has a fallback: no encoder means full-text
+retrieval and the confusion heuristic; no intent model means keyword rules; no
+database means an answer without history, mastery or sources (and no log row);
+no LLM provider means the offline composer. The response says which of them
+answered, in `model_versions`, `provider` and `degraded`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from shared.chat import conversation
+from shared.chat.fallbacks import heuristic_confusion, keyword_intent
+from shared.chat.prompt_book import Behaviour, PromptSpec, adapt, spec_for, system_prompt
+from shared.http.auth import Principal
+from shared.http.errors import ApiError, not_found
+from shared.llm.types import Generation, Grounding, Message, Prompt, Source, StreamReset
+from shared.mastery.store import current_mastery
+from shared.models.confusion import MessageTiming
+from shared.rag.retrieval import RetrievedNode, hybrid_search
+from shared.users import ensure_user
+
+log = logging.getLogger(__name__)
+
+REPHRASE_BELOW = 0.40      # the client asks the student to rephrase
+HUMAN_REVIEW_BELOW = 0.60  # the query joins the labelling queue
+HISTORY = 2                # previous user messages fed to confusion (plus the current one: 3)
+SNIPPET_CHARS = 280
+
+
+@dataclass(frozen=True)
+class ChatInput:
+    message: str
+    session_id: uuid.UUID | None = None
+    topic_id: str | None = None
+
+
+@dataclass
+class Turn:
+    """Everything decided before the LLM writes; `finish` turns it into the response."""
+
+    request_id: str
+    user: Principal
+    message: str
+    started: float
+    timings: dict[str, float] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)
+    query_vector: np.ndarray | None = None
+    intent: str = "concept_explanation"
+    confidence: float = 0.0
+    probs: dict[str, float] = field(default_factory=dict)
+    intent_source: str = "keyword-rules"
+    session_id: uuid.UUID | None = None
+    topic_id: str | None = None
+    topic_title: str | None = None
+    confusion: float = 0.0
+    confusion_threshold: float = 0.5
+    confusion_source: str = "confusion-heuristic"
+    mastery: float | None = None
+    sources: list[RetrievedNode] = field(default_factory=list)
+    behaviour: Behaviour = field(default_factory=lambda: Behaviour((), None))
+    spec: PromptSpec | None = None
+    prompt: Prompt | None = None
+    model_version: str | None = None
+
+    @property
+    def is_confused(self) -> bool:
+        return self.confusion >= self.confusion_threshold
+
+    def source_dicts(self, with_content: bool = False) -> list[dict[str, Any]]:
+        out = []
+        for n in self.sources:
+            item = {"node_id": n.id, "title": n.title, "topic_id": n.topic_id,
+                    "snippet": n.snippet(SNIPPET_CHARS), "score": round(n.score, 5)}
+            if with_content:
+                item["content"] = n.content
+            out.append(item)
+        return out
+
+
+class _Stage:
+    """Times one stage into turn.timings (milliseconds)."""
+
+    def __init__(self, turn: Turn, name: str) -> None:
+        self.turn, self.name = turn, name
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.turn.timings[self.name] = round((time.perf_counter() - self.t0) * 1000, 3)
+
+
+class ChatPipeline:
+    """One per process; dependencies are looked up lazily so tests can swap them."""
+
+    def __init__(
+        self,
+        *,
+        engine: Callable[[], sa.Engine] | None = None,
+        registry: Callable[[], Any] | None = None,
+        embeddings: Callable[[], Any] | None = None,
+        router: Callable[[], Any] | None = None,
+    ) -> None:
+        from shared.db.engine import get_engine
+        from shared.embeddings.service import get_embedding_service
+        from shared.llm.router import get_router
+        from shared.models.registry import get_registry
+
+        self._engine = engine or get_engine
+        self._registry = registry or get_registry
+        self._embeddings = embeddings or get_embedding_service
+        self._router = router or get_router
+
+    # -- before the LLM ----------------------------------------------------------------
+    def prepare(self, user: Principal, inp: ChatInput, request_id: str) -> Turn:
+        turn = Turn(request_id=request_id, user=user, message=inp.message, started=time.perf_counter())
+        registry = self._registry()
+        turn.model_version = _safe(lambda: registry.version)
+        with _Stage(turn, "encode"):
+            self._encode(turn)
+        with _Stage(turn, "intent"):
+            self._intent(turn, registry)
+        with _Stage(turn, "session"):
+            history = self._session(turn, inp)
+        with _Stage(turn, "confusion"):
+            self._confusion(turn, registry, history)
+        with _Stage(turn, "retrieval"):
+            self._retrieve(turn)
+        with _Stage(turn, "mastery"):
+            self._mastery(turn)
+        with _Stage(turn, "prompt"):
+            self._build_prompt(turn)
+        turn.timings["pre_llm_total"] = round((time.perf_counter() - turn.started) * 1000, 3)
+        return turn
+
+    def _encode(self, turn: Turn) -> None:
+        try:
+            turn.query_vector = self._embeddings().embed_one(turn.message)
+        except Exception:
+            log.warning("encoder unavailable; retrieval falls back to full text", exc_info=True)
+            turn.degraded.append("encoder")
+
+    def _intent(self, turn: Turn, registry: Any) -> None:
+        try:
+            prediction = registry.get("intent").predict([turn.message])[0]
+            turn.intent_source = f"intent-model@{turn.model_version}"
+        except Exception:
+            log.warning("intent model unavailable; using keyword rules", exc_info=True)
+            prediction = keyword_intent(turn.message)
+            turn.intent_source = "keyword-rules"
+            turn.degraded.append("intent")
+        turn.intent, turn.confidence, turn.probs = prediction.label, prediction.confidence, prediction.probs
+
+    def _session(self, turn: Turn, inp: ChatInput) -> list[conversation.PastMessage]:
+        try:
+            with self._engine().begin() as conn:
+                ensure_user(conn, turn.user)
+                if inp.topic_id is not None:
+                    turn.topic_title = conversation.topic_title(conn, inp.topic_id)
+                    if turn.topic_title is None:
+                        raise not_found(f"No topic {inp.topic_id!r}.")
+                turn.session_id, turn.topic_id = conversation.open_session(
+                    conn, turn.user, inp.session_id, inp.topic_id, turn.message)
+                if turn.topic_id and turn.topic_title is None:
+                    turn.topic_title = conversation.topic_title(conn, turn.topic_id)
+                return conversation.recent_user_messages(conn, turn.session_id, HISTORY)
+        except ApiError:
+            raise
+        except Exception:
+            log.error("database unavailable for the chat session", exc_info=True)
+            turn.degraded.append("database")
+            turn.topic_id = inp.topic_id
+            return []
+
+    def _confusion(self, turn: Turn, registry: Any, history: list[conversation.PastMessage]) -> None:
+        texts = [m.content for m in history] + [turn.message]
+        now = dt.datetime.now(dt.UTC)
+        times = [m.created_at for m in history] + [now]
+        timing = [
+            MessageTiming(None if i == 0 else max((times[i] - times[i - 1]).total_seconds(), 0.0), len(texts[i]))
+            for i in range(len(texts))
+        ]
+        vectors = [m.embedding for m in history] + [turn.query_vector]
+        usable = turn.query_vector is not None and all(v is not None for v in vectors)
+        stacked = np.stack(vectors).astype(np.float32) if usable else None
+        try:
+            if stacked is None:
+                raise LookupError("no embeddings for the confusion window")
+            model = registry.get("confusion")
+            turn.confusion = float(model.predict(stacked, timing))
+            turn.confusion_threshold = float(getattr(model, "threshold", 0.5))
+            turn.confusion_source = f"confusion-model@{turn.model_version}"
+        except Exception:
+            log.info("confusion model not used; heuristic answers", exc_info=True)
+            turn.confusion = heuristic_confusion(texts, stacked)
+            turn.confusion_source = "confusion-heuristic"
+            if "confusion" not in turn.degraded:
+                turn.degraded.append("confusion")
+
+    def _retrieve(self, turn: Turn) -> None:
+        turn.spec = spec_for(turn.intent, [turn.topic_id] if turn.topic_id else None)
+        if "database" in turn.degraded or turn.spec.retrieval.k == 0:
+            return
+        try:
+            with self._engine().begin() as conn:
+                turn.sources = hybrid_search(conn, turn.message, turn.query_vector, turn.spec.retrieval)
+                if turn.topic_id is None and turn.sources and turn.sources[0].topic_id:
+                    # No topic named: the best-grounded node says what the question is about.
+                    turn.topic_id = turn.sources[0].topic_id
+                    turn.topic_title = conversation.topic_title(conn, turn.topic_id)
+        except Exception:
+            log.error("retrieval failed; answering without sources", exc_info=True)
+            turn.degraded.append("retrieval")
+
+    def _mastery(self, turn: Turn) -> None:
+        if turn.topic_id is None or "database" in turn.degraded:
+            return
+        try:
+            with self._engine().connect() as conn:
+                turn.mastery = current_mastery(conn, turn.user.uid, turn.topic_id)
+        except Exception:
+            log.error("mastery unavailable", exc_info=True)
+            turn.degraded.append("mastery")
+
+    def _build_prompt(self, turn: Turn) -> None:
+        assert turn.spec is not None
+        turn.behaviour = adapt(turn.is_confused, turn.mastery, turn.topic_title)
+        sources = turn.source_dicts(with_content=True)
+        turn.prompt = Prompt(
+            system=system_prompt(turn.spec, turn.behaviour, sources),
+            messages=(Message("user", turn.message),),
+            grounding=Grounding(
+                intent=turn.intent, query=turn.message,
+                sources=tuple(Source(s["node_id"], s["title"], s["content"], s["topic_id"], s["score"])
+                              for s in sources),
+                is_confused=turn.is_confused, suggestion=turn.behaviour.suggestion,
+                mastery=turn.mastery, topic_title=turn.topic_title,
+            ),
+        )
+
+    # -- the LLM and after -----------------------------------------------------------------
+    def metadata(self, turn: Turn) -> dict[str, Any]:
+        """What the client may show before the reply is written."""
+        return {
+            "intent": turn.intent,
+            "confidence": round(turn.confidence, 4),
+            "is_confused": turn.is_confused,
+            "needs_rephrase": turn.confidence < REPHRASE_BELOW,
+            "mastery": None if turn.mastery is None else round(turn.mastery, 4),
+            "suggestion": turn.behaviour.suggestion,
+            "sources": [{k: v for k, v in s.items() if k != "score"} for s in turn.source_dicts()],
+            "session_id": turn.session_id,
+            "topic_id": turn.topic_id,
+            "request_id": turn.request_id,
+        }
+
+    def finish(self, turn: Turn, generation: Generation) -> dict[str, Any]:
+        turn.timings["total"] = round((time.perf_counter() - turn.started) * 1000, 3)
+        versions = {
+            "models": turn.model_version,
+            "encoder": _encoder_name(self._embeddings) if "encoder" not in turn.degraded else None,
+            "intent": turn.intent_source,
+            "confusion": turn.confusion_source,
+            "llm": f"{generation.provider}/{generation.model}",
+        }
+        interaction_id = None
+        if "database" not in turn.degraded:
+            with _Stage(turn, "log"):
+                interaction_id = self._log(turn, generation, versions)
+        return {
+            **self.metadata(turn),
+            "reply": generation.text,
+            "interaction_id": interaction_id,
+            "provider": generation.provider,
+            "llm": generation.usage(),
+            "model_versions": versions,
+            "timings_ms": turn.timings,
+            "degraded": turn.degraded,
+        }
+
+    def _log(self, turn: Turn, generation: Generation, versions: dict[str, Any]) -> uuid.UUID | None:
+        from shared.llm.generation_log import log_generation
+
+        try:
+            with self._engine().begin() as conn:
+                interaction_id = conversation.log_interaction(conn, {
+                    "request_id": turn.request_id, "user_id": turn.user.uid, "session_id": turn.session_id,
+                    "kind": "chat", "query": turn.message, "topic_id": turn.topic_id, "intent": turn.intent,
+                    "intent_probs": turn.probs, "intent_confidence": turn.confidence,
+                    "intent_source": turn.intent_source, "confusion_score": turn.confusion,
+                    "is_confused": turn.is_confused, "mastery": turn.mastery,
+                    "retrieved_node_ids": [n.id for n in turn.sources],
+                    "prompt_key": turn.spec.intent if turn.spec else None,
+                    "provider": generation.provider, "llm_model": generation.model,
+                    "model_versions": versions, "reply": generation.text,
+                    "tokens_in": generation.tokens_in, "tokens_out": generation.tokens_out,
+                    "latency_ms": turn.timings.get("total"), "timings_ms": turn.timings,
+                    "needs_review": turn.confidence < HUMAN_REVIEW_BELOW,
+                })
+                if turn.session_id is not None:
+                    conversation.record_turn(conn, turn.session_id, turn.message, turn.query_vector,
+                                             generation.text, interaction_id)
+                log_generation(conn, generation, turn.request_id, interaction_id)
+                return interaction_id
+        except Exception:
+            log.error("could not log the interaction", exc_info=True)
+            turn.degraded.append("logging")
+            return None
+
+    def run(self, user: Principal, inp: ChatInput, request_id: str) -> dict[str, Any]:
+        turn = self.prepare(user, inp, request_id)
+        assert turn.prompt is not None and turn.spec is not None
+        t0 = time.perf_counter()
+        generation = self._router().generate(turn.spec.task, turn.prompt)
+        turn.timings["generate"] = round((time.perf_counter() - t0) * 1000, 3)
+        return self.finish(turn, generation)
+
+    def stream(self, user: Principal, inp: ChatInput, request_id: str) -> Iterator[tuple[str, Any]]:
+        """(event, data) pairs: metadata, then deltas (or a reset), then the final contract."""
+        turn = self.prepare(user, inp, request_id)
+        assert turn.prompt is not None and turn.spec is not None
+        yield "metadata", self.metadata(turn)
+        t0 = time.perf_counter()
+        for item in self._router().stream(turn.spec.task, turn.prompt):
+            if isinstance(item, str):
+                yield "delta", {"text": item}
+            elif isinstance(item, StreamReset):
+                yield "reset", {"failed_provider": item.failed_provider}
+            else:
+                turn.timings["generate"] = round((time.perf_counter() - t0) * 1000, 3)
+                yield "final", self.finish(turn, item)
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _encoder_name(embeddings: Callable[[], Any]) -> str | None:
+    return _safe(lambda: embeddings().model_name)

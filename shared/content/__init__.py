@@ -1,0 +1,1 @@
+"""Personalized content: explanations and quizzes for a topic, adapted to the student."""

@@ -1,0 +1,138 @@
+"""Explanations and quizzes for one topic, adapted to the student's level and style.
+
+Level comes from mastery (BKT) unless the request says otherwise; learning style
+from the student's profile or the request. Explanations stream like chat replies;
+quizzes come back as a validated `Quiz` (the router repairs or retries a malformed
+answer and never passes one through), falling back to the question bank offline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from shared.content.quiz import Quiz, bank_quiz
+from shared.http.auth import Principal
+from shared.http.errors import ApiError, not_found
+from shared.llm.types import Generation, Grounding, Message, Prompt, Source
+from shared.mastery.bkt import level as mastery_level
+from shared.mastery.store import current_mastery
+from shared.users import ensure_user
+
+Level = Literal["beginner", "intermediate", "advanced"]
+Style = Literal["visual", "verbal", "examples", "step_by_step"]
+
+STYLE_HINTS = {
+    "visual": "Describe a picture or diagram in words (arrows, boxes, a table) to show the idea.",
+    "verbal": "Explain in clear prose, building the idea step by step in words.",
+    "examples": "Lead with a concrete worked example, then state the general rule.",
+    "step_by_step": "Use a numbered sequence of small steps.",
+}
+LEVEL_HINTS = {
+    "beginner": "The student is a beginner: define every term and avoid jargon.",
+    "intermediate": "The student knows the basics: be concise and connect to what they know.",
+    "advanced": "The student is advanced: go deeper, mention edge cases and common pitfalls.",
+}
+_BY_MASTERY = {"low": "beginner", "medium": "intermediate", "high": "advanced"}
+_DIFFICULTY = {"beginner": 1, "intermediate": 2, "advanced": 3}
+
+
+@dataclass
+class ContentRequest:
+    topic_id: str
+    kind: Literal["explanation", "quiz"]
+    level: Level | None = None
+    style: Style | None = None
+    questions: int = 3
+    focus: str | None = None  # an optional sub-question ("the else clause of loops")
+
+
+@dataclass
+class Plan:
+    topic_id: str
+    topic_title: str
+    level: Level
+    style: Style | None
+    mastery: float | None
+    sources: list[dict[str, Any]]
+    prompt: Prompt
+
+
+def _profile_style(conn: sa.Connection, uid: str) -> str | None:
+    return conn.execute(sa.text("SELECT learning_style FROM users WHERE id = :u"), {"u": uid}).scalar()
+
+
+def _topic_nodes(conn: sa.Connection, topic_id: str, difficulty: int, k: int = 4) -> list[dict[str, Any]]:
+    """The topic's nodes nearest the student's level, explanations and examples first."""
+    rows = conn.execute(
+        sa.text(
+            """SELECT id, title, content FROM knowledge_nodes
+                WHERE topic_id = :t
+                ORDER BY (kind IN ('explanation', 'example', 'summary')) DESC,
+                         abs(COALESCE(difficulty, 2) - :d), chunk_index, id
+                LIMIT :k"""
+        ),
+        {"t": topic_id, "d": difficulty, "k": k},
+    ).all()
+    return [{"node_id": r.id, "title": r.title, "content": r.content} for r in rows]
+
+
+def plan(conn: sa.Connection, user: Principal, req: ContentRequest) -> Plan:
+    ensure_user(conn, user)
+    title = conn.execute(sa.text("SELECT title FROM topics WHERE id = :t"), {"t": req.topic_id}).scalar()
+    if title is None:
+        raise not_found(f"No topic {req.topic_id!r}.")
+    mastery = current_mastery(conn, user.uid, req.topic_id)
+    lvl: Level = req.level or _BY_MASTERY[mastery_level(mastery if mastery is not None else 0.0)]  # type: ignore[assignment]
+    style = req.style or _profile_style(conn, user.uid)
+    sources = _topic_nodes(conn, req.topic_id, _DIFFICULTY[lvl])
+    material = "\n\n".join(f"[{s['title']}] (node {s['node_id']})\n{s['content']}" for s in sources)
+    hints = [LEVEL_HINTS[lvl]] + ([STYLE_HINTS[style]] if style in STYLE_HINTS else [])
+    focus = f" Focus on: {req.focus}." if req.focus else ""
+    if req.kind == "explanation":
+        task_text = f"Write an explanation of {title} for this student.{focus}"
+    else:
+        task_text = (f"Write a quiz of {req.questions} multiple-choice questions on {title}.{focus} Each question "
+                     "has 4 options, exactly one correct; distractors must be plausible mistakes a student "
+                     "makes, not silly answers; explain the correct answer briefly.")
+    system = "\n\n".join([
+        "You are cognitive-core, a tutor writing study material from the course material below only.",
+        *hints,
+        f"Course material:\n{material}" if material else "No course material exists for this topic yet.",
+    ])
+    grounding = Grounding(
+        intent="concept_explanation" if req.kind == "explanation" else "practice_quiz",
+        query=task_text,
+        sources=tuple(Source(s["node_id"], s["title"], s["content"], req.topic_id) for s in sources),
+        mastery=mastery, topic_title=title,
+    )
+    offline_quiz = None
+    if req.kind == "quiz":
+        offline_quiz = bank_quiz(conn, req.topic_id, req.questions, _DIFFICULTY[lvl], seed=int(time.time()) // 3600)
+    prompt = Prompt(system=system, messages=(Message("user", task_text),), grounding=grounding,
+                    offline_json=offline_quiz, temperature=0.5)
+    return Plan(req.topic_id, title, lvl, style, mastery, sources, prompt)
+
+
+def describe(plan_: Plan) -> dict[str, Any]:
+    return {
+        "topic_id": plan_.topic_id, "topic_title": plan_.topic_title, "level": plan_.level,
+        "style": plan_.style, "mastery": plan_.mastery,
+        "sources": [{"node_id": s["node_id"], "title": s["title"]} for s in plan_.sources],
+    }
+
+
+def generate_quiz(router: Any, plan_: Plan) -> tuple[Quiz, Generation]:
+    generation = router.generate_json("quiz", plan_.prompt, Quiz)
+    quiz = generation.parsed
+    if not isinstance(quiz, Quiz):  # the router guarantees this; a wrong type is a bug, not input
+        raise ApiError(502, "bad_generation", "The quiz could not be generated.")
+    return quiz, generation
+
+
+def stream_explanation(router: Any, plan_: Plan) -> Iterator[str | Generation | Any]:
+    yield from router.stream("explanation", plan_.prompt)

@@ -1,0 +1,120 @@
+"""The embedding service: cache, de-duplication and batching over one back end.
+
+One instance per process (`get_embedding_service()`), so the cache is shared by every
+request a function instance serves.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from shared.embeddings.backends import EmbeddingBackend
+from shared.embeddings.cache import EmbeddingCache, normalize_text
+
+DEFAULT_BATCH_SIZE = 64
+
+
+class EmbeddingService:
+    """Embeds texts through `backend`, answering repeats from an LRU cache."""
+
+    def __init__(
+        self,
+        backend: EmbeddingBackend,
+        *,
+        cache_size: int = 4096,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.backend = backend
+        self.cache = EmbeddingCache(cache_size)
+        self.batch_size = batch_size
+        self.backend_calls = 0  # batches sent to the back end (for tests and metrics)
+
+    @property
+    def model_name(self) -> str:
+        """The embedding space of the vectors returned now; store it beside them."""
+        return self.backend.model_name
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32 unit vectors, in the caller's order.
+
+        Texts equal after normalisation are embedded once; cached ones not at all; the
+        rest go to the back end in batches of at most `batch_size`.
+        """
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        model = self.model_name
+        lowercase = getattr(self.backend, "uncased", False)
+        keys = [normalize_text(t, lowercase=lowercase) for t in texts]
+        found: dict[str, np.ndarray] = {}
+        todo: list[str] = []  # unique keys to embed, first-seen order
+        for key in dict.fromkeys(keys):
+            vector = self.cache.get(model, key)
+            if vector is None:
+                todo.append(key)
+            else:
+                found[key] = vector
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            self.backend_calls += 1
+            vectors = self.backend.embed(chunk)
+            for key, vector in zip(chunk, vectors, strict=True):
+                self.cache.put(model, key, vector)
+                found[key] = vector
+        return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+    def stats(self) -> dict:
+        return {"model": self.model_name, "backend_calls": self.backend_calls, **self.cache.stats()}
+
+
+_service: EmbeddingService | None = None
+_service_lock = threading.Lock()
+
+
+def backend_from_settings() -> EmbeddingBackend:
+    """EMBEDDING_BACKEND=onnx (default, the local INT8 encoder) or vertex."""
+    from shared.config import get_settings
+
+    settings = get_settings()
+    kind = settings.embedding_backend
+    if kind == "vertex":
+        from shared.embeddings.backends import VertexBackend
+
+        return VertexBackend(
+            settings.vertex_embedding_model,
+            project=settings.gcp_project,
+            location=settings.gcp_region,
+            dimension=settings.vertex_embedding_dim,
+        )
+    if kind != "onnx":
+        raise ValueError(f"unknown EMBEDDING_BACKEND {kind!r} (expected onnx or vertex)")
+    from shared.embeddings.backends import RegistryEncoderBackend
+
+    return RegistryEncoderBackend()
+
+
+def get_embedding_service() -> EmbeddingService:
+    """The process-wide service over the configured back end (created on first use)."""
+    global _service
+    if _service is None:
+        with _service_lock:
+            if _service is None:
+                from shared.config import get_settings
+
+                cache_size = get_settings().embedding_cache_size
+                _service = EmbeddingService(backend_from_settings(), cache_size=cache_size)
+    return _service
+
+
+def reset_embedding_service() -> None:
+    global _service
+    with _service_lock:
+        _service = None

@@ -1,0 +1,97 @@
+"""The intent classifier served from INT8 ONNX: query text -> calibrated intent probabilities.
+
+Built by `model_export/train_intent.py` (fine-tuned MiniLM). The graph returns raw
+logits; this class divides them by the temperature fitted on validation and applies the
+softmax, so `confidence` is a calibrated probability the product can threshold: below
+`rephrase` (0.40) the tutor asks the student to rephrase, below `human_review` (0.60) the
+query is queued for a human label.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.models.onnx_model import OnnxModel, load_tokenizer, tokenize
+
+LABELS_FILE = "intent_labels.json"
+TOKENIZER_FILE = "tokenizer.json"
+DEFAULT_THRESHOLDS = {"rephrase": 0.40, "human_review": 0.60}
+
+
+@dataclass(frozen=True)
+class IntentPrediction:
+    """The most likely intent, its calibrated probability, and every intent's probability."""
+
+    label: str
+    confidence: float
+    probs: dict[str, float]
+
+
+class IntentModel:
+    """Thin wrapper over intent.onnx; constructed by the registry as (version_dir, entry)."""
+
+    name = "intent"
+
+    def __init__(
+        self, version_dir: Path, entry: dict | None = None, *, threads: int | None = None
+    ) -> None:
+        version_dir = Path(version_dir)
+        entry = entry or {}
+        meta = json.loads((version_dir / LABELS_FILE).read_text(encoding="utf-8"))
+        self.labels: list[str] = list(meta["labels"])
+        self.temperature = float(meta.get("temperature", 1.0))
+        if self.temperature <= 0:
+            raise ValueError(f"{LABELS_FILE}: temperature must be positive")
+        self.thresholds: dict[str, float] = {**DEFAULT_THRESHOLDS, **meta.get("thresholds", {})}
+        self.tokenizer = load_tokenizer(
+            version_dir / TOKENIZER_FILE, max_length=int(meta.get("max_length", 128))
+        )
+        self.session = OnnxModel(version_dir / entry.get("file", "intent.onnx"), threads=threads)
+        self.metrics: dict = entry.get("metrics", {})
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """Raw (uncalibrated) logits, shape (n, len(labels))."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.session.run(tokenize(self.tokenizer, texts))[0]
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Temperature-scaled softmax, shape (n, len(labels))."""
+        z = self.logits(texts).astype(np.float64) / self.temperature
+        z -= z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def predict(self, texts: list[str]) -> list[IntentPrediction]:
+        """One prediction per text, in order. Empty or blank texts are classified as
+        given (the tokenizer yields [CLS] [SEP]); callers decide whether to ask at all."""
+        probs = self.probabilities(list(texts))
+        out = []
+        for row in probs:
+            best = int(row.argmax())
+            out.append(
+                IntentPrediction(
+                    label=self.labels[best],
+                    confidence=float(row[best]),
+                    probs={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                )
+            )
+        return out
+
+    def action(self, prediction: IntentPrediction) -> str:
+        """What the product does with a prediction (see `action_for`)."""
+        return action_for(prediction.confidence, self.thresholds)
+
+
+def action_for(confidence: float, thresholds: dict[str, float] = DEFAULT_THRESHOLDS) -> str:
+    """"rephrase" below the rephrase threshold, "human_review" below the review threshold
+    (answer, but queue the query for a human label), else "act"."""
+    if confidence < thresholds["rephrase"]:
+        return "rephrase"
+    if confidence < thresholds["human_review"]:
+        return "human_review"
+    return "act"

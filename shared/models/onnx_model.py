@@ -1,0 +1,91 @@
+"""The one ONNX Runtime session helper and tokenizer setup every served model builds on.
+
+Per-model classes (encoder, intent, confusion, ...) stay thin: they build feeds and
+interpret outputs, while session options, thread counts and input filtering live here
+once (the fastembed style).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+#: Environment variable that caps intra-op threads for every session in the process.
+THREADS_ENV = "ONNX_THREADS"
+
+
+def default_threads() -> int:
+    """Threads per session: ONNX_THREADS if set, else the CPUs this process may use.
+
+    A Cloud Function instance gets 1-2 vCPUs; oversubscribing them only adds contention.
+    """
+    env = os.environ.get(THREADS_ENV)
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """CPU session options tuned for small models answering one request at a time."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # warnings about unused initialisers are noise here
+    return options
+
+
+class OnnxModel:
+    """An ONNX graph loaded on the CPU execution provider."""
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.session = ort.InferenceSession(
+            str(self.path),
+            sess_options=session_options(threads),
+            providers=["CPUExecutionProvider"],
+        )
+        self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
+        self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run the graph, dropping feeds it does not take (e.g. token_type_ids).
+
+        Tokenizers always produce all three BERT inputs; an exported graph may have pruned
+        one, and passing it would be an error, so the filter lives here once.
+        """
+        missing = [name for name in self.input_names if name not in feeds]
+        if missing:
+            raise ValueError(f"{self.path.name}: missing inputs {missing}")
+        return self.session.run(None, {name: feeds[name] for name in self.input_names})
+
+
+def load_tokenizer(path: Path, *, max_length: int = 128) -> Tokenizer:
+    """Load a tokenizer.json with dynamic padding and truncation.
+
+    The MiniLM tokenizer.json pads every input to a fixed 128 tokens; a typical query is
+    ~15 tokens, so padding only to the longest text in the batch is several times faster.
+    """
+    tokenizer = Tokenizer.from_file(str(path))
+    pad_id = tokenizer.token_to_id("[PAD]")
+    tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+    tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
+
+
+def tokenize(tokenizer: Tokenizer, texts: list[str]) -> dict[str, np.ndarray]:
+    """BERT feeds (input_ids, attention_mask, token_type_ids), int64 (n, longest) arrays."""
+    encodings = tokenizer.encode_batch(list(texts))
+    return {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+    }

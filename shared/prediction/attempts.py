@@ -1,0 +1,399 @@
+"""Task attempts: record a prediction before a task, complete it after. ONE place.
+
+Both the prediction function (`POST /api/prediction/complete`) and the grading function
+(after grading an answer) finish an attempt with `complete_attempt`, so the attempt
+row, the mastery state (BKT), the progress record and the retraining counter can never
+disagree about what one answer did. A completion is one transaction owned by the
+caller (`with engine.begin() as conn:`): either all of it happens or none.
+
+Ownership and state are checked with the row locked (`FOR UPDATE`), so two
+completions of the same attempt at once cannot both succeed: the second sees it
+completed and gets `AttemptCompletedError` (HTTP 409).
+
+`completed_at` is `clock_timestamp()`, not `now()`: now() is the transaction's start,
+so attempts completed in one transaction (a batch import) would tie, and "the last 5"
+of the history features would be ambiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.mastery.store import record_answer
+from shared.prediction.retrain import RetrainRequest, count_completed_task
+
+#: P(known) from which a topic counts as mastered in student_progress: the usual
+#: mastery-learning criterion of BKT tutors (Corbett & Anderson, 1995).
+MASTERED_AT = 0.95
+
+VERDICTS = ("correct", "partially_correct", "incorrect", "contradictory")
+
+
+class AttemptError(Exception):
+    """Base of what completing an attempt can refuse; each maps to one HTTP status."""
+
+    status = 400
+    code = "bad_request"
+
+
+class AttemptNotFoundError(AttemptError, LookupError):
+    status, code = 404, "not_found"
+
+
+class TopicNotFoundError(AttemptError, LookupError):
+    status, code = 404, "not_found"
+
+
+class QuestionNotFoundError(AttemptError, LookupError):
+    status, code = 404, "not_found"
+
+
+class AttemptForbiddenError(AttemptError, PermissionError):
+    status, code = 403, "forbidden"
+
+
+class AttemptCompletedError(AttemptError):
+    status, code = 409, "conflict"
+
+
+class AttemptMismatchError(AttemptError, ValueError):
+    """The caller names a topic/question/difficulty other than the attempt's own."""
+
+    status, code = 422, "attempt_mismatch"
+
+
+@dataclass
+class CompletedAttempt:
+    attempt_id: str
+    user_id: str
+    topic_id: str
+    question_id: str | None
+    difficulty: int
+    correct: bool
+    credit: float  # the evidence in [0, 1] given to mastery (score/10 for short answers)
+    score: float
+    time_seconds: float | None
+    predicted_correct: float | None
+    predicted_seconds: float | None
+    predictor: str | None
+    predictor_version: str | None
+    mastery: float
+    completed_at: datetime
+    completed_tasks: int  # the global counter after this completion
+    retrain_request: RetrainRequest | None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["retrain_request"] = self.retrain_request.as_dict() if self.retrain_request else None
+        return out
+
+
+def ensure_user_row(conn: sa.Connection, user_id: str) -> None:
+    """The attempts' foreign key needs a users row; functions upsert the full row with
+    `shared.users.ensure_user` first, this only guarantees it for other callers."""
+    conn.execute(
+        sa.text("INSERT INTO users (id) VALUES (:id) ON CONFLICT (id) DO NOTHING"), {"id": user_id}
+    )
+
+
+def topic_exists(conn: sa.Connection, topic_id: str) -> bool:
+    return conn.execute(sa.text("SELECT 1 FROM topics WHERE id = :id"), {"id": topic_id}).first() is not None
+
+
+def question_row(conn: sa.Connection, question_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        sa.text("SELECT id, topic_id, difficulty, kind FROM questions WHERE id = :id"), {"id": question_id}
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def resolve_task(
+    conn: sa.Connection, topic_id: str | None, question_id: str | None, difficulty: int | None
+) -> tuple[str, str | None, int]:
+    """(topic_id, question_id, difficulty) of a task: the question's own when one is named.
+
+    Raises QuestionNotFoundError / TopicNotFoundError (404) for ids that do not exist,
+    AttemptMismatchError (422) when a question and a different topic are both named.
+    """
+    if question_id is not None:
+        question = question_row(conn, question_id)
+        if question is None:
+            raise QuestionNotFoundError(f"No question {question_id!r}.")
+        if topic_id is not None and topic_id != question["topic_id"]:
+            raise AttemptMismatchError(
+                f"Question {question_id!r} belongs to topic {question['topic_id']!r}, not {topic_id!r}."
+            )
+        topic_id = question["topic_id"]
+        difficulty = int(question["difficulty"]) if difficulty is None else difficulty
+    if topic_id is None:
+        raise AttemptMismatchError("Name a topic_id or a question_id.")
+    if not topic_exists(conn, topic_id):
+        raise TopicNotFoundError(f"No topic {topic_id!r}.")
+    difficulty = 2 if difficulty is None else int(difficulty)  # the schema's default
+    if not 1 <= difficulty <= 5:
+        raise AttemptMismatchError(f"difficulty must be 1-5, got {difficulty}.")
+    return topic_id, question_id, difficulty
+
+
+def record_prediction(
+    conn: sa.Connection,
+    user_id: str,
+    *,
+    topic_id: str,
+    question_id: str | None,
+    difficulty: int,
+    p_correct: float,
+    expected_seconds: float,
+    predictor: str,
+    predictor_version: str | None,
+) -> str:
+    """Insert a 'predicted' attempt; its id is what the client completes later."""
+    ensure_user_row(conn, user_id)
+    return str(
+        conn.execute(
+            sa.text(
+                """INSERT INTO task_attempts (user_id, question_id, topic_id, difficulty, status,
+                                              predicted_correct, predicted_seconds, predictor,
+                                              predictor_version)
+                   VALUES (:user_id, :question_id, :topic_id, :difficulty, 'predicted',
+                           :p, :s, :predictor, :version)
+                   RETURNING id"""
+            ),
+            {
+                "user_id": user_id,
+                "question_id": question_id,
+                "topic_id": topic_id,
+                "difficulty": difficulty,
+                "p": float(min(max(p_correct, 0.0), 1.0)),
+                "s": float(max(expected_seconds, 0.0)),
+                "predictor": predictor,
+                "version": predictor_version,
+            },
+        ).scalar_one()
+    )
+
+
+def complete_attempt(
+    conn: sa.Connection,
+    user_id: str,
+    attempt_id: str | None = None,
+    *,
+    topic_id: str | None = None,
+    question_id: str | None = None,
+    difficulty: int | None = None,
+    correct: float | bool,
+    time_seconds: float | None = None,
+    score: float | None = None,
+    verdict: str | None = None,
+    feedback: str | None = None,
+    answer: str | None = None,
+    grader: str | None = None,
+    grader_version: str | None = None,
+    retrain_every: int | None = None,
+) -> CompletedAttempt:
+    """Record one finished task: the attempt row, mastery, progress, the retrain counter.
+
+    - `attempt_id` names a 'predicted' row of this user (from POST /api/prediction): it
+      is completed in place, so the actual outcome sits next to the prediction. Topic,
+      question and difficulty come from the row; any that the caller also passes must
+      match. Without `attempt_id` a new completed row is written (topic or question
+      required).
+    - `correct` is the credit in [0, 1] (1/0 for right/wrong, score/10 for a graded
+      short answer): the BKT update takes it as soft evidence, the row stores
+      `correct = credit >= 0.5` and `score` (default credit * 10).
+    - `retrain_every` defaults to the setting RETRAIN_EVERY_COMPLETED_TASKS.
+
+    Raises an AttemptError subclass (404 / 403 / 409 / 422) and changes nothing then.
+    """
+    credit = float(correct)
+    if not 0.0 <= credit <= 1.0:
+        raise AttemptMismatchError(f"correct must be in [0, 1], got {credit}.")
+    if time_seconds is not None and not time_seconds >= 0:  # also refuses NaN
+        raise AttemptMismatchError(f"time_seconds must be >= 0, got {time_seconds}.")
+    if score is not None and not 0.0 <= score <= 10.0:
+        raise AttemptMismatchError(f"score must be in [0, 10], got {score}.")
+    if verdict is not None and verdict not in VERDICTS:
+        raise AttemptMismatchError(f"verdict must be one of {VERDICTS}, got {verdict!r}.")
+    score = round(credit * 10.0, 3) if score is None else float(score)
+    is_correct = credit >= 0.5
+
+    predicted: dict[str, Any] = {}
+    if attempt_id is not None:
+        row = _locked_attempt(conn, attempt_id)
+        if row["user_id"] != user_id:
+            raise AttemptForbiddenError("This attempt belongs to another student.")
+        if row["status"] == "completed":
+            raise AttemptCompletedError(f"Attempt {attempt_id} is already completed.")
+        for name, given in (("topic_id", topic_id), ("question_id", question_id), ("difficulty", difficulty)):
+            if given is not None and row[name] is not None and given != row[name]:
+                raise AttemptMismatchError(
+                    f"Attempt {attempt_id} is for {name} {row[name]!r}, not {given!r}."
+                )
+        if row["question_id"] is None and question_id is not None:
+            # predicted for a topic, answered on a question: it must be of that topic
+            question = question_row(conn, question_id)
+            if question is None:
+                raise QuestionNotFoundError(f"No question {question_id!r}.")
+            if question["topic_id"] != row["topic_id"]:
+                raise AttemptMismatchError(
+                    f"Attempt {attempt_id} is for topic {row['topic_id']!r}; question {question_id!r} is not."
+                )
+        topic_id = row["topic_id"]
+        question_id = row["question_id"] if row["question_id"] is not None else question_id
+        difficulty = int(row["difficulty"])
+        predicted = row
+        completed_at = conn.execute(
+            sa.text(
+                """UPDATE task_attempts
+                      SET status = 'completed', question_id = :question_id, correct = :correct,
+                          score = :score, verdict = :verdict, feedback = :feedback, answer = :answer,
+                          grader = :grader, grader_version = :grader_version,
+                          time_seconds = :time_seconds, completed_at = clock_timestamp()
+                    WHERE id = CAST(:id AS uuid)
+                RETURNING completed_at"""
+            ),
+            {
+                "id": attempt_id,
+                "question_id": question_id,
+                "correct": is_correct,
+                "score": score,
+                "verdict": verdict,
+                "feedback": feedback,
+                "answer": answer,
+                "grader": grader,
+                "grader_version": grader_version,
+                "time_seconds": time_seconds,
+            },
+        ).scalar_one()
+    else:
+        topic_id, question_id, difficulty = resolve_task(conn, topic_id, question_id, difficulty)
+        ensure_user_row(conn, user_id)
+        inserted = conn.execute(
+            sa.text(
+                """INSERT INTO task_attempts (user_id, question_id, topic_id, difficulty, status,
+                                              answer, correct, score, verdict, feedback, grader,
+                                              grader_version, time_seconds, completed_at)
+                   VALUES (:user_id, :question_id, :topic_id, :difficulty, 'completed',
+                           :answer, :correct, :score, :verdict, :feedback, :grader,
+                           :grader_version, :time_seconds, clock_timestamp())
+                   RETURNING id, completed_at"""
+            ),
+            {
+                "user_id": user_id,
+                "question_id": question_id,
+                "topic_id": topic_id,
+                "difficulty": difficulty,
+                "answer": answer,
+                "correct": is_correct,
+                "score": score,
+                "verdict": verdict,
+                "feedback": feedback,
+                "grader": grader,
+                "grader_version": grader_version,
+                "time_seconds": time_seconds,
+            },
+        ).one()
+        attempt_id, completed_at = str(inserted[0]), inserted[1]
+
+    mastery = record_answer(conn, user_id, topic_id, credit)
+    _update_progress(conn, user_id, topic_id, is_correct, time_seconds, mastery)
+    if retrain_every is None:
+        from shared.config import get_settings
+
+        retrain_every = get_settings().retrain_every_completed_tasks
+    completed_tasks, request = count_completed_task(
+        conn, every=retrain_every, user_id=user_id, attempt_id=str(attempt_id)
+    )
+    return CompletedAttempt(
+        attempt_id=str(attempt_id),
+        user_id=user_id,
+        topic_id=topic_id,
+        question_id=question_id,
+        difficulty=int(difficulty),
+        correct=is_correct,
+        credit=credit,
+        score=score,
+        time_seconds=time_seconds,
+        predicted_correct=_opt_float(predicted.get("predicted_correct")),
+        predicted_seconds=_opt_float(predicted.get("predicted_seconds")),
+        predictor=predicted.get("predictor"),
+        predictor_version=predicted.get("predictor_version"),
+        mastery=mastery,
+        completed_at=completed_at,
+        completed_tasks=completed_tasks,
+        retrain_request=request,
+    )
+
+
+def get_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any] | None:
+    """One attempt row (None for an unknown or malformed id)."""
+    if not _is_uuid(attempt_id):
+        return None
+    row = conn.execute(
+        sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"), {"id": attempt_id}
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
+    if not _is_uuid(attempt_id):
+        raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
+    row = conn.execute(
+        sa.text(
+            """SELECT id, user_id, topic_id, question_id, difficulty, status, predicted_correct,
+                      predicted_seconds, predictor, predictor_version
+                 FROM task_attempts WHERE id = CAST(:id AS uuid) FOR UPDATE"""
+        ),
+        {"id": attempt_id},
+    ).mappings().first()
+    if row is None:
+        raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
+    return dict(row)
+
+
+def _update_progress(
+    conn: sa.Connection,
+    user_id: str,
+    topic_id: str,
+    correct: bool,
+    time_seconds: float | None,
+    mastery: float,
+) -> None:
+    conn.execute(
+        sa.text(
+            """INSERT INTO student_progress (user_id, topic_id, tasks_completed, tasks_correct,
+                                             total_seconds, status, last_activity_at)
+               VALUES (:user_id, :topic_id, 1, :correct, :seconds, :status, now())
+               ON CONFLICT (user_id, topic_id) DO UPDATE
+                  SET tasks_completed = student_progress.tasks_completed + 1,
+                      tasks_correct = student_progress.tasks_correct + EXCLUDED.tasks_correct,
+                      total_seconds = student_progress.total_seconds + EXCLUDED.total_seconds,
+                      status = EXCLUDED.status,
+                      last_activity_at = now()"""
+        ),
+        {
+            "user_id": user_id,
+            "topic_id": topic_id,
+            "correct": int(correct),
+            "seconds": float(time_seconds or 0.0),
+            "status": "mastered" if mastery >= MASTERED_AT else "in_progress",
+        },
+    )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

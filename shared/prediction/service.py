@@ -1,0 +1,138 @@
+"""Before a task: P(correct) and expected seconds, and which model answered.
+
+Who answers (the response's `model`):
+1. `network`: the published INT8 predictor, when it is loaded and knows both the user
+   and the topic (they were in its training data);
+2. `irt`: the IRT-style fallback fitted from the attempts table, when the network is
+   missing or broken, or when it does not know the user or the topic but the fallback
+   does (it has completed attempts of them);
+3. `network` with its learned 'unknown' rows, when neither knows the ids: the network
+   still reads the 11 history features, which the fallback cannot;
+4. `irt` with population parameters when there is no network but attempts exist;
+5. `default` (BKT mastery + a difficulty ramp, `defaults.py`) when nothing is fitted.
+The answer is never an error: a model that raises or returns garbage is logged and the
+next one answers. `unknown` lists what the answering model did not know.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.mastery.store import current_mastery, topic_bkt_params
+from shared.prediction import defaults
+from shared.prediction.features import HistoryFeatures, encode, history_features
+from shared.prediction.irt import IrtCache, IrtFit
+
+log = logging.getLogger(__name__)
+
+NETWORK, IRT, DEFAULT = "network", "irt", "default"
+MAX_SECONDS = 4 * 3600.0
+
+_irt_cache = IrtCache()
+
+
+def irt_cache() -> IrtCache:
+    """The process-wide fallback fit (tests invalidate it)."""
+    return _irt_cache
+
+
+@dataclass
+class Prediction:
+    p_correct: float
+    expected_seconds: float
+    model: str
+    model_version: str | None
+    features: HistoryFeatures
+    unknown: list[str] = field(default_factory=list)
+    fallback_reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "p_correct": round(self.p_correct, 4),
+            "expected_seconds": round(self.expected_seconds, 1),
+            "model": self.model,
+            "model_version": self.model_version,
+            "features": self.features.as_dict(),
+            "unknown": self.unknown,
+            "fallback_reason": self.fallback_reason,
+        }
+
+
+def _network(registry: Any) -> tuple[Any | None, str | None, str | None]:
+    """(model, version, reason it is unavailable)."""
+    from shared.models.registry import ModelUnavailableError, get_registry
+
+    registry = registry or get_registry()
+    try:
+        model = registry.get("predictor")
+    except ModelUnavailableError as exc:
+        return None, None, f"network model unavailable: {exc}"
+    except Exception as exc:  # a broken store must not stop predictions (logged with its trace)
+        log.exception("predictor registry failed")
+        return None, None, f"network model unavailable: {type(exc).__name__}"
+    return model, registry.version, None
+
+
+def _sane(p: float, seconds: float) -> bool:
+    return math.isfinite(p) and math.isfinite(seconds) and 0.0 <= p <= 1.0 and 0.0 <= seconds
+
+
+def predict(
+    conn: sa.Connection,
+    user_id: str,
+    topic_id: str,
+    difficulty: int,
+    *,
+    registry: Any = None,
+    cache: IrtCache | None = None,
+) -> Prediction:
+    """The prediction for this user, topic and difficulty (the topic must exist)."""
+    features = history_features(conn, user_id, topic_id, difficulty)
+    net, net_version, reason = _network(registry)
+    irt: IrtFit | None = (cache or _irt_cache).get(conn)
+
+    net_known = net.known(user_id, topic_id) if net is not None else {}
+    missing = [k for k, v in net_known.items() if not v]
+    irt_knows = irt is not None and (
+        ("user" in missing and irt.knows_user(user_id)) or ("topic" in missing and irt.knows_topic(topic_id))
+    )
+    if net is not None and missing and irt_knows:
+        reason = f"network model does not know the {' or '.join(missing)}; the fallback does"
+    elif net is not None:
+        try:
+            p, seconds = net.predict(user_id, topic_id, difficulty, encode(features))
+            if _sane(p, seconds):
+                return Prediction(p, min(seconds, MAX_SECONDS), NETWORK, net_version, features, missing)
+            reason = f"network model returned an invalid answer ({p}, {seconds})"
+        except Exception as exc:  # noqa: BLE001 - a broken model falls back
+            reason = f"network model failed: {type(exc).__name__}"
+        log.error("predictor network failed; falling back: %s", reason)
+
+    if irt is not None:
+        p = irt.p_correct(user_id, topic_id, difficulty)
+        if irt.n_timed:
+            seconds = irt.seconds(user_id, topic_id, difficulty)
+        else:
+            seconds = defaults.default_prediction(0.5, _params(conn, topic_id), difficulty,
+                                                  features.recent5_avg_seconds)[1]
+        unknown = [k for k, known in (("user", irt.knows_user(user_id)), ("topic", irt.knows_topic(topic_id)))
+                   if not known]
+        return Prediction(p, min(seconds, MAX_SECONDS), IRT, irt.version, features, unknown, reason)
+
+    p_known = current_mastery(conn, user_id, topic_id)
+    p, seconds = defaults.default_prediction(
+        0.5 if p_known is None else p_known, _params(conn, topic_id), difficulty, features.recent5_avg_seconds
+    )
+    reason = reason or "no model fitted yet"
+    return Prediction(p, min(seconds, MAX_SECONDS), DEFAULT, defaults.VERSION, features, ["user", "topic"], reason)
+
+
+def _params(conn: sa.Connection, topic_id: str) -> Any:
+    from shared.mastery.bkt import BKTParams
+
+    return topic_bkt_params(conn, topic_id) or BKTParams()

@@ -1,0 +1,124 @@
+"""The chat pipeline's decisions and fallbacks, with models pinned by stand-ins."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from shared.chat.pipeline import ChatInput, ChatPipeline
+from shared.db import get_engine
+from shared.http.auth import Principal
+from shared.http.errors import ApiError
+from shared.llm.router import get_router
+
+ALICE = Principal("alice")
+
+
+def pipeline(registry, encoder, engine=get_engine):
+    return ChatPipeline(engine=engine, registry=lambda: registry, embeddings=lambda: encoder, router=get_router)
+
+
+def test_full_turn_with_models_logs_everything(course, stubs):
+    confusion = stubs["FixedConfusion"](0.2)
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("debugging_help", 0.91), confusion=confusion)
+    out = pipeline(reg, stubs["HashEncoder"]()).run(
+        ALICE, ChatInput("I get ZeroDivisionError when I divide", topic_id="py-debugging"), "req-1")
+    assert out["intent"] == "debugging_help" and out["confidence"] == pytest.approx(0.91)
+    assert out["needs_rephrase"] is False and out["is_confused"] is False
+    assert out["provider"] == "offline" and out["reply"]
+    assert out["model_versions"]["intent"] == "intent-model@vtest"
+    assert out["model_versions"]["confusion"] == "confusion-model@vtest"
+    assert {s["node_id"] for s in out["sources"]} and all(
+        s["topic_id"] == "py-debugging" for s in out["sources"])
+    assert out["mastery"] == pytest.approx(0.2)  # the topic prior: no answers yet
+    assert {"encode", "intent", "confusion", "retrieval", "mastery", "prompt", "generate", "total"} <= set(
+        out["timings_ms"])
+    with course.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM interactions WHERE id = :i"),
+                           {"i": out["interaction_id"]}).mappings().one()
+        assert row["intent"] == "debugging_help" and row["needs_review"] is False
+        assert row["retrieved_node_ids"] == [s["node_id"] for s in out["sources"]]
+        assert row["model_versions"]["llm"].startswith("offline/")
+        assert conn.execute(sa.text("SELECT count(*) FROM chat_messages")).scalar() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM generation_log WHERE interaction_id = :i"),
+                            {"i": out["interaction_id"]}).scalar() == 1
+
+
+def test_confusion_window_grows_with_the_session(course, stubs):
+    confusion = stubs["FixedConfusion"](0.8)
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.7), confusion=confusion)
+    p = pipeline(reg, stubs["HashEncoder"]())
+    first = p.run(ALICE, ChatInput("how do loops work?"), "r1")
+    session = first["session_id"]
+    for i in range(3):
+        p.run(ALICE, ChatInput(f"I still don't get it {i}", session_id=session), f"r{i + 2}")
+    shapes = [w[0] for w in confusion.windows]
+    assert shapes == [(1, 384), (2, 384), (3, 384), (3, 384)]
+    gaps = [t.seconds_since_previous for t in confusion.windows[-1][1]]
+    assert gaps[0] is None and all(g is not None and g >= 0 for g in gaps[1:])
+    last = p.run(ALICE, ChatInput("huh?", session_id=session), "r9")
+    assert last["is_confused"] is True
+    assert "confused" not in " ".join(last["degraded"])
+
+
+def test_without_models_fallbacks_answer_and_say_so(course, stubs):
+    out = pipeline(stubs["NoModels"](), stubs["NoEncoder"]()).run(
+        ALICE, ChatInput("why does my loop never end? while i < 10"), "r")
+    assert out["model_versions"]["intent"] == "keyword-rules"
+    assert out["model_versions"]["confusion"] == "confusion-heuristic"
+    assert set(out["degraded"]) >= {"encoder", "intent", "confusion"}
+    assert out["intent"] == "debugging_help"
+    assert out["sources"], "full-text retrieval still grounds the answer"
+    assert out["topic_id"] == out["sources"][0]["topic_id"]
+
+
+def test_low_confidence_asks_to_rephrase_and_queues_for_review(course, stubs):
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("review_summary", 0.3))
+    out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("hmm loops"), "r")
+    assert out["needs_rephrase"] is True
+    with course.connect() as conn:
+        assert conn.execute(sa.text("SELECT needs_review FROM interactions")).scalar() is True
+
+
+def test_mastery_drives_the_suggestion(course, stubs):
+    from shared.mastery.store import record_answer
+
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    p = pipeline(reg, stubs["HashEncoder"]())
+    low = p.run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r1")
+    assert "Review" in low["suggestion"]
+    with course.begin() as conn:
+        for _ in range(6):
+            record_answer(conn, "alice", "py-loops", True)
+    high = p.run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r2")
+    assert high["mastery"] > 0.8 and "harder problem" in high["suggestion"]
+
+
+def test_database_down_still_answers(stubs):
+    def broken_engine():
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    out = pipeline(stubs["NoModels"](), stubs["HashEncoder"](), engine=broken_engine).run(
+        ALICE, ChatInput("what is recursion"), "r")
+    assert out["reply"] and out["interaction_id"] is None
+    assert "database" in out["degraded"] and out["sources"] == []
+
+
+def test_unknown_topic_and_foreign_session(course, stubs):
+    p = pipeline(stubs["NoModels"](), stubs["HashEncoder"]())
+    with pytest.raises(ApiError) as info:
+        p.run(ALICE, ChatInput("hi", topic_id="no-such-topic"), "r")
+    assert info.value.status == 404
+    bob_session = p.run(Principal("bob"), ChatInput("hello"), "r")["session_id"]
+    with pytest.raises(ApiError) as info:
+        p.run(ALICE, ChatInput("hi", session_id=bob_session), "r")
+    assert info.value.status == 403
+
+
+def test_stream_yields_metadata_deltas_and_final(course, stubs):
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    events = list(pipeline(reg, stubs["HashEncoder"]()).stream(ALICE, ChatInput("what is a while loop"), "r"))
+    kinds = [e for e, _ in events]
+    assert kinds[0] == "metadata" and kinds[-1] == "final" and "delta" in kinds
+    text = "".join(d["text"] for e, d in events if e == "delta")
+    assert text == events[-1][1]["reply"]

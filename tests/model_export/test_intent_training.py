@@ -1,0 +1,137 @@
+"""Intent training: data set, split, calibration, and a tiny fit exported to ONNX and served.
+
+Runs in .venv-train (torch). The tiny fit uses 3 queries per intent and 2 epochs, so it
+checks the machinery (determinism, export, serving parity), not accuracy; accuracy is in
+the manifest and in tests/test_intelligence.py against the published model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_export.intent_calibration import (
+    T_MIN,
+    expected_calibration_error,
+    fit_temperature,
+    softmax,
+    threshold_report,
+)
+from model_export.intent_data import INTENT_LABELS, load_examples, stratified_split
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def test_training_set_covers_the_taxonomy_without_duplicates() -> None:
+    examples = load_examples()
+    assert len(examples) >= 500
+    counts = {label: sum(1 for _, lab in examples if lab == label) for label in INTENT_LABELS}
+    assert min(counts.values()) >= 60, counts
+    texts = [_norm(t) for t, _ in examples]
+    assert len(set(texts)) == len(texts)
+
+
+def test_golden_queries_are_not_in_the_training_set() -> None:
+    golden = json.loads((REPO / "tests" / "golden_queries.json").read_text())["queries"]
+    train = {_norm(t) for t, _ in load_examples()}
+    assert not [q["query"] for q in golden if _norm(q["query"]) in train]
+    assert {q["intent"] for q in golden} <= set(INTENT_LABELS)
+
+
+def test_split_is_stratified_disjoint_and_reproducible() -> None:
+    examples = load_examples()
+    a, b = stratified_split(examples, seed=7), stratified_split(examples, seed=7)
+    assert a == b
+    assert stratified_split(examples, seed=8).test != a.test
+    parts = [set(a.train), set(a.val), set(a.test)]
+    assert sum(map(len, parts)) == len(examples) == len(set().union(*parts))
+    for part in (a.val, a.test):
+        assert {lab for _, lab in part} == set(INTENT_LABELS)
+    no_test = stratified_split(examples, seed=7, test_frac=0.0)
+    assert no_test.test == [] and len(no_test.val) == len(a.val)
+
+
+def test_temperature_fit_recovers_the_true_temperature() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, size=(4000, 7))
+    true_t = 2.5  # the "model" is over-confident by this factor
+    probs = softmax(logits, true_t)
+    labels = np.array([rng.choice(7, p=p) for p in probs])
+    fitted = fit_temperature(logits, labels)
+    assert fitted == pytest.approx(true_t, rel=0.1)
+    before = expected_calibration_error(softmax(logits), labels)
+    after = expected_calibration_error(softmax(logits, fitted), labels)
+    assert after < 0.03 < before
+
+
+def test_temperature_fit_is_bounded_when_validation_is_perfect() -> None:
+    logits = np.eye(5) * 3.0
+    assert T_MIN <= fit_temperature(logits, np.arange(5)) < 0.06
+
+
+def test_threshold_report_counts_coverage_and_accuracy() -> None:
+    probs = np.array([[0.9, 0.1], [0.55, 0.45], [0.3, 0.7], [0.35, 0.65]])
+    labels = np.array([0, 1, 1, 0])
+    report = threshold_report(probs, labels, (0.40, 0.60))
+    assert report["0.40"] == {"coverage": 1.0, "accuracy_above": 0.5}
+    assert report["0.60"] == {"coverage": 0.75, "accuracy_above": pytest.approx(2 / 3, abs=1e-4)}
+
+
+@pytest.fixture(scope="module")
+def tiny_fit():
+    from model_export.train_intent import IntentConfig, fit_intent
+
+    split = stratified_split(load_examples(), seed=1)
+    per_label: dict[str, list] = {}
+    for text, label in split.train:
+        per_label.setdefault(label, [])
+        if len(per_label[label]) < 3:
+            per_label[label].append((text, label))
+    train = [e for rows in per_label.values() for e in rows]
+    config = IntentConfig(epochs=2, batch_size=8, seed=3)
+    return fit_intent(train, split.val[:14], list(INTENT_LABELS), config), train, config
+
+
+def test_fit_is_deterministic_for_a_seed(tiny_fit) -> None:
+    from model_export.train_intent import fit_intent, load_training_tokenizer, predict_logits
+
+    fit, train, config = tiny_fit
+    again = fit_intent(train, [], list(INTENT_LABELS), config)
+    tok = load_training_tokenizer()
+    texts = ["how do closures work?", "quiz me on SQL"]
+    np.testing.assert_array_equal(
+        predict_logits(fit.model, tok, texts), predict_logits(again.model, tok, texts)
+    )
+    assert [h["train_loss"] for h in fit.history] == [h["train_loss"] for h in again.history]
+
+
+def test_exported_onnx_served_by_intent_model_matches_torch(tiny_fit, tmp_path: Path) -> None:
+    from model_export.base_model import minilm_dir
+    from model_export.train_intent import (
+        export_onnx,
+        load_training_tokenizer,
+        predict_logits,
+        write_label_file,
+    )
+    from shared.models.intent import IntentModel
+
+    fit, _, _ = tiny_fit
+    export_onnx(fit.model, tmp_path / "intent.onnx")
+    write_label_file(fit, tmp_path / "intent_labels.json")
+    shutil.copy(minilm_dir() / "tokenizer.json", tmp_path / "tokenizer.json")
+    served = IntentModel(tmp_path, {"file": "intent.onnx"})
+    texts = ["hi", "why does my recursive function never return, it just hangs forever"]
+    torch_logits = predict_logits(fit.model, load_training_tokenizer(), texts)
+    np.testing.assert_allclose(served.logits(texts), torch_logits, atol=1e-4)
+    probs = served.probabilities(texts)
+    np.testing.assert_allclose(probs, softmax(torch_logits, fit.temperature), atol=1e-4)
+    assert served.labels == list(INTENT_LABELS)

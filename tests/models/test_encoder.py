@@ -1,0 +1,72 @@
+"""The published INT8 encoder (shared/models/encoder.py) on real text."""
+
+from __future__ import annotations
+
+import numpy as np
+
+TEXTS = [
+    "How do for loops work in Python?",
+    "ok",
+    "My recursive function never stops and I get RecursionError: maximum recursion depth "
+    "exceeded while calling a Python object, what am I doing wrong?",
+    "Explain what a hash map is.",
+]
+
+
+def test_embeddings_are_unit_vectors_of_the_declared_dimension(encoder) -> None:
+    vectors = encoder.embed(TEXTS)
+    assert vectors.shape == (len(TEXTS), 384) and encoder.dimension == 384
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_batching_and_length_sorting_keep_the_callers_order(encoder) -> None:
+    batched = encoder.embed(TEXTS)
+    one_by_one = np.vstack([encoder.embed([t]) for t in TEXTS])
+    # padding differs between the two, so INT8 activations differ slightly
+    cosines = np.sum(batched * one_by_one, axis=1)
+    assert cosines.min() > 0.98, cosines
+
+
+def test_small_batches_give_the_same_vectors(encoder) -> None:
+    from shared.models.encoder import EncoderModel
+
+    small = EncoderModel.__new__(EncoderModel)
+    small.__dict__.update(encoder.__dict__)
+    small.batch_size = 1
+    np.testing.assert_allclose(small.embed(TEXTS), np.vstack([encoder.embed([t]) for t in TEXTS]), atol=1e-5)
+
+
+def test_empty_input_gives_an_empty_matrix(encoder) -> None:
+    assert encoder.embed([]).shape == (0, 384)
+
+
+def test_similar_questions_are_closer_than_unrelated_ones(encoder) -> None:
+    a, b, c = encoder.embed(
+        [
+            "How does a for loop work?",
+            "Can you explain how loops iterate in Python?",
+            "What's a good recipe for banana bread?",
+        ]
+    )
+    assert float(a @ b) > float(a @ c) + 0.3
+
+
+def test_long_inputs_are_truncated_not_rejected(encoder) -> None:
+    long_text = "recursion " * 2000
+    vector = encoder.embed([long_text])
+    assert vector.shape == (1, 384) and np.isfinite(vector).all()
+
+
+def test_buckets_group_similar_lengths_and_respect_the_batch_size() -> None:
+    from types import SimpleNamespace
+
+    from shared.models.encoder import EncoderModel
+
+    lengths = np.array([30, 3, 10, 3, 31, 4, 200])
+    buckets = EncoderModel._buckets(SimpleNamespace(batch_size=32), lengths)
+    assert [sorted(lengths[b].tolist()) for b in buckets] == [[3, 3, 4], [10], [30, 31], [200]]
+    assert sorted(np.concatenate(buckets).tolist()) == list(range(len(lengths)))
+    small = EncoderModel._buckets(SimpleNamespace(batch_size=2), lengths)
+    assert max(len(b) for b in small) == 2
+    assert sorted(np.concatenate(small).tolist()) == list(range(len(lengths)))

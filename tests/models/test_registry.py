@@ -1,0 +1,225 @@
+"""The registry: load the version in service, verify it, swap atomically on a pointer move.
+
+These tests use tiny fake model classes (a file's text) so they run without any
+published model; `test_registry_serves_the_published_models` uses the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.artifacts.manifest import build_manifest
+from shared.artifacts.store import LocalStore
+from shared.artifacts.versions import publish_version, set_current
+from shared.models.registry import ModelRegistry, ModelUnavailableError
+
+
+class TextModel:
+    """Serving class stand-in: remembers the text of its file and the version it came from."""
+
+    def __init__(self, version_dir: Path, entry: dict) -> None:
+        self.text = (Path(version_dir) / entry["file"]).read_text()
+        self.version = Path(version_dir).name
+
+
+class BrokenModel:
+    def __init__(self, version_dir: Path, entry: dict) -> None:
+        raise ValueError("cannot parse the graph")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def publish(store: LocalStore, tmp: Path, tag: str, *, models=("a", "b"), point=True) -> str:
+    folder = tmp / f"build-{tag}"
+    folder.mkdir()
+    entries = {}
+    for name in models:
+        (folder / f"{name}.onnx").write_text(f"{name}:{tag}")
+        entries[name] = {"file": f"{name}.onnx", "extra_files": []}
+    manifest = build_manifest(folder, version="v1", models=entries)
+    version = publish_version(store, folder, manifest)
+    if point:
+        set_current(store, version)
+    return version
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "models")
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+def make_registry(store: LocalStore, tmp_path: Path, clock: Clock, **classes) -> ModelRegistry:
+    return ModelRegistry(
+        store,
+        cache_dir=tmp_path / "cache",
+        ttl_s=30,
+        classes=classes or {"a": TextModel, "b": TextModel},
+        clock=clock,
+    )
+
+
+def test_nothing_published_is_a_clear_unavailable_error(store, tmp_path, clock) -> None:
+    registry = make_registry(store, tmp_path, clock)
+    with pytest.raises(ModelUnavailableError, match="nothing published"):
+        registry.get("a")
+    assert registry.version is None
+
+
+def test_loads_the_version_current_json_names(store, tmp_path, clock) -> None:
+    publish(store, tmp_path, "one")
+    registry = make_registry(store, tmp_path, clock)
+    assert registry.get("a").text == "a:one"
+    assert registry.version == "v1"
+    assert registry.describe()["models"] == ["a", "b"]
+    with pytest.raises(ModelUnavailableError, match="no model 'c'"):
+        registry.get("c")
+
+
+def test_picks_up_a_moved_pointer_only_after_the_ttl(store, tmp_path, clock) -> None:
+    publish(store, tmp_path, "one")
+    registry = make_registry(store, tmp_path, clock)
+    assert registry.get("a").text == "a:one"
+    publish(store, tmp_path, "two")
+    clock.now = 29.0
+    assert registry.get("a").text == "a:one", "within the TTL the pointer is not re-read"
+    clock.now = 30.0
+    assert registry.get("a").text == "a:two"
+    assert registry.version == "v2"
+
+
+def test_a_corrupt_new_version_is_refused_and_the_old_one_kept(store, tmp_path, clock) -> None:
+    publish(store, tmp_path, "one")
+    registry = make_registry(store, tmp_path, clock)
+    assert registry.version == "v1"
+    v2 = publish(store, tmp_path, "two")
+    (store.root / v2 / "a.onnx").write_text("a:TWO")  # same size, altered bytes
+    clock.now = 100
+    assert registry.get("a").text == "a:one"
+    assert registry.version == "v1"
+    assert "refused version v2" in registry.last_error and "sha256" in registry.last_error
+    # a repaired pointer target is picked up at the next check
+    v3 = publish(store, tmp_path, "three")
+    clock.now = 200
+    assert registry.version == v3 and registry.last_error is None
+
+
+def test_a_corrupt_first_version_serves_nothing_with_the_reason(store, tmp_path, clock) -> None:
+    publish(store, tmp_path, "one")
+    (store.root / "v1" / "b.onnx").unlink()
+    registry = make_registry(store, tmp_path, clock)
+    with pytest.raises(ModelUnavailableError, match=r"b\.onnx: missing"):
+        registry.get("a")
+
+
+def test_a_version_whose_model_fails_to_load_does_not_replace_a_good_one(store, tmp_path, clock) -> None:
+    publish(store, tmp_path, "one")
+    registry = make_registry(store, tmp_path, clock)
+    assert registry.version == "v1"
+    registry.classes["b"] = BrokenModel
+    publish(store, tmp_path, "two")
+    clock.now = 100
+    assert registry.get("b").text == "b:one"
+    assert "cannot parse the graph" in registry.last_error
+
+
+def test_without_a_previous_version_the_loadable_models_are_served(store, tmp_path, clock) -> None:
+    publish(store, tmp_path, "one")
+    registry = make_registry(store, tmp_path, clock, a=TextModel, b=BrokenModel)
+    assert registry.get("a").text == "a:one"
+    with pytest.raises(ModelUnavailableError, match="cannot parse the graph"):
+        registry.get("b")
+    assert "b" in registry.describe()["unavailable"]
+
+
+def test_a_manifest_changed_behind_the_pointer_is_refused(store, tmp_path, clock) -> None:
+    publish(store, tmp_path, "one")
+    registry = make_registry(store, tmp_path, clock)
+    assert registry.version == "v1"
+    manifest_path = store.root / "v1" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["models"]["a"]["metrics"] = {"forged": True}
+    manifest_path.write_text(json.dumps(manifest))
+    fresh = make_registry(store, tmp_path, clock)
+    with pytest.raises(ModelUnavailableError, match="does not match"):
+        fresh.get("a")
+
+
+def test_readers_never_see_a_mix_of_two_versions(store, tmp_path, clock) -> None:
+    """While the pointer flips between v1 and v2, every snapshot is one whole version."""
+    publish(store, tmp_path, "one")
+    publish(store, tmp_path, "two", point=False)
+    registry = make_registry(store, tmp_path, clock)
+    assert registry.version == "v1"  # loaded; from now on only refresh() re-reads the pointer
+    stop = threading.Event()
+    seen: set[str] = set()
+    problems: list[str] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            loaded = registry.loaded
+            tags = {model.text.split(":")[1] for model in loaded.models.values()}
+            versions = {model.version for model in loaded.models.values()}
+            if len(tags) != 1 or versions != {loaded.version}:
+                problems.append(f"{loaded.version}: {tags} {versions}")
+            seen.add(loaded.version)
+            time.sleep(0.0005)  # let the publishing thread run (GIL)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    for i in range(30):
+        set_current(store, "v2" if i % 2 == 0 else "v1")
+        registry.refresh()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert not problems
+    assert seen == {"v1", "v2"}
+
+
+def test_registry_serves_the_published_models(published_registry, published) -> None:
+    """The real store: every model of the version in service loads with its serving class."""
+    assert published_registry.version == published.version
+    info = published_registry.describe()
+    assert info["unavailable"] == {}, info
+    encoder = published_registry.get("encoder")
+    vectors = encoder.embed(["how do loops work?"])
+    assert vectors.shape == (1, encoder.dimension)
+
+
+def test_a_store_outage_is_retried_after_the_ttl(store, tmp_path, clock, monkeypatch) -> None:
+    publish(store, tmp_path, "one")
+    registry = make_registry(store, tmp_path, clock)
+    assert registry.version == "v1"
+    publish(store, tmp_path, "two")
+    real_read = store.read_bytes
+    down = {"on": True}
+
+    def flaky_read(key: str) -> bytes:
+        if down["on"] and key.endswith("manifest.json"):
+            raise ConnectionError("store unreachable")
+        return real_read(key)
+
+    monkeypatch.setattr(store, "read_bytes", flaky_read)
+    clock.now = 100
+    assert registry.get("a").text == "a:one"
+    assert "store unreachable" in registry.last_error
+    down["on"] = False
+    clock.now = 200
+    assert registry.get("a").text == "a:two", "a transient failure must not block the version"

@@ -1,0 +1,168 @@
+"""POST /api/prediction and /api/prediction/complete through the local server's app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from shared.prediction.features import FEATURE_NAMES
+from shared.prediction.irt import MIN_ATTEMPTS
+
+
+def _predict(client: Any, bearer: Any, user: str = "alice", **body: Any) -> Any:
+    return client.post("/api/prediction", json=body, headers=bearer(user))
+
+
+def _complete(client: Any, bearer: Any, user: str = "alice", **body: Any) -> Any:
+    return client.post("/api/prediction/complete", json=body, headers=bearer(user))
+
+
+def test_a_new_student_gets_a_default_prediction_and_an_attempt_to_complete(
+    client: Any, bearer: Any, course: Any, network: Any
+) -> None:
+    res = _predict(client, bearer, topic_id="py-basics", difficulty=2)
+    assert res.status_code == 200, res.json
+    body = res.json
+    assert body["model"] == "default" and body["model_version"] == "default-1"
+    assert 0 < body["p_correct"] < 1 and body["expected_seconds"] > 0
+    assert list(body["features"]) == list(FEATURE_NAMES) and body["features"]["overall_count"] == 0
+    assert body["request_id"] and body["fallback_reason"]
+    with course.connect() as conn:
+        row = conn.execute(sa.text("SELECT user_id, status, predicted_correct, predictor FROM task_attempts")).one()
+    assert tuple(row[:2]) == ("alice", "predicted") and row[3] == "default"
+    assert row[2] == pytest.approx(body["p_correct"], abs=1e-4)
+
+    harder = _predict(client, bearer, topic_id="py-basics", difficulty=5).json
+    assert harder["p_correct"] < body["p_correct"] and harder["expected_seconds"] > body["expected_seconds"]
+
+    done = _complete(client, bearer, attempt_id=body["attempt_id"], correct=True, time_seconds=42)
+    assert done.status_code == 200, done.json
+    assert done.json["correct"] is True and done.json["predicted_correct"] == pytest.approx(body["p_correct"], abs=1e-4)
+    mastery = client.get("/api/prediction/mastery", headers=bearer("alice")).json["mastery"]
+    basics = next(m for m in mastery if m["topic_id"] == "py-basics")
+    assert basics["p_mastery"] == pytest.approx(done.json["mastery"]) and basics["tasks_completed"] == 1
+
+
+def test_a_question_supplies_topic_and_difficulty(client: Any, bearer: Any, course: Any, network: Any) -> None:
+    body = _predict(client, bearer, question_id="q-loops-1").json
+    assert (body["topic_id"], body["difficulty"], body["question_id"]) == ("py-loops", 4, "q-loops-1")
+
+
+def test_the_fallback_answers_once_attempts_exist_and_history_personalises_it(
+    client: Any, bearer: Any, course: Any, network: Any, complete_some: Any
+) -> None:
+    complete_some(course, "strong", [("py-loops", 3, True, 20.0)] * MIN_ATTEMPTS)
+    complete_some(course, "weak", [("py-loops", 3, False, 90.0)] * MIN_ATTEMPTS)
+    strong = _predict(client, bearer, "strong", topic_id="py-loops", difficulty=3).json
+    weak = _predict(client, bearer, "weak", topic_id="py-loops", difficulty=3).json
+    new = _predict(client, bearer, "newbie", topic_id="py-functions", difficulty=3).json
+    assert strong["model"] == weak["model"] == new["model"] == "irt"
+    assert strong["model_version"].startswith(f"irt-{2 * MIN_ATTEMPTS}-")
+    assert strong["p_correct"] > new["p_correct"] > weak["p_correct"]
+    assert strong["expected_seconds"] < weak["expected_seconds"]
+    assert new["unknown"] == ["user", "topic"] and strong["unknown"] == []
+    assert strong["features"]["topic_success_rate"] == 1.0 and strong["features"]["topic_count"] == MIN_ATTEMPTS
+
+
+def test_the_network_answers_for_ids_it_knows_and_the_fallback_for_ids_only_it_knows(
+    client: Any, bearer: Any, course: Any, network: Any, fake_network: Any, complete_some: Any
+) -> None:
+    model = fake_network(users={"alice"}, topics={"py-basics"}, p=0.81, seconds=33.0)
+    network(model, version="v9")
+    body = _predict(client, bearer, topic_id="py-basics", difficulty=2).json
+    answer = (body["model"], body["model_version"], body["p_correct"], body["expected_seconds"])
+    assert answer == ("network", "v9", 0.81, 33.0)
+    assert body["unknown"] == []
+    # features reach the network encoded, 11 of them
+    assert model.calls[-1][3].shape == (11,)
+
+    # a topic the network never saw, and no attempts: the network's 'unknown' row answers
+    body = _predict(client, bearer, topic_id="py-loops", difficulty=2).json
+    assert body["model"] == "network" and body["unknown"] == ["topic"]
+
+    # once the fallback has attempts on that topic, it answers instead, and says why
+    complete_some(course, "bob", [("py-loops", 2, True, 10.0)] * MIN_ATTEMPTS)
+    body = _predict(client, bearer, topic_id="py-loops", difficulty=2).json
+    assert body["model"] == "irt" and "topic" in body["fallback_reason"]
+
+
+@pytest.mark.parametrize("broken", ["raises", "nan", "registry"])
+def test_a_broken_network_falls_back(
+    client: Any, bearer: Any, course: Any, network: Any, fake_network: Any, broken: str
+) -> None:
+    model = fake_network(users={"alice"}, topics={"py-basics"}, p=float("nan"))
+    if broken == "raises":
+        def boom(*_: Any) -> None:
+            raise RuntimeError("onnxruntime exploded")
+        model.predict = boom
+        network(model)
+    elif broken == "registry":
+        network(error=OSError("store down"))
+    else:
+        network(model)
+    res = _predict(client, bearer, topic_id="py-basics", difficulty=2)
+    assert res.status_code == 200
+    assert res.json["model"] == "default" and "network model" in res.json["fallback_reason"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"topic_id": "no-such-topic", "difficulty": 2}, 404),
+        ({"question_id": "no-such-question"}, 404),
+        ({"topic_id": "py-basics", "difficulty": 6}, 422),
+        ({"topic_id": "py-basics", "difficulty": 0}, 422),
+        ({"topic_id": "py-basics"}, 422),
+        ({"difficulty": 2}, 422),
+        ({"topic_id": "py-basics", "difficulty": 2, "user_id": "bob"}, 422),
+        ({"topic_id": "py-loops", "question_id": "q-loops-1", "difficulty": 2, "extra": 1}, 422),
+        ({"topic_id": "py-basics", "question_id": "q-loops-1"}, 422),
+    ],
+)
+def test_bad_prediction_requests_get_clear_errors(
+    client: Any, bearer: Any, course: Any, network: Any, body: dict, status: int
+) -> None:
+    res = _predict(client, bearer, **body)
+    assert res.status_code == status, res.json
+    assert res.json["error"]["code"] and res.json["error"]["message"]
+    with course.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM task_attempts")).scalar_one() == 0
+
+
+def test_bad_completions_get_clear_errors(client: Any, bearer: Any, course: Any, network: Any) -> None:
+    attempt_id = _predict(client, bearer, topic_id="py-basics", difficulty=2).json["attempt_id"]
+    cases = [
+        ("alice", {"attempt_id": attempt_id, "correct": True, "time_seconds": -1}, 422),
+        ("alice", {"attempt_id": attempt_id, "correct": "yes", "time_seconds": 3}, 422),
+        ("alice", {"attempt_id": attempt_id, "correct": True}, 422),
+        ("alice", {"attempt_id": "00000000-0000-0000-0000-000000000000", "correct": True, "time_seconds": 3}, 404),
+        ("mallory", {"attempt_id": attempt_id, "correct": True, "time_seconds": 3}, 403),
+    ]
+    for user, body, status in cases:
+        res = _complete(client, bearer, user, **body)
+        assert res.status_code == status, (body, res.json)
+    assert _complete(client, bearer, attempt_id=attempt_id, correct=False, time_seconds=3).status_code == 200
+    again = _complete(client, bearer, attempt_id=attempt_id, correct=True, time_seconds=3)
+    assert again.status_code == 409 and again.json["error"]["code"] == "conflict"
+
+
+def test_routes_need_a_token(client: Any, course: Any) -> None:
+    assert client.post("/api/prediction", json={"topic_id": "py-basics", "difficulty": 2}).status_code == 401
+    assert client.post("/api/prediction/complete", json={}).status_code == 401
+
+
+def test_completions_count_toward_retraining(
+    client: Any, bearer: Any, course: Any, network: Any, settings: Any
+) -> None:
+    every = settings.retrain_every_completed_tasks
+    made = []
+    for _ in range(every * 2):
+        attempt_id = _predict(client, bearer, topic_id="py-basics", difficulty=2).json["attempt_id"]
+        made.append(_complete(client, bearer, attempt_id=attempt_id, correct=True, time_seconds=5).json)
+    requests = [m["retrain_request"] for m in made if m["retrain_request"]]
+    assert [r["threshold"] for r in requests] == [every, 2 * every]
+    with course.connect() as conn:
+        rows = conn.execute(sa.text("SELECT reason, status FROM retrain_requests ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("tasks_threshold", "pending")] * 2
