@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import json
 import logging
+import os
 import platform
 import shutil
 import time
@@ -92,6 +93,11 @@ def step(name: str) -> Iterator[dict]:
 def fingerprint(seed: int, models: list[str]) -> str:
     """sha256 over every input that can change what the build produces."""
     digest = hashlib.sha256(f"format={BUILD_FORMAT};seed={seed};models={sorted(models)}".encode())
+    # Which shared data sets exist decides whether the grader and predictor are trained:
+    # a build made without them must not count as up to date once they arrive.
+    data_root = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
+    present = sorted(p.name for p in data_root.iterdir() if p.is_dir()) if data_root.is_dir() else []
+    digest.update(f";data={present}".encode())
     for rel in FINGERPRINT_PATHS:
         root = REPO / rel
         paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())

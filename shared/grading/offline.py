@@ -64,7 +64,10 @@ class ModelGrader:
             version = self.registry.version
         except ModelUnavailableError as exc:
             raise GraderUnavailableError(f"grader model unavailable: {exc}") from exc
-        probs = model.probabilities([(ref, answer) for ref in refs])
+        # One pair per call: dynamic INT8 scales activations per batch, so batching a
+        # short reference with a long one would make an answer's grade depend on the
+        # question's other references.
+        probs = [model.probabilities([(ref, answer)])[0] for ref in refs]
         scored = []
         for row in probs:
             score, verdict = score_mapping.from_class_probs(row, model.labels)

@@ -156,6 +156,7 @@ class GradingService:
                     attempt_id,
                     question_id=question.id,
                     correct=grade.credit,
+                    is_correct=grade.correct,
                     time_seconds=time_seconds,
                     score=grade.score,
                     verdict=grade.verdict,

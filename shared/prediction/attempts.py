@@ -194,6 +194,7 @@ def complete_attempt(
     grader: str | None = None,
     grader_version: str | None = None,
     retrain_every: int | None = None,
+    is_correct: bool | None = None,
 ) -> CompletedAttempt:
     """Record one finished task: the attempt row, mastery, progress, the retrain counter.
 
@@ -204,7 +205,8 @@ def complete_attempt(
       required).
     - `correct` is the credit in [0, 1] (1/0 for right/wrong, score/10 for a graded
       short answer): the BKT update takes it as soft evidence, the row stores
-      `correct = credit >= 0.5` and `score` (default credit * 10).
+      `correct = credit >= 0.5` (unless the grader's own verdict is passed as
+      `is_correct`) and `score` (default credit * 10).
     - `retrain_every` defaults to the setting RETRAIN_EVERY_COMPLETED_TASKS.
 
     Raises an AttemptError subclass (404 / 403 / 409 / 422) and changes nothing then.
@@ -219,7 +221,7 @@ def complete_attempt(
     if verdict is not None and verdict not in VERDICTS:
         raise AttemptMismatchError(f"verdict must be one of {VERDICTS}, got {verdict!r}.")
     score = round(credit * 10.0, 3) if score is None else float(score)
-    is_correct = credit >= 0.5
+    is_correct = credit >= 0.5 if is_correct is None else bool(is_correct)
 
     predicted: dict[str, Any] = {}
     if attempt_id is not None:

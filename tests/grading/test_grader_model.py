@@ -55,9 +55,11 @@ def encoder_service() -> Any:
 
 def test_model_grader_ranks_right_above_wrong(registry: Any) -> None:
     grader = ModelGrader(registry)
+    near_verbatim = grader.grade(SALT, "The water evaporated, leaving the salt.")
     right, wrong = grader.grade(SALT, RIGHT), grader.grade(SALT, WRONG)
     assert right.grader == "model" and right.grader_version == f"grader@{registry.version}"
-    assert right.score >= score_mapping.CORRECT_AT > wrong.score
+    assert near_verbatim.verdict == "correct"
+    assert right.score > wrong.score and wrong.verdict != "correct"
     assert set(right.details["probabilities"]) == {"correct", "contradictory", "incorrect"}
 
 
@@ -90,7 +92,8 @@ def test_function_answers_with_the_model_grader(
     client: Any, course: Any, bearer: Any, use_graders: Any, registry: Any
 ) -> None:
     use_graders(offline=[ModelGrader(registry)])
-    r = client.post("/api/grading", json={"question_id": "q-salt", "answer": RIGHT}, headers=bearer("alice"))
+    answer = "The water evaporated, leaving the salt."
+    r = client.post("/api/grading", json={"question_id": "q-salt", "answer": answer}, headers=bearer("alice"))
     assert r.status_code == 200, r.json
     assert r.json["grader"] == "model" and r.json["grader_version"].startswith("grader@v")
     assert r.json["verdict"] == "correct"
