@@ -34,6 +34,7 @@ class RetrievalParams:
     vector_weight: float = 1.0
     text_weight: float = 1.0
     ef_search: int = 64             # HNSW search breadth: recall vs latency
+    text_match_cap: int = 1000      # full-text matches ranked at most (bounds latency on big bases)
     iterative_scan: str = "relaxed_order"  # pgvector 0.8: keep scanning when filters remove rows
 
 
@@ -69,6 +70,28 @@ QUERY_TSQUERY = (
     "regexp_replace(:qtext, '(?<=[[:alnum:]_)])[.](?=[[:alpha:]_])', ' ', 'g')) AS text), '&', '|') AS tsquery)"
 )
 
+# The full-text side, shared by both statements. Ranking is per row, so only the first
+# :text_match_cap matches are ranked: without the cap one common word in a large
+# knowledge base makes this side cost more than everything else together.
+FTS_CTES = f"""
+    fts_matches AS MATERIALIZED (
+        SELECT n.id, n.search_tsv
+          FROM knowledge_nodes n, {QUERY_TSQUERY} q
+         WHERE n.search_tsv @@ q
+           AND (CAST(:topics AS text[]) IS NULL OR n.topic_id = ANY(CAST(:topics AS text[])))
+           AND (CAST(:kinds AS text[]) IS NULL OR n.kind = ANY(CAST(:kinds AS text[])))
+         LIMIT :text_match_cap
+    ),
+    fts_candidates AS (
+        SELECT m.id, ts_rank_cd(m.search_tsv, q) AS ts
+          FROM fts_matches m, {QUERY_TSQUERY} q
+         ORDER BY ts DESC, m.id
+         LIMIT :candidates
+    ),
+    fts AS (
+        SELECT id, row_number() OVER (ORDER BY ts DESC, id) AS rank FROM fts_candidates
+    )"""
+
 HYBRID_SQL = sa.text(
     f"""
     WITH vec_candidates AS (
@@ -84,18 +107,7 @@ HYBRID_SQL = sa.text(
         SELECT id, 1 - distance AS similarity, row_number() OVER (ORDER BY distance) AS rank
           FROM vec_candidates
     ),
-    fts_candidates AS (
-        SELECT n.id, ts_rank_cd(n.search_tsv, q) AS ts
-          FROM knowledge_nodes n, {QUERY_TSQUERY} q
-         WHERE n.search_tsv @@ q
-           AND (CAST(:topics AS text[]) IS NULL OR n.topic_id = ANY(CAST(:topics AS text[])))
-           AND (CAST(:kinds AS text[]) IS NULL OR n.kind = ANY(CAST(:kinds AS text[])))
-         ORDER BY ts DESC, n.id
-         LIMIT :candidates
-    ),
-    fts AS (
-        SELECT id, row_number() OVER (ORDER BY ts DESC, id) AS rank FROM fts_candidates
-    ),
+    {FTS_CTES},
     fused AS (
         SELECT COALESCE(vec.id, fts.id) AS id, vec.similarity, vec.rank AS vector_rank,
                fts.rank AS text_rank,
@@ -114,16 +126,7 @@ HYBRID_SQL = sa.text(
 
 TEXT_ONLY_SQL = sa.text(
     f"""
-    WITH fts_candidates AS (
-        SELECT n.id, ts_rank_cd(n.search_tsv, q) AS ts
-          FROM knowledge_nodes n, {QUERY_TSQUERY} q
-         WHERE n.search_tsv @@ q
-           AND (CAST(:topics AS text[]) IS NULL OR n.topic_id = ANY(CAST(:topics AS text[])))
-           AND (CAST(:kinds AS text[]) IS NULL OR n.kind = ANY(CAST(:kinds AS text[])))
-         ORDER BY ts DESC, n.id
-         LIMIT :candidates
-    ),
-    fts AS (SELECT id, row_number() OVER (ORDER BY ts DESC, id) AS rank FROM fts_candidates)
+    WITH {FTS_CTES}
     SELECT n.id, n.title, n.topic_id, n.kind, n.content,
            CAST(:wt AS float8) / (CAST(:rrf_k AS float8) + fts.rank) AS score,
            CAST(NULL AS float8) AS similarity, fts.rank AS text_rank, CAST(NULL AS bigint) AS vector_rank
@@ -164,6 +167,7 @@ def hybrid_search(
             "topics": list(params.topic_ids) if params.topic_ids else None,
             "kinds": list(params.kinds) if params.kinds else None,
             "candidates": params.candidates,
+            "text_match_cap": params.text_match_cap,
             "rrf_k": float(params.rrf_k),
             "wv": params.vector_weight,
             "wt": params.text_weight,
