@@ -90,7 +90,7 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def run(size: int, n_queries: int) -> dict:
+def run(size: int, n_queries: int, reuse: bool = False) -> dict:
     from shared.chat import conversation
     from shared.chat.pipeline import ChatInput, ChatPipeline
     from shared.config import get_settings, reset_settings_cache
@@ -109,20 +109,29 @@ def run(size: int, n_queries: int) -> dict:
     base.dispose()
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar()
+        if exists and not reuse:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
     ensure_database(server_url, name)
     url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
     engine = create_engine(settings.model_copy(update={"database_url": url}))
     set_engine(engine)
     upgrade(engine)
+    with engine.connect() as conn:
+        loaded = conn.execute(sa.text("SELECT count(*) FROM knowledge_nodes WHERE content_hash = 'bench'")).scalar()
+    reuse = reuse and loaded == size
 
     service = get_embedding_service()
     registry = get_registry()
     if registry.version is None:
         raise SystemExit(f"no model version published in {settings.model_store}: run `make models` first")
-    load_s = fill(engine, size, service.embed, service.model_name)
-    print(f"\n  {size} nodes loaded + indexed in {load_s:.1f} s", file=sys.stderr)
+    if reuse:
+        load_s = 0.0
+        print(f"  reusing the {size} nodes already loaded in {name}", file=sys.stderr)
+    else:
+        load_s = fill(engine, size, service.embed, service.model_name)
+        print(f"\n  {size} nodes loaded + indexed in {load_s:.1f} s", file=sys.stderr)
 
     pipeline = ChatPipeline(engine=lambda: engine)
     user = Principal("bench-student")
@@ -135,7 +144,7 @@ def run(size: int, n_queries: int) -> dict:
     for i in range(n_queries):
         # Conversations of ~8 turns (new session, then follow-ups), like real use; unseen
         # text each time, so the embedding cache does not flatter the encoder.
-        q = f"{rng.choice(QUERIES)} (attempt {i})"
+        q = f"{rng.choice(QUERIES)} (attempt {i} of {size})"
         session = sessions[-1] if sessions and i % 8 else None
         turn = pipeline.prepare(user, ChatInput(q, session_id=session), f"b{i}")
         if session is None:
@@ -161,11 +170,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--reuse", action="store_true", help="keep a database already filled by a previous run")
     args = parser.parse_args()
     from shared.logs import configure_logging
 
     configure_logging("WARNING")
-    results = [run(size, args.queries) for size in args.sizes]
+    results = [run(size, args.queries, args.reuse) for size in args.sizes]
     for r in results:
         print(f"\n== {r['nodes']} nodes, {r['queries']} queries, HNSW recall@10 vs exact {r['recall@10']}")
         print(f"{'stage':<16}{'p50 ms':>10}{'p95 ms':>10}")
