@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from shared.config import get_settings
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     configure_logging(get_settings().log_level)
+    # SIGTERM (a supervisor, `timeout`, `kill`) must stop the embedded database too: exit
+    # through SystemExit so the exit hooks that stop it run, as they do for Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     handlers = {"serve": _serve, "token": _token, "prepare": _prepare}
     try:
         return handlers[args.cmd](args)

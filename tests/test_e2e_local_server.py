@@ -25,9 +25,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    state = tmp_path_factory.mktemp("e2e-state")
+def start_server(state: Path) -> tuple[subprocess.Popen, str, object]:
+    """`python -m local serve` on a free port with its own state folder, once healthy."""
     port = free_port()
     env = {**os.environ, "STATE_DIR": str(state), "GOOGLE_CLOUD_PROJECT": "demo-e2e",
            "CORS_ORIGINS": "http://localhost:5000"}
@@ -37,28 +36,49 @@ def server(tmp_path_factory):
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            log.close()
+            pytest.fail(f"server exited early:\n{(state / 'server.log').read_text()[-3000:]}")
+        try:
+            if requests.get(f"{base}/api/health", timeout=2).status_code == 200:
+                return proc, base, log
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            stop(proc)
+            log.close()
+            pytest.fail("server did not become healthy in 120 s")
+        time.sleep(0.3)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> int:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
+
+
+def wait_for_database_stop(pgdata: Path) -> bool:
+    deadline = time.monotonic() + 15
+    while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not (pgdata / "postmaster.pid").exists()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    state = tmp_path_factory.mktemp("e2e-state")
+    proc, base, log = start_server(state)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited early:\n{(state / 'server.log').read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not become healthy in 120 s")
-            time.sleep(0.3)
         yield {"base": base, "proc": proc, "state": state}
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)
         log.close()
 
 
@@ -100,9 +120,16 @@ def test_functions_answer_over_http_with_conventions(server):
 def test_ctrl_c_stops_server_and_database(server):
     proc, pgdata = server["proc"], server["state"] / "pgdata"
     assert (pgdata / "postmaster.pid").exists()
-    os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=30) == 0
-    deadline = time.monotonic() + 15
-    while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not (pgdata / "postmaster.pid").exists(), "embedded Postgres still running"
+    assert stop(proc, signal.SIGINT) == 0
+    assert wait_for_database_stop(pgdata), "embedded Postgres still running after Ctrl-C"
+
+
+def test_sigterm_stops_server_and_database(tmp_path):
+    proc, _, log = start_server(tmp_path)
+    try:
+        assert (tmp_path / "pgdata" / "postmaster.pid").exists()
+        assert stop(proc, signal.SIGTERM) == 0
+        assert wait_for_database_stop(tmp_path / "pgdata"), "embedded Postgres still running after SIGTERM"
+    finally:
+        stop(proc, signal.SIGKILL)
+        log.close()
