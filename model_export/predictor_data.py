@@ -20,12 +20,12 @@ Features are computed by `shared.prediction.features.RunningHistory`, the servin
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from model_export.base_model import data_root
 from shared.prediction.defaults import BASE_SECONDS, DIFFICULTY_LOG_TIME_SLOPE
 from shared.prediction.features import N_FEATURES, RunningHistory, encode
 
@@ -51,10 +51,6 @@ class PredictorDataMissing(FileNotFoundError):
 
     skip_model = True
 
-
-def data_root() -> Path:
-    """`$SHARED_DATA_DIR`, else `<repo>/../shared/data` (where CI keeps the data sets)."""
-    return Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
 def assistments_path(root: Path | None = None) -> Path:
