@@ -42,6 +42,7 @@ test: setup models lint
 # --- the rest ------------------------------------------------------------------------
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 format: setup
 	$(VENV)/bin/ruff format .

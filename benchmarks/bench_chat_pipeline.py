@@ -30,12 +30,22 @@ import numpy as np  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 QUERIES = [
-    "how does a for loop work?", "why does my while loop never stop", "I get IndexError: list index out of range",
-    "what is the difference between = and ==", "explain F = m a with an example",
-    "quiz me on dictionaries", "summarize what we covered about functions", "I still don't get recursion",
-    "why does my function return None", "what does range(1, 5) give", "KeyError when reading my dict",
-    "how do I compute acceleration from velocity", "what is Newton's third law", "give me a practice problem on lists",
-    "can you recap kinematics equations", "my code crashes with ZeroDivisionError",
+    "how does a for loop work?",
+    "why does my while loop never stop",
+    "I get IndexError: list index out of range",
+    "what is the difference between = and ==",
+    "explain F = m a with an example",
+    "quiz me on dictionaries",
+    "summarize what we covered about functions",
+    "I still don't get recursion",
+    "why does my function return None",
+    "what does range(1, 5) give",
+    "KeyError when reading my dict",
+    "how do I compute acceleration from velocity",
+    "what is Newton's third law",
+    "give me a practice problem on lists",
+    "can you recap kinematics equations",
+    "my code crashes with ZeroDivisionError",
 ]
 
 
@@ -45,15 +55,17 @@ def synthetic_nodes(n: int, seed: int = 0) -> list[dict]:
     by_topic: dict[str, list[str]] = {}
     for node in course["nodes"]:
         by_topic.setdefault(node["topic_id"], []).extend(
-            s for s in re.split(r"(?<=[.!?])\s+", node["content"]) if len(s.split()) > 3)
+            s for s in re.split(r"(?<=[.!?])\s+", node["content"]) if len(s.split()) > 3
+        )
     topics = sorted(by_topic)
     rng = random.Random(seed)
     out = []
     for i in range(n):
         topic = topics[i % len(topics)]
         sentences = rng.sample(by_topic[topic], k=min(len(by_topic[topic]), rng.randint(3, 6)))
-        out.append({"id": f"syn-{i:06d}", "topic_id": topic, "title": sentences[0][:60],
-                    "content": " ".join(sentences)})
+        out.append(
+            {"id": f"syn-{i:06d}", "topic_id": topic, "title": sentences[0][:60], "content": " ".join(sentences)}
+        )
     return out
 
 
@@ -71,17 +83,23 @@ def fill(engine: sa.Engine, n: int, embed, model_name: str) -> float:
         chunk = nodes[start : start + batch]
         vectors = embed([f"{c['title']}. {c['content']}" for c in chunk])
         with engine.begin() as conn:
-            conn.execute(sa.text(
-                """INSERT INTO knowledge_nodes (id, source_id, topic_id, title, content, content_hash,
+            conn.execute(
+                sa.text(
+                    """INSERT INTO knowledge_nodes (id, source_id, topic_id, title, content, content_hash,
                                                 embedding, embedding_model)
-                   VALUES (:id, :id, :topic_id, :title, :content, 'bench', :embedding, :model)"""),
-                [{**c, "embedding": v, "model": model_name} for c, v in zip(chunk, vectors, strict=True)])
+                   VALUES (:id, :id, :topic_id, :title, :content, 'bench', :embedding, :model)"""
+                ),
+                [{**c, "embedding": v, "model": model_name} for c, v in zip(chunk, vectors, strict=True)],
+            )
         print(f"  embedded and loaded {min(start + batch, n)}/{n}", end="\r", file=sys.stderr)
     with engine.begin() as conn:  # building the index after the load is much faster than per row
         conn.execute(sa.text("SET maintenance_work_mem = '512MB'"))
-        conn.execute(sa.text(
-            """CREATE INDEX knowledge_nodes_embedding_hnsw ON knowledge_nodes
-               USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"""))
+        conn.execute(
+            sa.text(
+                """CREATE INDEX knowledge_nodes_embedding_hnsw ON knowledge_nodes
+               USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"""
+            )
+        )
         conn.execute(sa.text("ANALYZE knowledge_nodes"))
     return time.perf_counter() - t0
 
@@ -161,8 +179,9 @@ def run(size: int, n_queries: int, reuse: bool = False) -> dict:
         "queries": n_queries,
         "load_s": round(load_s, 1),
         "recall@10": round(recall, 4),
-        "stages": {s: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2)}
-                   for s, v in stages.items()},
+        "stages": {
+            s: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2)} for s, v in stages.items()
+        },
     }
 
 

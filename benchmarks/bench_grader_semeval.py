@@ -134,10 +134,10 @@ def find_encoder(models: Path | None) -> object | None:
 def eval_similarity(encoder: object, answers: list[Answer]) -> dict:
     refs = sorted({a.reference for a in answers})
     ref_vec = dict(zip(refs, encoder.embed(refs), strict=True))
-    vecs = np.concatenate([encoder.embed([a.answer for a in answers[i : i + 64]])
-                           for i in range(0, len(answers), 64)])
-    verdicts = [score_mapping.from_similarity(float(ref_vec[a.reference] @ v))[1]
-                for a, v in zip(answers, vecs, strict=True)]
+    vecs = np.concatenate([encoder.embed([a.answer for a in answers[i : i + 64]]) for i in range(0, len(answers), 64)])
+    verdicts = [
+        score_mapping.from_similarity(float(ref_vec[a.reference] @ v))[1] for a, v in zip(answers, vecs, strict=True)
+    ]
     return classification_metrics(_truth(answers), _binary_to_3way(verdicts))
 
 
@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     if encoder is None:
         print("note: no published encoder found (pass --models <version folder>): similarity row skipped")
     else:
-        results["methods"]["embedding similarity (fallback)"] = {s: eval_similarity(encoder, p)
-                                                                 for s, p in sets.items()}
+        results["methods"]["embedding similarity (fallback)"] = {
+            s: eval_similarity(encoder, p) for s, p in sets.items()
+        }
     results["methods"]["lexical overlap (baseline)"] = {s: eval_lexical(p) for s, p in sets.items()}
     results["methods"]["majority class"] = {s: eval_majority(split.train, p) for s, p in sets.items()}
 
@@ -193,8 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     for method, per_set in results["methods"].items():
         for set_name, m in per_set.items():
             pc = m["f1_per_class"]
-            print(f"{method:34s} | {set_name:16s} | {m['accuracy']:6.3f} | {m['macro_f1']:7.3f} | "
-                  f"{m['weighted_f1']:6.3f} | {pc['correct']:.2f}/{pc['contradictory']:.2f}/{pc['incorrect']:.2f}")
+            print(
+                f"{method:34s} | {set_name:16s} | {m['accuracy']:6.3f} | {m['macro_f1']:7.3f} | "
+                f"{m['weighted_f1']:6.3f} | {pc['correct']:.2f}/{pc['contradictory']:.2f}/{pc['incorrect']:.2f}"
+            )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
     return 0

@@ -98,8 +98,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--per-class", type=int, default=0,
-                        help="smoke test: keep only this many training queries per class")
+    parser.add_argument(
+        "--per-class", type=int, default=0, help="smoke test: keep only this many training queries per class"
+    )
     parser.add_argument("--work-dir", type=Path, default=REPO / ".state" / "bench" / "clinc150")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -111,20 +112,26 @@ def main() -> None:
     labels = sorted({label for _, label in train_all})
     if args.per_class:
         seen: dict[str, int] = {}
-        train_all = [e for e in train_all if seen.setdefault(e[1], 0) < args.per_class
-                     and not seen.__setitem__(e[1], seen[e[1]] + 1)]
+        train_all = [
+            e
+            for e in train_all
+            if seen.setdefault(e[1], 0) < args.per_class and not seen.__setitem__(e[1], seen[e[1]] + 1)
+        ]
     split = stratified_split(train_all, seed=args.seed, val_frac=0.1, test_frac=0.0)
-    print(f"CLINC150: train {len(split.train)}, calibration {len(split.val)} (from train.json),"
-          f" evaluated on val.json {len(val)} ({sum(g == OOS for _, g in val)} oos);"
-          f" {len(labels)} classes incl. oos")
+    print(
+        f"CLINC150: train {len(split.train)}, calibration {len(split.val)} (from train.json),"
+        f" evaluated on val.json {len(val)} ({sum(g == OOS for _, g in val)} oos);"
+        f" {len(labels)} classes incl. oos"
+    )
     config = IntentConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     fit = fit_intent(split.train, split.val, labels, config)
-    print(f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs;"
-          f" temperature {fit.temperature:.3f} (fitted on the calibration split)")
+    print(
+        f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs;"
+        f" temperature {fit.temperature:.3f} (fitted on the calibration split)"
+    )
 
     tokenizer = load_training_tokenizer()
-    cal_probs = softmax(predict_logits(fit.model, tokenizer, [t for t, _ in split.val]),
-                        fit.temperature)
+    cal_probs = softmax(predict_logits(fit.model, tokenizer, [t for t, _ in split.val]), fit.temperature)
     tau_cal = calibrated_tau(cal_probs, labels, [g for _, g in split.val])
     val_texts = [t for t, _ in val]
     gold = [g for _, g in val]
@@ -136,16 +143,14 @@ def main() -> None:
     fp32_path = export_onnx(fit.model, args.work_dir / "clinc_intent.onnx", tokenizer)
     from model_export.quantize import quantize
 
-    int8_path = quantize(fp32_path, args.work_dir / "clinc_intent.int8.onnx",
-                         per_channel=True, fused=True)
+    int8_path = quantize(fp32_path, args.work_dir / "clinc_intent.int8.onnx", per_channel=True, fused=True)
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
     start = time.perf_counter()
-    int8_logits = np.concatenate([
-        session.run(None, encode(tokenizer, val_texts[i : i + 64]))[0]
-        for i in range(0, len(val_texts), 64)
-    ])
+    int8_logits = np.concatenate(
+        [session.run(None, encode(tokenizer, val_texts[i : i + 64]))[0] for i in range(0, len(val_texts), 64)]
+    )
     int8_seconds = time.perf_counter() - start
 
     index = {label: i for i, label in enumerate(labels)}
@@ -153,27 +158,44 @@ def main() -> None:
     rows = []
     for name, logits in (("FP32 (torch)", fp32_logits), ("INT8 (onnxruntime)", int8_logits)):
         probs = softmax(logits, fit.temperature)
-        for rule, tau in (("argmax", 0.0), (f"tau={PRODUCT_TAU:.2f}", PRODUCT_TAU),
-                          (f"tau_cal={tau_cal:.3f}", tau_cal)):
+        for rule, tau in (
+            ("argmax", 0.0),
+            (f"tau={PRODUCT_TAU:.2f}", PRODUCT_TAU),
+            (f"tau_cal={tau_cal:.3f}", tau_cal),
+        ):
             rows.append((name, rule, score(decide(probs, labels, tau), gold)))
-        rows.append((name, "ECE (calibrated, val.json)",
-                     {"ece": round(expected_calibration_error(probs, y, bins=15), 4),
-                      "ece_uncalibrated": round(expected_calibration_error(softmax(logits), y,
-                                                                           bins=15), 4)}))
-    print("\nresults on val.json (published BERT-base on the test split: 96.9 in-scope, "
-          "40.3 OOS recall; with a threshold 96.2 / 52.3)")
+        rows.append(
+            (
+                name,
+                "ECE (calibrated, val.json)",
+                {
+                    "ece": round(expected_calibration_error(probs, y, bins=15), 4),
+                    "ece_uncalibrated": round(expected_calibration_error(softmax(logits), y, bins=15), 4),
+                },
+            )
+        )
+    print(
+        "\nresults on val.json (published BERT-base on the test split: 96.9 in-scope, "
+        "40.3 OOS recall; with a threshold 96.2 / 52.3)"
+    )
     for name, rule, values in rows:
         print(f"  {name:20s} {rule:28s} {values}")
     agree = float((fp32_logits.argmax(-1) == int8_logits.argmax(-1)).mean())
     p32, p8 = softmax(fp32_logits, fit.temperature), softmax(int8_logits, fit.temperature)
-    print(f"\nINT8 vs FP32 on val.json: argmax agreement {100 * agree:.2f}%, "
-          f"max |dp| {np.abs(p32 - p8).max():.4f}, mean top-prob |dp| "
-          f"{np.abs(p32.max(-1) - p8.max(-1)).mean():.4f}")
-    print(f"sizes: FP32 {fp32_path.stat().st_size / 1e6:.1f} MB, "
-          f"INT8 {int8_path.stat().st_size / 1e6:.1f} MB; inference on {len(val_texts)} queries:"
-          f" torch FP32 {fp32_seconds:.1f} s, onnxruntime INT8 {int8_seconds:.1f} s")
-    print(f"tau_cal rule: largest tau rejecting <= {100 * MAX_INSCOPE_REJECTION:.0f}% of the "
-          f"correct in-scope calibration queries (calibration split of train.json)")
+    print(
+        f"\nINT8 vs FP32 on val.json: argmax agreement {100 * agree:.2f}%, "
+        f"max |dp| {np.abs(p32 - p8).max():.4f}, mean top-prob |dp| "
+        f"{np.abs(p32.max(-1) - p8.max(-1)).mean():.4f}"
+    )
+    print(
+        f"sizes: FP32 {fp32_path.stat().st_size / 1e6:.1f} MB, "
+        f"INT8 {int8_path.stat().st_size / 1e6:.1f} MB; inference on {len(val_texts)} queries:"
+        f" torch FP32 {fp32_seconds:.1f} s, onnxruntime INT8 {int8_seconds:.1f} s"
+    )
+    print(
+        f"tau_cal rule: largest tau rejecting <= {100 * MAX_INSCOPE_REJECTION:.0f}% of the "
+        f"correct in-scope calibration queries (calibration split of train.json)"
+    )
 
 
 if __name__ == "__main__":

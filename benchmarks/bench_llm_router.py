@@ -29,11 +29,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-GEMINI_OK = json.dumps({
-    "candidates": [{"content": {"role": "model", "parts": [{"text": "A list keeps items in order."}]},
-                    "finishReason": "STOP"}],
-    "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 8, "totalTokenCount": 128},
-}).encode()
+GEMINI_OK = json.dumps(
+    {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": "A list keeps items in order."}]}, "finishReason": "STOP"}
+        ],
+        "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 8, "totalTokenCount": 128},
+    }
+).encode()
 GEMINI_503 = json.dumps({"error": {"code": 503, "message": "unavailable", "status": "UNAVAILABLE"}}).encode()
 
 
@@ -43,16 +46,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(values_ms: list[float]) -> str:
-    return (f"p50 {percentile(values_ms, 0.5):8.3f} ms   p95 {percentile(values_ms, 0.95):8.3f} ms   "
-            f"mean {statistics.fmean(values_ms):8.3f} ms   (n={len(values_ms)})")
+    return (
+        f"p50 {percentile(values_ms, 0.5):8.3f} ms   p95 {percentile(values_ms, 0.95):8.3f} ms   "
+        f"mean {statistics.fmean(values_ms):8.3f} ms   (n={len(values_ms)})"
+    )
 
 
 def import_time(code: str) -> float:
     runs = []
     for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", f"import time; t=time.perf_counter(); {code}; "
-                              "print((time.perf_counter()-t)*1000)"],
-                             capture_output=True, text=True, check=True, cwd=REPO)
+        out = subprocess.run(
+            [sys.executable, "-c", f"import time; t=time.perf_counter(); {code}; print((time.perf_counter()-t)*1000)"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
         runs.append(float(out.stdout.strip()))
     return min(runs)
 
@@ -99,12 +108,18 @@ def main() -> None:
     print(f"import google.genai (first Vertex):  {import_time('from google import genai'):8.1f} ms")
 
     sources = tuple(Source(f"n{i}", f"Title {i}", "A list keeps items in order. " * 12) for i in range(5))
-    prompt = Prompt.simple("You are a tutor.", "How do lists work?",
-                           grounding=Grounding("concept_explanation", "How do lists work?", sources,
-                                               is_confused=True, suggestion="Try the exercise."))
+    prompt = Prompt.simple(
+        "You are a tutor.",
+        "How do lists work?",
+        grounding=Grounding(
+            "concept_explanation", "How do lists work?", sources, is_confused=True, suggestion="Try the exercise."
+        ),
+    )
     offline = LLMRouter({"offline": OfflineProvider()}, ["offline"])
-    for label, call in (("offline generate", lambda: offline.generate("chat", prompt)),
-                        ("offline stream (drained)", lambda: list(offline.stream("chat", prompt)))):
+    for label, call in (
+        ("offline generate", lambda: offline.generate("chat", prompt)),
+        ("offline stream (drained)", lambda: list(offline.stream("chat", prompt))),
+    ):
         timings = []
         for _ in range(args.calls):
             t0 = time.perf_counter()
@@ -116,8 +131,11 @@ def main() -> None:
     server, url = serve(state)
     try:
         vertex = VertexProvider("bench", "us-central1", base_url=url, credentials=Credentials(token="t"))
-        router = LLMRouter({"vertex": vertex, "offline": OfflineProvider()}, ["vertex", "offline"],
-                           {"vertex": {"default": "gemini-2.5-flash"}})
+        router = LLMRouter(
+            {"vertex": vertex, "offline": OfflineProvider()},
+            ["vertex", "offline"],
+            {"vertex": {"default": "gemini-2.5-flash"}},
+        )
         router.generate("chat", prompt)  # client construction + connection set-up
         timings = []
         for _ in range(args.calls):
@@ -128,13 +146,20 @@ def main() -> None:
         print(f"{'vertex generate (stub)':28s} {summary(timings)}")
 
         state["reply"] = (503, GEMINI_503)
-        drill = LLMRouter({"vertex": vertex, "offline": OfflineProvider()}, ["vertex", "offline"],
-                          {"vertex": {"default": "gemini-2.5-flash"}}, max_attempts=3, retry_initial_s=0.5,
-                          retry_max_s=8.0)
+        drill = LLMRouter(
+            {"vertex": vertex, "offline": OfflineProvider()},
+            ["vertex", "offline"],
+            {"vertex": {"default": "gemini-2.5-flash"}},
+            max_attempts=3,
+            retry_initial_s=0.5,
+            retry_max_s=8.0,
+        )
         t0 = time.perf_counter()
         generation = drill.generate("chat", prompt)
-        print(f"{'503 outage → offline':28s} {(time.perf_counter() - t0) * 1000:8.1f} ms "
-              f"(3 tries with backoff, then fallback; provider={generation.provider})")
+        print(
+            f"{'503 outage → offline':28s} {(time.perf_counter() - t0) * 1000:8.1f} ms "
+            f"(3 tries with backoff, then fallback; provider={generation.provider})"
+        )
     finally:
         server.shutdown()
         server.server_close()

@@ -1,8 +1,8 @@
 """Local stack commands.
 
-    python -m local serve [--host 127.0.0.1] [--port 8080] [--no-demo]
-    python -m local token --uid alice [--admin] [--expires-in 3600]
-    python -m local prepare          # migrate + load the demo course, then exit
+python -m local serve [--host 127.0.0.1] [--port 8080] [--no-demo]
+python -m local token --uid alice [--admin] [--expires-in 3600]
+python -m local prepare          # migrate + load the demo course, then exit
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ def _token(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if not settings.auth_emulator_host:
-        print("FIREBASE_AUTH_EMULATOR_HOST is empty: the functions verify real Firebase tokens, "
-              "so a locally minted token would be rejected.", file=sys.stderr)
+        print(
+            "FIREBASE_AUTH_EMULATOR_HOST is empty: the functions verify real Firebase tokens, "
+            "so a locally minted token would be rejected.",
+            file=sys.stderr,
+        )
         return 2
-    print(mint_emulator_token(args.uid, settings.project_id, admin=args.admin,
-                              expires_in=args.expires_in))
+    print(mint_emulator_token(args.uid, settings.project_id, admin=args.admin, expires_in=args.expires_in))
     return 0
 
 
@@ -64,8 +66,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     serve = sub.add_parser("serve", help="run every function locally")
     serve.add_argument("--host", default="127.0.0.1")

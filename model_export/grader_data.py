@@ -91,11 +91,7 @@ def parse_question(path: Path) -> list[Answer]:
     root = ET.parse(path).getroot()
     qid = root.get("id") or path.stem
     question = (root.findtext("questionText") or "").strip()
-    refs = tuple(
-        (r.text or "").strip()
-        for r in root.iter("referenceAnswer")
-        if (r.text or "").strip()
-    )
+    refs = tuple((r.text or "").strip() for r in root.iter("referenceAnswer") if (r.text or "").strip())
     if not refs:
         return []
     out = []

@@ -63,9 +63,7 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def stratified_split(
-    examples: list[Example], *, seed: int, val_frac: float = 0.1, test_frac: float = 0.1
-) -> Split:
+def stratified_split(examples: list[Example], *, seed: int, val_frac: float = 0.1, test_frac: float = 0.1) -> Split:
     """Split each label's examples val/test/train by the given fractions (at least one each
     in val and test when a label has 3+ examples and the fraction is not 0), shuffled
     with `seed`.

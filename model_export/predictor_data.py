@@ -52,7 +52,6 @@ class PredictorDataMissing(FileNotFoundError):
     skip_model = True
 
 
-
 def assistments_path(root: Path | None = None) -> Path:
     path = (root or data_root()) / SUBDIR / FILE
     if not path.is_file():
@@ -84,9 +83,7 @@ def read_dkt(path: Path) -> list[Sequence]:
         answers = [a for a in lines[i + 2].strip().split(",") if a != ""][:n]
         if len(skills) != n or len(answers) != n:
             raise ValueError(f"{path.name}: student at line {i + 1} has a ragged record")
-        sequences.append(
-            Sequence(f"a:{len(sequences)}", [f"a:{s}" for s in skills], [float(a) for a in answers])
-        )
+        sequences.append(Sequence(f"a:{len(sequences)}", [f"a:{s}" for s in skills], [float(a) for a in answers]))
     return sequences
 
 
@@ -118,17 +115,18 @@ def skill_difficulty(train: list[Sequence]) -> dict[str, int]:
     return {k: int(5 - np.searchsorted(cuts, r, side="right")) for k, r in rates.items()}
 
 
-def add_difficulty_and_times(
-    sequences: list[Sequence], difficulty: dict[str, int], seed: int
-) -> None:
+def add_difficulty_and_times(sequences: list[Sequence], difficulty: dict[str, int], seed: int) -> None:
     """Fill in difficulty (3 for a skill unseen in training) and simulated seconds, for
     the sequences that lack them (ASSISTments); product sequences keep their own."""
     rng = np.random.default_rng(seed + 1)
     skills = sorted({t for s in sequences if s.seconds is None for t in s.topics})
     # per-skill intensity from a hash-seeded stream, so it does not depend on the split
     intensity = {
-        k: float(np.random.default_rng(int(hashlib.sha256(f"{seed}:{k}".encode()).hexdigest()[:8], 16))
-                 .normal(0, TIME_SKILL_SD))
+        k: float(
+            np.random.default_rng(int(hashlib.sha256(f"{seed}:{k}".encode()).hexdigest()[:8], 16)).normal(
+                0, TIME_SKILL_SD
+            )
+        )
         for k in skills
     }
     for seq in sequences:

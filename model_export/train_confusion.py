@@ -71,9 +71,7 @@ class ConfusionNet(nn.Module):
         present = timing[..., :1]
         sims = []
         for shift in (1, 2):
-            prev = torch.cat(
-                [torch.zeros_like(embeddings[:, :shift]), embeddings[:, :-shift]], dim=1
-            )
+            prev = torch.cat([torch.zeros_like(embeddings[:, :shift]), embeddings[:, :-shift]], dim=1)
             sims.append((embeddings * prev).sum(dim=-1, keepdim=True))
         projected = self.dropout(torch.tanh(self.project(embeddings))) * present
         x = torch.cat([projected, timing, *sims], dim=-1)
@@ -153,9 +151,7 @@ def evaluate(
         "accuracy": round(float((pred == y).mean()), 4),
         "brier": round(float(((p - y) ** 2).mean()), 4),
         "ece": round(expected_calibration_error(two_class, y.astype(int)), 4),
-        "accuracy_by_scenario": {
-            name: round(sum(v) / len(v), 3) for name, v in sorted(by_scenario.items())
-        },
+        "accuracy_by_scenario": {name: round(sum(v) / len(v), 3) for name, v in sorted(by_scenario.items())},
     }
 
 
@@ -209,9 +205,7 @@ def fit(
         model.eval()
         with torch.no_grad():
             val_loss = loss_fn(model(v_emb, v_feat), v_y).item()
-        history.append(
-            {"epoch": epoch, "train_loss": round(total / len(y), 4), "val_loss": round(val_loss, 4)}
-        )
+        history.append({"epoch": epoch, "train_loss": round(total / len(y), 4), "val_loss": round(val_loss, 4)})
         log.info("confusion: epoch %d/%d %s", epoch, config.epochs, history[-1])
         if val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())
@@ -228,15 +222,15 @@ def train(work_dir: Path, *, seed: int = 42) -> TrainedModel:
     config = ConfusionConfig(seed=seed)
     data = build(seed)
     texts = [m.text for part in data.values() for conv in part for m in conv.messages]
-    log.info("confusion: %s conversations, embedding %d distinct messages",
-             {k: len(v) for k, v in data.items()}, len(set(texts)))
+    log.info(
+        "confusion: %s conversations, embedding %d distinct messages",
+        {k: len(v) for k, v in data.items()},
+        len(set(texts)),
+    )
     vectors = embed_texts(texts)
     arrays = {part: to_arrays(rows, vectors) for part, rows in data.items()}
     model, history = fit(arrays["train"], arrays["val"], config)
-    metrics = {
-        part: evaluate(model, data[part], arrays[part], config.threshold)
-        for part in ("val", "test")
-    }
+    metrics = {part: evaluate(model, data[part], arrays[part], config.threshold) for part in ("val", "test")}
     metrics |= {
         "train_seconds": round(time.perf_counter() - started, 1),
         "history": history,
@@ -252,10 +246,12 @@ def train(work_dir: Path, *, seed: int = 42) -> TrainedModel:
             {
                 "window": WINDOW,
                 "embedding_dim": EMBEDDING_DIM,
-                "inputs": {"embeddings": ["batch", WINDOW, EMBEDDING_DIM],
-                           "timing": ["batch", WINDOW, N_TIMING]},
-                "timing_features": ["present", "gap: log1p(seconds, <=3600)/log1p(3600)",
-                                    "length: log1p(chars, <=2000)/log1p(2000)"],
+                "inputs": {"embeddings": ["batch", WINDOW, EMBEDDING_DIM], "timing": ["batch", WINDOW, N_TIMING]},
+                "timing_features": [
+                    "present",
+                    "gap: log1p(seconds, <=3600)/log1p(3600)",
+                    "length: log1p(chars, <=2000)/log1p(2000)",
+                ],
                 "padding": "left (oldest first; newest message last)",
                 "output": "logit; P(confused) = sigmoid(logit)",
                 "threshold": config.threshold,
@@ -267,10 +263,7 @@ def train(work_dir: Path, *, seed: int = 42) -> TrainedModel:
         encoding="utf-8",
     )
     t_emb, t_feat, _ = arrays["test"]
-    check_feeds = [
-        {"embeddings": t_emb[i : i + 128], "timing": t_feat[i : i + 128]}
-        for i in range(0, len(t_emb), 128)
-    ]
+    check_feeds = [{"embeddings": t_emb[i : i + 128], "timing": t_feat[i : i + 128]} for i in range(0, len(t_emb), 128)]
     return TrainedModel(
         name="confusion",
         fp32_onnx=onnx_path,

@@ -181,10 +181,14 @@ def fit_grader(train_set: list[Answer], val_set: list[Answer], config: GraderCon
             running += loss.item()
             step += 1
             if step % 50 == 0:
-                log.info("grader: step %d/%d loss %.4f (%.0fs)", step, total, loss.item(),
-                         time.perf_counter() - started)
-        entry = {"epoch": epoch, "train_loss": round(running / max(1, len(batches)), 4),
-                 "seconds": round(time.perf_counter() - started, 1)}
+                log.info(
+                    "grader: step %d/%d loss %.4f (%.0fs)", step, total, loss.item(), time.perf_counter() - started
+                )
+        entry = {
+            "epoch": epoch,
+            "train_loss": round(running / max(1, len(batches)), 4),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         history.append(entry)
         log.info("grader: epoch %d/%d %s", epoch, config.epochs, entry)
     val_logits = predict_pair_logits(model, tokenizer, pairs(val_set))
@@ -242,15 +246,14 @@ def train(work_dir: Path, *, seed: int = 42, config: GraderConfig | None = None)
     split = split_by_question(answers, seed=config.seed)
     train_set = split.train[: config.max_train] if config.max_train else split.train
     log.info("grader: %d answers, split %s", len(answers), split.sizes())
-    val, test, unseen = (part[: config.max_eval] if config.max_eval else part
-                         for part in (split.val, split.test, split.unseen_answers))
+    val, test, unseen = (
+        part[: config.max_eval] if config.max_eval else part for part in (split.val, split.test, split.unseen_answers)
+    )
     fit = fit_grader(train_set, val, config)
     tokenizer = load_training_tokenizer(config.max_length)
     metrics: dict = {}
-    for name, part in (("val_unseen_questions", val), ("test_unseen_questions", test),
-                       ("test_unseen_answers", unseen)):
-        metrics[name] = evaluate_logits(predict_pair_logits(fit.model, tokenizer, pairs(part)), part,
-                                        fit.temperature)
+    for name, part in (("val_unseen_questions", val), ("test_unseen_questions", test), ("test_unseen_answers", unseen)):
+        metrics[name] = evaluate_logits(predict_pair_logits(fit.model, tokenizer, pairs(part)), part, fit.temperature)
     metrics |= {
         "temperature": round(fit.temperature, 4),
         "train_seconds": round(fit.train_seconds, 1),
@@ -270,8 +273,12 @@ def train(work_dir: Path, *, seed: int = 42, config: GraderConfig | None = None)
         "sha256": folder_sha256(folder),
         "size": len(answers),
         "per_label": label_counts(answers),
-        "split": {"method": "whole questions held out for val and test (seeded), 10% of the "
-                  "remaining answers held out as unseen answers", "seed": config.seed} | split.sizes(),
+        "split": {
+            "method": "whole questions held out for val and test (seeded), 10% of the "
+            "remaining answers held out as unseen answers",
+            "seed": config.seed,
+        }
+        | split.sizes(),
         "trained_on": len(train_set),
     }
     return TrainedModel(

@@ -138,9 +138,7 @@ def seed_everything(seed: int, threads: int) -> None:
 
 
 @torch.no_grad()
-def predict_logits(
-    model: IntentNet, tokenizer: Tokenizer, texts: list[str], batch_size: int = 64
-) -> np.ndarray:
+def predict_logits(model: IntentNet, tokenizer: Tokenizer, texts: list[str], batch_size: int = 64) -> np.ndarray:
     model.eval()
     out = []
     for i in range(0, len(texts), batch_size):
@@ -221,9 +219,7 @@ def fit_intent(
     return FitResult(model, list(labels), temperature, history, time.perf_counter() - started)
 
 
-def _length_bucketed_batches(
-    examples: list[Example], batch_size: int, rng: random.Random
-) -> list[list[Example]]:
+def _length_bucketed_batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
     """Shuffle, sort within chunks of 50 batches by length, cut into batches, shuffle
     the batches: random order with little padding."""
     shuffled = list(examples)
@@ -237,9 +233,7 @@ def _length_bucketed_batches(
     return batches
 
 
-def evaluate(
-    fit: FitResult, examples: list[Example], tokenizer: Tokenizer | None = None
-) -> dict:
+def evaluate(fit: FitResult, examples: list[Example], tokenizer: Tokenizer | None = None) -> dict:
     """Accuracy, macro-F1, NLL and ECE before/after temperature, and the product
     thresholds' coverage, on a labelled set."""
     tokenizer = tokenizer or load_training_tokenizer()
@@ -358,8 +352,7 @@ def train(work_dir: Path, *, seed: int = 42) -> TrainedModel:
         "sha256": file_sha256(DATA_FILE),
         "size": len(examples),
         "per_label": {lab: sum(1 for _, x in examples if x == lab) for lab in INTENT_LABELS},
-        "split": {"method": "stratified by label, seeded, 80/10/10", "seed": seed}
-        | split.sizes(),
+        "split": {"method": "stratified by label, seeded, 80/10/10", "seed": seed} | split.sizes(),
         "golden_set": "tests/golden_queries.json (50 queries, never trained on)",
     }
     return TrainedModel(

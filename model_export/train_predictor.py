@@ -107,9 +107,7 @@ class PredictorNet(nn.Module):
     def forward(
         self, user: torch.Tensor, topic: torch.Tensor, difficulty: torch.Tensor, features: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat(
-            [self.user(user), self.topic(topic), self.difficulty(difficulty), features], dim=-1
-        )
+        x = torch.cat([self.user(user), self.topic(topic), self.difficulty(difficulty), features], dim=-1)
         h = self.body(x)
         logit = self.correct_head(h).squeeze(-1)
         seconds = SECONDS_SCALE * nn.functional.softplus(self.time_head(h).squeeze(-1))
@@ -414,10 +412,13 @@ def train(
         "users": prepared.users,
         "topics": prepared.topics,
         "id_source": "assistments2009 (ids prefixed 'a:') and product attempts (their own ids)"
-        if n_product else "assistments2009 (ids prefixed 'a:'; product ids map to the unknown rows)",
+        if n_product
+        else "assistments2009 (ids prefixed 'a:'; product ids map to the unknown rows)",
         "time_head_trained_on": (
             f"simulated log-normal times over ASSISTments attempts and {n_product} real product attempts"
-            if n_product and path else "real product attempt times" if n_product
+            if n_product and path
+            else "real product attempt times"
+            if n_product
             else "simulated log-normal times over ASSISTments attempts (no real times)"
         ),
     }
@@ -427,8 +428,9 @@ def train(
     pick = rng.choice(len(test_rows), size=min(4096, len(test_rows)), replace=False)
     sample = test_rows.take(np.sort(pick))
     # half the check rows with known ids, so the gate also covers the learned rows
-    known = prepared.train.take(np.sort(rng.choice(len(prepared.train), size=min(2048, len(prepared.train)),
-                                                   replace=False)))
+    known = prepared.train.take(
+        np.sort(rng.choice(len(prepared.train), size=min(2048, len(prepared.train)), replace=False))
+    )
     check_feeds = [
         feeds_of(part.take(np.arange(i, min(i + 1024, len(part)))))
         for part in (sample, known)
@@ -440,16 +442,16 @@ def train(
         extra_files=[meta_path],
         metrics=metrics,
         data={
-            "source": (f"../shared/data/{SUBDIR}/{FILE} (ASSISTments 2009-2010 skill builder, DKT format)"
-                       if path else None),
+            "source": (
+                f"../shared/data/{SUBDIR}/{FILE} (ASSISTments 2009-2010 skill builder, DKT format)" if path else None
+            ),
             "sha256": file_sha256(path) if path else None,
             "split": "by student, 80/10/10, seed-deterministic",
             **prepared.counts,
             "difficulty": "ASSISTments: quintile of the skill's training success rate (1 = easiest); "
             "product: the task's own",
             "times": {
-                "kind": "SIMULATED for ASSISTments (the DKT release has no response times); real for product "
-                "attempts",
+                "kind": "SIMULATED for ASSISTments (the DKT release has no response times); real for product attempts",
                 "model": "log t = log(base) + skill intensity + slope (difficulty - 3) - student speed "
                 "+ penalty if wrong + noise",
                 "base_seconds": TIME_BASE_S,

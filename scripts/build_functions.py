@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names or function_names():
         path = build(name, args.out)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        print(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}  "
-              f"{path.stat().st_size / 1024:.0f} KiB  sha256:{digest}")
+        print(
+            f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}  "
+            f"{path.stat().st_size / 1024:.0f} KiB  sha256:{digest}"
+        )
     return 0
 
 

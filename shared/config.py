@@ -30,9 +30,7 @@ class Settings(BaseSettings):
     )
 
     # --- where we run -------------------------------------------------------
-    environment: Literal["local", "test", "cloud"] = Field(
-        "local", validation_alias="COGNITIVE_ENV"
-    )
+    environment: Literal["local", "test", "cloud"] = Field("local", validation_alias="COGNITIVE_ENV")
     state_dir: Path = Field(
         REPO_ROOT / ".state",
         validation_alias="STATE_DIR",
@@ -101,9 +99,7 @@ class Settings(BaseSettings):
         validation_alias="EMBEDDING_BACKEND",
         description="onnx: the published INT8 MiniLM encoder; vertex: Vertex AI embeddings.",
     )
-    vertex_embedding_model: str = Field(
-        "text-embedding-005", validation_alias="VERTEX_EMBEDDING_MODEL"
-    )
+    vertex_embedding_model: str = Field("text-embedding-005", validation_alias="VERTEX_EMBEDDING_MODEL")
     vertex_embedding_dim: int | None = Field(None, ge=1, validation_alias="VERTEX_EMBEDDING_DIM")
     embedding_cache_size: int = Field(4096, ge=0, validation_alias="EMBEDDING_CACHE_SIZE")
 
@@ -123,8 +119,7 @@ class Settings(BaseSettings):
     )
     llm_models: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {
-            "vertex": {"default": "gemini-2.5-flash", "explanation": "gemini-2.5-pro",
-                       "quiz": "gemini-2.5-flash-lite"},
+            "vertex": {"default": "gemini-2.5-flash", "explanation": "gemini-2.5-pro", "quiz": "gemini-2.5-flash-lite"},
             "openai": {"default": "gpt-4.1-mini", "explanation": "gpt-4.1", "quiz": "gpt-4.1-mini"},
             "anthropic": {"default": "claude-haiku-4-5", "explanation": "claude-sonnet-4-5"},
             "offline": {"default": "offline-composer-1"},
@@ -139,12 +134,16 @@ class Settings(BaseSettings):
     llm_retry_initial_s: float = Field(0.5, ge=0, validation_alias="LLM_RETRY_INITIAL_S")
     llm_retry_max_s: float = Field(8.0, ge=0, validation_alias="LLM_RETRY_MAX_S")
     llm_breaker_failures: int = Field(
-        5, ge=1, validation_alias="LLM_BREAKER_FAILURES",
+        5,
+        ge=1,
+        validation_alias="LLM_BREAKER_FAILURES",
         description="Consecutive failed calls that open a provider's circuit breaker.",
     )
     llm_breaker_cooldown_s: float = Field(30.0, ge=0, validation_alias="LLM_BREAKER_COOLDOWN_S")
     llm_json_attempts: int = Field(
-        2, ge=1, validation_alias="LLM_JSON_ATTEMPTS",
+        2,
+        ge=1,
+        validation_alias="LLM_JSON_ATTEMPTS",
         description="Structured output: answers a provider may get wrong before the next one is asked.",
     )
     llm_max_output_tokens: int = Field(1024, ge=1, validation_alias="LLM_MAX_OUTPUT_TOKENS")
@@ -205,8 +204,15 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "auth_emulator_host", "database_url", "cloud_sql_instance", "openai_api_key", "anthropic_api_key",
-        "vertex_base_url", "openai_base_url", "anthropic_base_url", mode="before",
+        "auth_emulator_host",
+        "database_url",
+        "cloud_sql_instance",
+        "openai_api_key",
+        "anthropic_api_key",
+        "vertex_base_url",
+        "openai_base_url",
+        "anthropic_base_url",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -17,9 +17,7 @@ from shared.http.errors import forbidden, not_found
 
 
 def _owner(conn: sa.Connection, interaction_id: uuid.UUID) -> str:
-    owner = conn.execute(
-        sa.text("SELECT user_id FROM interactions WHERE id = :id"), {"id": interaction_id}
-    ).scalar()
+    owner = conn.execute(sa.text("SELECT user_id FROM interactions WHERE id = :id"), {"id": interaction_id}).scalar()
     if owner is None:
         raise not_found(f"No interaction {interaction_id}.")
     return owner
@@ -35,15 +33,19 @@ def record_feedback(
     if _owner(conn, interaction_id) != principal.uid:
         # Even admins do not rate other people's replies: feedback is the student's voice.
         raise forbidden("You can only rate replies you received.")
-    row = conn.execute(
-        sa.text(
-            """UPDATE interactions
+    row = (
+        conn.execute(
+            sa.text(
+                """UPDATE interactions
                   SET feedback_score = :score, feedback_comment = :comment, feedback_at = now()
                 WHERE id = :id
             RETURNING id, feedback_score, feedback_comment, feedback_at"""
-        ),
-        {"id": interaction_id, "score": score, "comment": comment},
-    ).mappings().one()
+            ),
+            {"id": interaction_id, "score": score, "comment": comment},
+        )
+        .mappings()
+        .one()
+    )
     return dict(row)
 
 
@@ -61,18 +63,20 @@ def review_queue(conn: sa.Connection, limit: int, offset: int) -> list[dict[str,
     return [dict(r) for r in rows]
 
 
-def label_interaction(
-    conn: sa.Connection, admin: Principal, interaction_id: uuid.UUID, label: str
-) -> dict[str, Any]:
+def label_interaction(conn: sa.Connection, admin: Principal, interaction_id: uuid.UUID, label: str) -> dict[str, Any]:
     _owner(conn, interaction_id)  # 404 for an unknown id
-    row = conn.execute(
-        sa.text(
-            """UPDATE interactions
+    row = (
+        conn.execute(
+            sa.text(
+                """UPDATE interactions
                   SET human_label = :label, labelled_by = :admin, labelled_at = now(),
                       needs_review = false
                 WHERE id = :id
             RETURNING id, human_label, labelled_by, labelled_at"""
-        ),
-        {"id": interaction_id, "label": label, "admin": admin.uid},
-    ).mappings().one()
+            ),
+            {"id": interaction_id, "label": label, "admin": admin.uid},
+        )
+        .mappings()
+        .one()
+    )
     return dict(row)

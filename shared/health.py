@@ -24,17 +24,21 @@ def database_status(settings: Settings) -> dict[str, Any]:
         engine = get_engine()
         revision = current_revision(engine)
         with engine.connect() as conn:
-            counts = conn.execute(
-                sa.text(
-                    """SELECT (SELECT count(*) FROM topics) AS topics,
+            counts = (
+                conn.execute(
+                    sa.text(
+                        """SELECT (SELECT count(*) FROM topics) AS topics,
                               (SELECT count(*) FROM knowledge_nodes) AS knowledge_nodes,
                               (SELECT count(*) FROM knowledge_nodes WHERE embedding IS NULL)
                                   AS nodes_without_embedding,
                               (SELECT count(*) FROM questions) AS questions,
                               (SELECT extversion FROM pg_extension WHERE extname = 'vector')
                                   AS pgvector"""
+                    )
                 )
-            ).mappings().one()
+                .mappings()
+                .one()
+            )
         head = head_revision()
         return {
             "status": "ok" if revision == head else "migrations_pending",

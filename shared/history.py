@@ -29,9 +29,7 @@ def list_sessions(conn: sa.Connection, user_id: str, limit: int) -> list[dict[st
 def session_messages(
     conn: sa.Connection, principal: Principal, session_id: uuid.UUID, limit: int
 ) -> list[dict[str, Any]]:
-    owner = conn.execute(
-        sa.text("SELECT user_id FROM chat_sessions WHERE id = :id"), {"id": session_id}
-    ).scalar()
+    owner = conn.execute(sa.text("SELECT user_id FROM chat_sessions WHERE id = :id"), {"id": session_id}).scalar()
     if owner is None:
         raise not_found(f"No chat session {session_id}.")
     principal.require_self_or_admin(owner)

@@ -16,9 +16,7 @@ import logging
 import sys
 from typing import Any
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None
-)
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 trace_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}

@@ -74,8 +74,11 @@ def test_valid_token_reaches_the_handler(client, bearer, db):
 
 
 def test_student_reading_another_students_data_is_403(client, bearer, db):
-    for path in ("/api/grading/attempts?user_id=bob", "/api/prediction/mastery?user_id=bob",
-                 "/api/chat/sessions?user_id=bob"):
+    for path in (
+        "/api/grading/attempts?user_id=bob",
+        "/api/prediction/mastery?user_id=bob",
+        "/api/chat/sessions?user_id=bob",
+    ):
         response = client.get(path, headers=bearer("alice"))
         assert response.status_code == 403, path
         assert response.get_json()["error"]["code"] == "forbidden"
@@ -89,8 +92,7 @@ def test_student_reading_own_data_and_admin_reading_anyones(client, bearer, db):
 
 def test_admin_only_route_as_student_is_403(client, bearer, db):
     assert client.get("/api/feedback/review-queue", headers=bearer("alice")).status_code == 403
-    response = client.post("/api/feedback/label", json={"interaction_id": "x", "label": "y"},
-                           headers=bearer("alice"))
+    response = client.post("/api/feedback/label", json={"interaction_id": "x", "label": "y"}, headers=bearer("alice"))
     # Role is checked before the body is validated: a student learns nothing about the schema.
     assert response.status_code == 403
     assert client.get("/api/feedback/review-queue", headers=bearer("root", admin=True)).status_code == 200
@@ -113,12 +115,18 @@ def signing_key():
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securetoken.test")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
     )
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return pem_key, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -158,8 +166,13 @@ def real_settings(settings, cert_server, monkeypatch):
 def signed_token(signing_key, *, uid="alice", exp_in=3600, project=REAL_PROJECT, kid="test-kid", **claims):
     now = int(time.time())
     payload = {
-        "iss": f"https://securetoken.google.com/{project}", "aud": project, "sub": uid,
-        "iat": now - 10, "exp": now + exp_in, "auth_time": now - 10, **claims,
+        "iss": f"https://securetoken.google.com/{project}",
+        "aud": project,
+        "sub": uid,
+        "iat": now - 10,
+        "exp": now + exp_in,
+        "auth_time": now - 10,
+        **claims,
     }
     signer = crypt.RSASigner.from_string(signing_key[0], key_id=kid)
     return gjwt.encode(signer, payload).decode()
@@ -184,7 +197,8 @@ def test_real_verification_rejects_wrong_project(real_settings, signing_key):
 
 def test_real_verification_rejects_bad_signature(real_settings, signing_key):
     forged_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     forged = signed_token((forged_key, signing_key[1]))
     assert status_of(lambda: verify_bearer(f"Bearer {forged}", real_settings)) == 401
 

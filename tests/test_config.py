@@ -39,8 +39,10 @@ def test_database_source_selection(monkeypatch):
     [
         ("postgresql://u:p@db:5432/x", "postgresql+pg8000://u:p@db:5432/x"),
         ("postgres://u@db/x", "postgresql+pg8000://u@db/x"),
-        ("postgresql://postgres:@/postgres?host=/tmp/pg",
-         "postgresql+pg8000://postgres:@/postgres?unix_sock=%2Ftmp%2Fpg%2F.s.PGSQL.5432"),
+        (
+            "postgresql://postgres:@/postgres?host=/tmp/pg",
+            "postgresql+pg8000://postgres:@/postgres?unix_sock=%2Ftmp%2Fpg%2F.s.PGSQL.5432",
+        ),
         ("postgresql+pg8000://u@h/x", "postgresql+pg8000://u@h/x"),
     ],
 )

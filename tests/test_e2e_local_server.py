@@ -28,13 +28,22 @@ def free_port() -> int:
 def start_server(state: Path) -> tuple[subprocess.Popen, str, object]:
     """`python -m local serve` on a free port with its own state folder, once healthy."""
     port = free_port()
-    env = {**os.environ, "STATE_DIR": str(state), "GOOGLE_CLOUD_PROJECT": "demo-e2e",
-           "CORS_ORIGINS": "http://localhost:5000"}
+    env = {
+        **os.environ,
+        "STATE_DIR": str(state),
+        "GOOGLE_CLOUD_PROJECT": "demo-e2e",
+        "CORS_ORIGINS": "http://localhost:5000",
+    }
     env.pop("DATABASE_URL", None)
     log = open(state / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "local", "serve", "--port", str(port)],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local", "serve", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -104,16 +113,21 @@ def test_functions_answer_over_http_with_conventions(server):
     assert {t["id"] for t in topics.json()["topics"]} >= {"py-loops", "phys-kinematics"}
 
     assert requests.get(f"{base}/api/chat/topics", timeout=10).status_code == 401
-    assert requests.get(f"{base}/api/prediction/mastery?user_id=bob", headers=auth("alice"),
-                        timeout=10).status_code == 403
+    assert (
+        requests.get(f"{base}/api/prediction/mastery?user_id=bob", headers=auth("alice"), timeout=10).status_code == 403
+    )
     mastery = requests.get(f"{base}/api/prediction/mastery", headers=auth("alice"), timeout=10).json()
     assert all(0 <= m["p_mastery"] <= 1 for m in mastery["mastery"])
-    bad = requests.post(f"{base}/api/feedback", data="{", headers={**auth("alice"),
-                        "Content-Type": "application/json"}, timeout=10)
+    bad = requests.post(
+        f"{base}/api/feedback", data="{", headers={**auth("alice"), "Content-Type": "application/json"}, timeout=10
+    )
     assert bad.status_code == 400 and bad.json()["error"]["request_id"]
     assert requests.get(f"{base}/api/unknown", timeout=10).status_code == 404
-    pre = requests.options(f"{base}/api/feedback", headers={
-        "Origin": "http://localhost:5000", "Access-Control-Request-Method": "POST"}, timeout=10)
+    pre = requests.options(
+        f"{base}/api/feedback",
+        headers={"Origin": "http://localhost:5000", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
     assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == "http://localhost:5000"
 
 

@@ -13,15 +13,21 @@ def interaction(db):
     """A reply alice received, low-confidence so it waits for a human label."""
     with db.begin() as conn:
         conn.execute(sa.text("INSERT INTO users (id) VALUES ('alice'), ('bob')"))
-        return conn.execute(sa.text(
-            """INSERT INTO interactions (request_id, user_id, query, intent, intent_confidence, needs_review)
+        return conn.execute(
+            sa.text(
+                """INSERT INTO interactions (request_id, user_id, query, intent, intent_confidence, needs_review)
                VALUES ('r1', 'alice', 'how do loops work', 'concept_explanation', 0.42, true)
-               RETURNING id""")).scalar_one()
+               RETURNING id"""
+            )
+        ).scalar_one()
 
 
 def test_student_rates_own_reply(client, bearer, interaction, db):
-    response = client.post("/api/feedback", json={"interaction_id": str(interaction), "score": -1,
-                                                  "comment": "too long"}, headers=bearer("alice"))
+    response = client.post(
+        "/api/feedback",
+        json={"interaction_id": str(interaction), "score": -1, "comment": "too long"},
+        headers=bearer("alice"),
+    )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["feedback"]["feedback_score"] == -1
     with db.connect() as conn:
@@ -30,16 +36,18 @@ def test_student_rates_own_reply(client, bearer, interaction, db):
 
 
 def test_rating_someone_elses_reply_is_403_and_changes_nothing(client, bearer, interaction, db):
-    response = client.post("/api/feedback", json={"interaction_id": str(interaction), "score": 1},
-                           headers=bearer("bob"))
+    response = client.post(
+        "/api/feedback", json={"interaction_id": str(interaction), "score": 1}, headers=bearer("bob")
+    )
     assert response.status_code == 403
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT feedback_score FROM interactions")).scalar() is None
 
 
 def test_rating_unknown_interaction_is_404(client, bearer, db):
-    response = client.post("/api/feedback", json={"interaction_id": str(uuid.uuid4()), "score": 1},
-                           headers=bearer("alice"))
+    response = client.post(
+        "/api/feedback", json={"interaction_id": str(uuid.uuid4()), "score": 1}, headers=bearer("alice")
+    )
     assert response.status_code == 404
 
 
@@ -47,14 +55,18 @@ def test_admin_sees_queue_and_labels(client, bearer, interaction, db):
     admin = bearer("root", admin=True)
     items = client.get("/api/feedback/review-queue", headers=admin).get_json()["items"]
     assert [i["id"] for i in items] == [str(interaction)]
-    response = client.post("/api/feedback/label", json={"interaction_id": str(interaction),
-                                                        "label": "debugging_help"}, headers=admin)
+    response = client.post(
+        "/api/feedback/label", json={"interaction_id": str(interaction), "label": "debugging_help"}, headers=admin
+    )
     assert response.status_code == 200
     assert response.get_json()["label"]["labelled_by"] == "root"
     assert client.get("/api/feedback/review-queue", headers=admin).get_json()["items"] == []
 
 
 def test_label_must_be_a_slug(client, bearer, interaction):
-    response = client.post("/api/feedback/label", json={"interaction_id": str(interaction),
-                                                        "label": "DROP TABLE;"}, headers=bearer("root", admin=True))
+    response = client.post(
+        "/api/feedback/label",
+        json={"interaction_id": str(interaction), "label": "DROP TABLE;"},
+        headers=bearer("root", admin=True),
+    )
     assert response.status_code == 422

@@ -41,16 +41,22 @@ def test_golden_set_is_well_formed() -> None:
     assert len(QUERIES) == 50
     assert len({q["query"].lower() for q in QUERIES}) == 50
     intents = {q["intent"] for q in QUERIES}
-    assert {"concept_explanation", "debugging_help", "interview_practice", "practice_quiz",
-            "review_summary", "tutor_feedback", "off_topic"} <= intents
+    assert {
+        "concept_explanation",
+        "debugging_help",
+        "interview_practice",
+        "practice_quiz",
+        "review_summary",
+        "tutor_feedback",
+        "off_topic",
+    } <= intents
 
 
 @pytest.mark.parametrize("item", QUERIES, ids=[q["query"][:40] for q in QUERIES])
 def test_golden_query(intent_model, item: dict) -> None:
     prediction = intent_model.predict([item["query"]])[0]
     assert prediction.label == item["intent"], (
-        f"{item['query']!r}: expected {item['intent']}, got {prediction.label} "
-        f"({prediction.confidence:.2f})"
+        f"{item['query']!r}: expected {item['intent']}, got {prediction.label} ({prediction.confidence:.2f})"
     )
 
 

@@ -17,9 +17,22 @@ from shared.db.migrate import current_revision, downgrade, head_revision, upgrad
 
 REPO = Path(__file__).resolve().parent.parent
 EXPECTED_TABLES = {
-    "users", "courses", "topics", "knowledge_nodes", "questions", "task_attempts",
-    "mastery_state", "student_progress", "chat_sessions", "chat_messages", "interactions",
-    "generation_log", "training_runs", "model_versions", "retrain_requests", "prediction_counters",
+    "users",
+    "courses",
+    "topics",
+    "knowledge_nodes",
+    "questions",
+    "task_attempts",
+    "mastery_state",
+    "student_progress",
+    "chat_sessions",
+    "chat_messages",
+    "interactions",
+    "generation_log",
+    "training_runs",
+    "model_versions",
+    "retrain_requests",
+    "prediction_counters",
 }
 
 
@@ -29,8 +42,11 @@ def fresh_engine(engine, settings):
     name = f"mig_{uuid.uuid4().hex[:8]}"
     server_url = engine.url.set(database="postgres")
     ensure_database(server_url.render_as_string(hide_password=False), name)
-    eng = create_engine(settings.model_copy(update={
-        "database_url": engine.url.set(database=name).render_as_string(hide_password=False)}))
+    eng = create_engine(
+        settings.model_copy(
+            update={"database_url": engine.url.set(database=name).render_as_string(hide_password=False)}
+        )
+    )
     yield eng
     eng.dispose()
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
@@ -48,12 +64,16 @@ def test_upgrade_from_zero_creates_whole_schema(fresh_engine):
     assert upgrade(fresh_engine) == head_revision()
     assert tables(fresh_engine) == EXPECTED_TABLES
     with fresh_engine.connect() as conn:
-        index = conn.execute(sa.text(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'knowledge_nodes_embedding_hnsw'")).scalar()
+        index = conn.execute(
+            sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'knowledge_nodes_embedding_hnsw'")
+        ).scalar()
         assert "hnsw" in index and "vector_cosine_ops" in index
-        dim = conn.execute(sa.text(
-            """SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-                WHERE attrelid = 'knowledge_nodes'::regclass AND attname = 'embedding'""")).scalar()
+        dim = conn.execute(
+            sa.text(
+                """SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                WHERE attrelid = 'knowledge_nodes'::regclass AND attname = 'embedding'"""
+            )
+        ).scalar()
         assert dim == "vector(384)"
 
 
@@ -77,8 +97,14 @@ def test_concurrent_upgrades_from_separate_processes_do_not_collide(fresh_engine
     url = fresh_engine.url.render_as_string(hide_password=False)
     env = {**os.environ, "DATABASE_URL": url}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "shared.db.migrate", "upgrade"], env=env, cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "shared.db.migrate", "upgrade"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(3)
     ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
@@ -94,26 +120,34 @@ def test_pgvector_adapters_round_trip_numpy_and_cosine_search(db):
         conn.execute(sa.text("INSERT INTO courses (id, title) VALUES ('c', 'C')"))
         conn.execute(sa.text("INSERT INTO topics (id, course_id, title) VALUES ('t', 'c', 'T')"))
         for i, v in enumerate(vectors):
-            conn.execute(sa.text(
-                """INSERT INTO knowledge_nodes (id, source_id, topic_id, title, content, content_hash, embedding)
-                   VALUES (:id, :id, 't', 'n', 'body', 'h', :v)"""), {"id": f"n{i}", "v": v})
+            conn.execute(
+                sa.text(
+                    """INSERT INTO knowledge_nodes (id, source_id, topic_id, title, content, content_hash, embedding)
+                   VALUES (:id, :id, 't', 'n', 'body', 'h', :v)"""
+                ),
+                {"id": f"n{i}", "v": v},
+            )
         back = conn.execute(sa.text("SELECT embedding FROM knowledge_nodes WHERE id = 'n3'")).scalar()
         assert isinstance(back, np.ndarray) and back.dtype == np.float32
         np.testing.assert_allclose(back, vectors[3], rtol=1e-6)
         query = vectors[2] + 0.01
-        nearest = conn.execute(sa.text(
-            "SELECT id FROM knowledge_nodes ORDER BY embedding <=> :q LIMIT 1"), {"q": query}).scalar()
+        nearest = conn.execute(
+            sa.text("SELECT id FROM knowledge_nodes ORDER BY embedding <=> :q LIMIT 1"), {"q": query}
+        ).scalar()
         assert nearest == "n2"
 
 
 def test_full_text_column_is_generated(db):
     with db.begin() as conn:
-        conn.execute(sa.text(
-            """INSERT INTO knowledge_nodes (id, source_id, title, content, content_hash)
-               VALUES ('ft', 'ft', 'The range function', 'range(start, stop) excludes stop', 'h')"""))
-        hit = conn.execute(sa.text(
-            "SELECT id FROM knowledge_nodes WHERE search_tsv @@ plainto_tsquery('english', 'excluded stop')"
-        )).scalar()
+        conn.execute(
+            sa.text(
+                """INSERT INTO knowledge_nodes (id, source_id, title, content, content_hash)
+               VALUES ('ft', 'ft', 'The range function', 'range(start, stop) excludes stop', 'h')"""
+            )
+        )
+        hit = conn.execute(
+            sa.text("SELECT id FROM knowledge_nodes WHERE search_tsv @@ plainto_tsquery('english', 'excluded stop')")
+        ).scalar()
     assert hit == "ft"
 
 
@@ -122,6 +156,9 @@ def test_schema_rejects_inconsistent_questions(db):
         conn.execute(sa.text("INSERT INTO courses (id, title) VALUES ('c', 'C')"))
         conn.execute(sa.text("INSERT INTO topics (id, course_id, title) VALUES ('t', 'c', 'T')"))
     with pytest.raises(sa.exc.DBAPIError, match="questions_check"), db.begin() as conn:
-        conn.execute(sa.text(
-            """INSERT INTO questions (id, topic_id, kind, prompt, options, correct_option)
-               VALUES ('q', 't', 'mcq', 'p', '["a", "b"]', 5)"""))
+        conn.execute(
+            sa.text(
+                """INSERT INTO questions (id, topic_id, kind, prompt, options, correct_option)
+               VALUES ('q', 't', 'mcq', 'p', '["a", "b"]', 5)"""
+            )
+        )

@@ -34,8 +34,12 @@ def event(message_id: str, body: object | None = None, raw: str | None = None) -
 
 def runs(db) -> list[tuple]:
     with db.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(
-            "SELECT idempotency_key, trigger, status FROM training_runs ORDER BY created_at"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text("SELECT idempotency_key, trigger, status FROM training_runs ORDER BY created_at")
+            )
+        ]
 
 
 def test_message_creates_one_queued_run_and_redelivery_is_ignored(retrain, db):

@@ -137,7 +137,9 @@ def test_terraform_fmt_is_clean():
         pytest.skip("terraform binary not installed")
     proc = subprocess.run(
         [terraform, "fmt", "-check", "-recursive", "-diff", str(TF)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, f"terraform fmt would change:\n{proc.stdout}{proc.stderr}"
 
@@ -184,9 +186,18 @@ def test_function_environment_is_what_shared_config_reads():
         env[name] = "<per function>"
 
     required = {
-        "COGNITIVE_ENV", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_REGION", "CLOUD_SQL_INSTANCE", "DB_USER",
-        "DB_NAME", "DB_IAM_AUTH", "FIREBASE_AUTH_EMULATOR_HOST", "CORS_ORIGINS", "MODEL_STORE_URI",
-        "STATE_DIR", "RETRAIN_TOPIC",
+        "COGNITIVE_ENV",
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_REGION",
+        "CLOUD_SQL_INSTANCE",
+        "DB_USER",
+        "DB_NAME",
+        "DB_IAM_AUTH",
+        "FIREBASE_AUTH_EMULATOR_HOST",
+        "CORS_ORIGINS",
+        "MODEL_STORE_URI",
+        "STATE_DIR",
+        "RETRAIN_TOPIC",
     }
     assert required <= set(env), f"missing: {sorted(required - set(env))}"
     unknown = set(env) - settings_aliases() - NON_SETTINGS_ENV
@@ -215,7 +226,8 @@ def test_llm_keys_are_secrets_never_plain_environment():
     from shared.config import Settings
 
     secret_fields = {
-        f.validation_alias for f in Settings.model_fields.values()
+        f.validation_alias
+        for f in Settings.model_fields.values()
         if SecretStr in getattr(f.annotation, "__args__", (f.annotation,))
     }
     secret_fields.discard("DB_PASSWORD")  # IAM database auth: no password in the cloud
@@ -389,8 +401,9 @@ def test_cloudbuild_runs_tests_build_deploy_and_migrations():
     subs = config["substitutions"]
     assert {"_ENV", "_REGION", "_TF_STATE_BUCKET"} <= set(subs)
     assert (TF / "environments" / subs["_ENV"]).is_dir()
-    steps = [" ".join(str(a) for a in step.get("args", [])) + "\n" + str(step.get("script", ""))
-             for step in config["steps"]]
+    steps = [
+        " ".join(str(a) for a in step.get("args", [])) + "\n" + str(step.get("script", "")) for step in config["steps"]
+    ]
     script = "\n".join(steps)
 
     def first_step(marker: str) -> int:
@@ -434,11 +447,17 @@ def test_runtime_grants_give_data_rights_but_no_ddl(engine):
             conn.execute(sa.text("CREATE ROLE cc_test_function NOLOGIN IN ROLE cognitive_runtime"))
             assert run_sql.run(conn, grants) >= 5
             conn.execute(sa.text("CREATE TABLE cc_test_later (id int)"))  # a later migration
-            missing = conn.execute(sa.text(
-                """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            missing = (
+                conn.execute(
+                    sa.text(
+                        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
                      AND NOT has_table_privilege('cc_test_function', c.oid, 'SELECT, INSERT, UPDATE, DELETE')"""
-            )).scalars().all()
+                    )
+                )
+                .scalars()
+                .all()
+            )
             assert missing == []
             tables = conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).scalar()
             assert tables > 5  # the migrated schema really is there

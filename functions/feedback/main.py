@@ -40,8 +40,7 @@ class LabelIn(StrictModel):
 def submit(req: Request) -> dict:
     with get_engine().begin() as conn:
         ensure_user(conn, req.user)
-        return {"feedback": record_feedback(conn, req.user, req.body.interaction_id,
-                                            req.body.score, req.body.comment)}
+        return {"feedback": record_feedback(conn, req.user, req.body.interaction_id, req.body.score, req.body.comment)}
 
 
 @router.get("/review-queue", admin=True, query=QueueQuery)

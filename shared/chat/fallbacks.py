@@ -18,25 +18,50 @@ import numpy as np
 from shared.models.intent import IntentPrediction
 
 INTENTS = (
-    "concept_explanation", "debugging_help", "interview_practice", "practice_quiz",
-    "review_summary", "tutor_feedback", "off_topic",
+    "concept_explanation",
+    "debugging_help",
+    "interview_practice",
+    "practice_quiz",
+    "review_summary",
+    "tutor_feedback",
+    "off_topic",
 )
 
 # Ordered: the first rule that matches wins (debugging before concept: "why is my loop broken").
 _RULES: list[tuple[str, re.Pattern[str]]] = [
-    ("debugging_help", re.compile(
-        r"\b(error|exception|traceback|bug|broken|crash\w*|doesn'?t work|not working|fails?|wrong output|"
-        r"my code|my (loop|function|program)|returns? none|\w+Error)\b", re.I)),
+    (
+        "debugging_help",
+        re.compile(
+            r"\b(error|exception|traceback|bug|broken|crash\w*|doesn'?t work|not working|fails?|wrong output|"
+            r"my code|my (loop|function|program)|returns? none|\w+Error)\b",
+            re.I,
+        ),
+    ),
     ("interview_practice", re.compile(r"\b(interview\w*|recruiter|hiring|mock|whiteboard|behaviou?ral)\b", re.I)),
-    ("practice_quiz", re.compile(
-        r"\b(quiz|test me|exercise|practi[cs]e|problem to solve|question for me|drill|challenge me)\b", re.I)),
-    ("review_summary", re.compile(
-        r"\b(summar\w+|recap|review|revise|revision|refresher|key points|tl;?dr|cheat ?sheet|remind me)\b", re.I)),
-    ("tutor_feedback", re.compile(
-        r"\b(your (answer|explanation|hint|reply)|you (were|are) (wrong|right)|thanks?|thank you|"
-        r"too (long|short|fast|slow)|helpful|unhelpful|useless)\b", re.I)),
-    ("concept_explanation", re.compile(
-        r"\b(what|why|how|explain|difference|mean[s]?|understand|concept|define|definition)\b", re.I)),
+    (
+        "practice_quiz",
+        re.compile(
+            r"\b(quiz|test me|exercise|practi[cs]e|problem to solve|question for me|drill|challenge me)\b", re.I
+        ),
+    ),
+    (
+        "review_summary",
+        re.compile(
+            r"\b(summar\w+|recap|review|revise|revision|refresher|key points|tl;?dr|cheat ?sheet|remind me)\b", re.I
+        ),
+    ),
+    (
+        "tutor_feedback",
+        re.compile(
+            r"\b(your (answer|explanation|hint|reply)|you (were|are) (wrong|right)|thanks?|thank you|"
+            r"too (long|short|fast|slow)|helpful|unhelpful|useless)\b",
+            re.I,
+        ),
+    ),
+    (
+        "concept_explanation",
+        re.compile(r"\b(what|why|how|explain|difference|mean[s]?|understand|concept|define|definition)\b", re.I),
+    ),
 ]
 _RULE_CONFIDENCE = 0.5
 _FALLBACK = "off_topic"

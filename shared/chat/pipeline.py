@@ -34,9 +34,9 @@ from shared.users import ensure_user
 
 log = logging.getLogger(__name__)
 
-REPHRASE_BELOW = 0.40      # the client asks the student to rephrase
+REPHRASE_BELOW = 0.40  # the client asks the student to rephrase
 HUMAN_REVIEW_BELOW = 0.60  # the query joins the labelling queue
-HISTORY = 2                # previous user messages fed to confusion (plus the current one: 3)
+HISTORY = 2  # previous user messages fed to confusion (plus the current one: 3)
 SNIPPET_CHARS = 280
 
 
@@ -82,8 +82,13 @@ class Turn:
     def source_dicts(self, with_content: bool = False) -> list[dict[str, Any]]:
         out = []
         for n in self.sources:
-            item = {"node_id": n.id, "title": n.title, "topic_id": n.topic_id,
-                    "snippet": n.snippet(SNIPPET_CHARS), "score": round(n.score, 5)}
+            item = {
+                "node_id": n.id,
+                "title": n.title,
+                "topic_id": n.topic_id,
+                "snippet": n.snippet(SNIPPET_CHARS),
+                "score": round(n.score, 5),
+            }
             if with_content:
                 item["content"] = n.content
             out.append(item)
@@ -173,7 +178,8 @@ class ChatPipeline:
                     if turn.topic_title is None:
                         raise not_found(f"No topic {inp.topic_id!r}.")
                 turn.session_id, turn.topic_id = conversation.open_session(
-                    conn, turn.user, inp.session_id, inp.topic_id, turn.message)
+                    conn, turn.user, inp.session_id, inp.topic_id, turn.message
+                )
                 if turn.topic_id and turn.topic_title is None:
                     turn.topic_title = conversation.topic_title(conn, turn.topic_id)
                 return conversation.recent_user_messages(conn, turn.session_id, HISTORY)
@@ -243,11 +249,15 @@ class ChatPipeline:
             system=system_prompt(turn.spec, turn.behaviour, sources),
             messages=(Message("user", turn.message),),
             grounding=Grounding(
-                intent=turn.intent, query=turn.message,
-                sources=tuple(Source(s["node_id"], s["title"], s["content"], s["topic_id"], s["score"])
-                              for s in sources),
-                is_confused=turn.is_confused, suggestion=turn.behaviour.suggestion,
-                mastery=turn.mastery, topic_title=turn.topic_title,
+                intent=turn.intent,
+                query=turn.message,
+                sources=tuple(
+                    Source(s["node_id"], s["title"], s["content"], s["topic_id"], s["score"]) for s in sources
+                ),
+                is_confused=turn.is_confused,
+                suggestion=turn.behaviour.suggestion,
+                mastery=turn.mastery,
+                topic_title=turn.topic_title,
             ),
         )
 
@@ -296,23 +306,39 @@ class ChatPipeline:
 
         try:
             with self._engine().begin() as conn:
-                interaction_id = conversation.log_interaction(conn, {
-                    "request_id": turn.request_id, "user_id": turn.user.uid, "session_id": turn.session_id,
-                    "kind": "chat", "query": turn.message, "topic_id": turn.topic_id, "intent": turn.intent,
-                    "intent_probs": turn.probs, "intent_confidence": turn.confidence,
-                    "intent_source": turn.intent_source, "confusion_score": turn.confusion,
-                    "is_confused": turn.is_confused, "mastery": turn.mastery,
-                    "retrieved_node_ids": [n.id for n in turn.sources],
-                    "prompt_key": turn.spec.intent if turn.spec else None,
-                    "provider": generation.provider, "llm_model": generation.model,
-                    "model_versions": versions, "reply": generation.text,
-                    "tokens_in": generation.tokens_in, "tokens_out": generation.tokens_out,
-                    "latency_ms": turn.timings.get("total"), "timings_ms": turn.timings,
-                    "needs_review": turn.confidence < HUMAN_REVIEW_BELOW,
-                })
+                interaction_id = conversation.log_interaction(
+                    conn,
+                    {
+                        "request_id": turn.request_id,
+                        "user_id": turn.user.uid,
+                        "session_id": turn.session_id,
+                        "kind": "chat",
+                        "query": turn.message,
+                        "topic_id": turn.topic_id,
+                        "intent": turn.intent,
+                        "intent_probs": turn.probs,
+                        "intent_confidence": turn.confidence,
+                        "intent_source": turn.intent_source,
+                        "confusion_score": turn.confusion,
+                        "is_confused": turn.is_confused,
+                        "mastery": turn.mastery,
+                        "retrieved_node_ids": [n.id for n in turn.sources],
+                        "prompt_key": turn.spec.intent if turn.spec else None,
+                        "provider": generation.provider,
+                        "llm_model": generation.model,
+                        "model_versions": versions,
+                        "reply": generation.text,
+                        "tokens_in": generation.tokens_in,
+                        "tokens_out": generation.tokens_out,
+                        "latency_ms": turn.timings.get("total"),
+                        "timings_ms": turn.timings,
+                        "needs_review": turn.confidence < HUMAN_REVIEW_BELOW,
+                    },
+                )
                 if turn.session_id is not None:
-                    conversation.record_turn(conn, turn.session_id, turn.message, turn.query_vector,
-                                             generation.text, interaction_id)
+                    conversation.record_turn(
+                        conn, turn.session_id, turn.message, turn.query_vector, generation.text, interaction_id
+                    )
                 log_generation(conn, generation, turn.request_id, interaction_id)
                 return interaction_id
         except Exception:

@@ -24,50 +24,57 @@ BASE = (
 @dataclass(frozen=True)
 class PromptSpec:
     intent: str
-    task: str                     # LLM router task: selects the model per task
+    task: str  # LLM router task: selects the model per task
     instructions: str
     retrieval: RetrievalParams = field(default_factory=RetrievalParams)
 
 
 BOOK: dict[str, PromptSpec] = {
     "concept_explanation": PromptSpec(
-        "concept_explanation", "explanation",
+        "concept_explanation",
+        "explanation",
         "Explain the concept the student asks about: start with a one-sentence answer, then a "
         "short explanation and one concrete example from the material.",
         RetrievalParams(k=4, kinds=("explanation", "example", "summary")),
     ),
     "debugging_help": PromptSpec(
-        "debugging_help", "chat",
+        "debugging_help",
+        "chat",
         "Help the student find the bug themselves: name the likely cause, point to the line or "
         "idea to check, and give one hint before any fix. Do not rewrite their whole program.",
         # Error names and function names matter: weigh the exact-term side higher.
         RetrievalParams(k=4, kinds=("misconception", "example", "explanation"), text_weight=1.5),
     ),
     "interview_practice": PromptSpec(
-        "interview_practice", "chat",
+        "interview_practice",
+        "chat",
         "Act as a friendly technical interviewer: ask one question at a time grounded in the "
         "material, and evaluate the student's previous answer if there is one.",
         RetrievalParams(k=3),
     ),
     "practice_quiz": PromptSpec(
-        "practice_quiz", "quiz",
+        "practice_quiz",
+        "quiz",
         "Give the student one practice question on the topic, drawn from the material, and wait "
         "for their answer; do not reveal the solution yet.",
         RetrievalParams(k=3, kinds=("exercise", "example", "explanation")),
     ),
     "review_summary": PromptSpec(
-        "review_summary", "explanation",
+        "review_summary",
+        "explanation",
         "Summarise the material as a short list of key points the student should remember.",
         RetrievalParams(k=6, candidates=60, kinds=("summary", "explanation", "misconception")),
     ),
     "tutor_feedback": PromptSpec(
-        "tutor_feedback", "chat",
+        "tutor_feedback",
+        "chat",
         "The student is giving feedback about your tutoring. Thank them briefly, acknowledge the "
         "point, and say how you will adapt.",
         RetrievalParams(k=0),
     ),
     "off_topic": PromptSpec(
-        "off_topic", "chat",
+        "off_topic",
+        "chat",
         "The message is not about the course. Reply in one friendly sentence and steer back to "
         "what the student is learning.",
         RetrievalParams(k=0),

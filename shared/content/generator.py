@@ -96,32 +96,45 @@ def plan(conn: sa.Connection, user: Principal, req: ContentRequest) -> Plan:
     if req.kind == "explanation":
         task_text = f"Write an explanation of {title} for this student.{focus}"
     else:
-        task_text = (f"Write a quiz of {req.questions} multiple-choice questions on {title}.{focus} Each question "
-                     "has 4 options, exactly one correct; distractors must be plausible mistakes a student "
-                     "makes, not silly answers; explain the correct answer briefly.")
-    system = "\n\n".join([
-        "You are cognitive-core, a tutor writing study material from the course material below only.",
-        *hints,
-        f"Course material:\n{material}" if material else "No course material exists for this topic yet.",
-    ])
+        task_text = (
+            f"Write a quiz of {req.questions} multiple-choice questions on {title}.{focus} Each question "
+            "has 4 options, exactly one correct; distractors must be plausible mistakes a student "
+            "makes, not silly answers; explain the correct answer briefly."
+        )
+    system = "\n\n".join(
+        [
+            "You are cognitive-core, a tutor writing study material from the course material below only.",
+            *hints,
+            f"Course material:\n{material}" if material else "No course material exists for this topic yet.",
+        ]
+    )
     grounding = Grounding(
         intent="concept_explanation" if req.kind == "explanation" else "practice_quiz",
         query=task_text,
         sources=tuple(Source(s["node_id"], s["title"], s["content"], req.topic_id) for s in sources),
-        mastery=mastery, topic_title=title,
+        mastery=mastery,
+        topic_title=title,
     )
     offline_quiz = None
     if req.kind == "quiz":
         offline_quiz = bank_quiz(conn, req.topic_id, req.questions, _DIFFICULTY[lvl], seed=int(time.time()) // 3600)
-    prompt = Prompt(system=system, messages=(Message("user", task_text),), grounding=grounding,
-                    offline_json=offline_quiz, temperature=0.5)
+    prompt = Prompt(
+        system=system,
+        messages=(Message("user", task_text),),
+        grounding=grounding,
+        offline_json=offline_quiz,
+        temperature=0.5,
+    )
     return Plan(req.topic_id, title, lvl, style, mastery, sources, prompt)
 
 
 def describe(plan_: Plan) -> dict[str, Any]:
     return {
-        "topic_id": plan_.topic_id, "topic_title": plan_.topic_title, "level": plan_.level,
-        "style": plan_.style, "mastery": plan_.mastery,
+        "topic_id": plan_.topic_id,
+        "topic_title": plan_.topic_title,
+        "level": plan_.level,
+        "style": plan_.style,
+        "mastery": plan_.mastery,
         "sources": [{"node_id": s["node_id"], "title": s["title"]} for s in plan_.sources],
     }
 

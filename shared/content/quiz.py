@@ -48,8 +48,12 @@ def bank_quiz(conn: sa.Connection, topic_id: str, n: int, difficulty: int | None
     return {
         "title": f"Practice quiz: {rows[0].title}",
         "questions": [
-            {"question": r.prompt, "options": list(r.options), "answer": r.correct_option,
-             "explanation": r.explanation or "This is the answer stored with the question."}
+            {
+                "question": r.prompt,
+                "options": list(r.options),
+                "answer": r.correct_option,
+                "explanation": r.explanation or "This is the answer stored with the question.",
+            }
             for r in picked
         ],
     }

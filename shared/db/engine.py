@@ -67,9 +67,7 @@ def _register_pgvector(dbapi_conn: Any, _record: Any) -> None:
         cursor.close()
     if row is None or row[0] is None:
         return  # extension not created yet: migrate.upgrade() recycles the pool after it
-    dbapi_conn.register_in_adapter(
-        row[0], lambda text: np.asarray(Vector.from_text(text).to_list(), dtype=np.float32)
-    )
+    dbapi_conn.register_in_adapter(row[0], lambda text: np.asarray(Vector.from_text(text).to_list(), dtype=np.float32))
 
 
 def _cloud_sql_creator(settings: Settings) -> Any:
@@ -97,9 +95,7 @@ def ensure_database(server_url: str, name: str) -> None:
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     try:
         with admin.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            ).scalar()
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar()
             if not exists:
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     finally:
@@ -133,9 +129,7 @@ def create_engine(settings: Settings | None = None) -> Engine:
         "pool_recycle": 1800,
     }
     if settings.cloud_sql_instance:
-        engine = sa.create_engine(
-            "postgresql+pg8000://", creator=_cloud_sql_creator(settings), **pool
-        )
+        engine = sa.create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(settings), **pool)
     else:
         engine = sa.create_engine(database_url(settings), **pool)
     sa.event.listen(engine, "connect", _register_pgvector)

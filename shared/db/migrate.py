@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     from shared.logs import configure_logging
 
     configure_logging()
-    parser = argparse.ArgumentParser(prog="python -m shared.db.migrate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.db.migrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("upgrade", help="apply migrations (default: to head)")
     up.add_argument("revision", nargs="?", default="head")

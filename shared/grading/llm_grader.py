@@ -151,8 +151,20 @@ def reconcile(llm: Grade, offline: Grade, answer: str) -> Grade:
     flags.append("llm_grade_capped")
     score = score_mapping.clamp_score(ceiling)
     verdict = offline.verdict if suspicious else score_mapping.verdict_for_score(score)
-    log.warning("LLM grade %.1f capped to %.1f (offline %s %.1f, injection-like=%s)",
-                llm.score, score, offline.grader, offline.score, suspicious)
+    log.warning(
+        "LLM grade %.1f capped to %.1f (offline %s %.1f, injection-like=%s)",
+        llm.score,
+        score,
+        offline.grader,
+        offline.score,
+        suspicious,
+    )
     feedback = offline.feedback + " (This grade was checked against a second grader and flagged for review.)"
-    return replace(llm, score=score, verdict=verdict, feedback=feedback, flags=tuple(flags),
-                   details={**llm.details, "llm_score": llm.score, "llm_verdict": llm.verdict})
+    return replace(
+        llm,
+        score=score,
+        verdict=verdict,
+        feedback=feedback,
+        flags=tuple(flags),
+        details={**llm.details, "llm_score": llm.score, "llm_verdict": llm.verdict},
+    )

@@ -71,8 +71,13 @@ class ModelGrader:
         scored = []
         for row in probs:
             score, verdict = score_mapping.from_class_probs(row, model.labels)
-            scored.append((score, verdict, {"probabilities": {k: round(float(p), 4) for k, p in
-                                                              zip(model.labels, row, strict=True)}}))
+            scored.append(
+                (
+                    score,
+                    verdict,
+                    {"probabilities": {k: round(float(p), 4) for k, p in zip(model.labels, row, strict=True)}},
+                )
+            )
         index, score, verdict, details = _best(question, scored)
         return Grade(
             score=score,

@@ -86,8 +86,11 @@ def describe() -> dict:
         "model": "score = 10 * P(correct) (temperature-calibrated); verdict contradictory when "
         "contradictory is the most likely class, else by the score bands",
         "bands": {"correct": f">= {CORRECT_AT}", "partially_correct": f">= {PARTIAL_AT}", "incorrect": "below"},
-        "embedding_fallback": {"cosine_low": SIM_LOW, "cosine_high": SIM_HIGH,
-                               "score": "10 * clip((cos - low) / (high - low), 0, 1)"},
+        "embedding_fallback": {
+            "cosine_low": SIM_LOW,
+            "cosine_high": SIM_HIGH,
+            "score": "10 * clip((cos - low) / (high - low), 0, 1)",
+        },
         "lexical_fallback": {"f1_low": LEX_LOW, "f1_high": LEX_HIGH},
         "mastery_evidence": "score / 10",
     }

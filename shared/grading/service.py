@@ -36,14 +36,18 @@ MAX_ANSWER_CHARS = 4000
 
 
 def load_question(conn: sa.Connection, question_id: str) -> Question | None:
-    row = conn.execute(
-        sa.text(
-            """SELECT id, topic_id, kind, prompt, options, correct_option, reference_answer, rubric,
+    row = (
+        conn.execute(
+            sa.text(
+                """SELECT id, topic_id, kind, prompt, options, correct_option, reference_answer, rubric,
                       explanation, difficulty, max_score
                  FROM questions WHERE id = :id"""
-        ),
-        {"id": question_id},
-    ).mappings().first()
+            ),
+            {"id": question_id},
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
     return Question(
@@ -170,9 +174,16 @@ class GradingService:
 
         log.info(
             "graded",
-            extra={"user_id": user_id, "question_id": question.id, "attempt_id": done.attempt_id,
-                   "grader": grade.grader, "grader_version": grade.grader_version, "score": grade.score,
-                   "verdict": grade.verdict, "flags": list(grade.flags)},
+            extra={
+                "user_id": user_id,
+                "question_id": question.id,
+                "attempt_id": done.attempt_id,
+                "grader": grade.grader,
+                "grader_version": grade.grader_version,
+                "score": grade.score,
+                "verdict": grade.verdict,
+                "flags": list(grade.flags),
+            },
         )
         return {
             "attempt_id": done.attempt_id,
@@ -209,8 +220,9 @@ def _check_open_attempt(conn: sa.Connection, attempt_id: str, user_id: str, ques
     if row["status"] == "completed":
         raise ApiError(409, "conflict", f"Attempt {attempt_id} is already completed.")
     if row["question_id"] is not None and row["question_id"] != question_id:
-        raise _unprocessable(f"Attempt {attempt_id} is for question {row['question_id']!r}, not {question_id!r}.",
-                             "attempt_mismatch")
+        raise _unprocessable(
+            f"Attempt {attempt_id} is for question {row['question_id']!r}, not {question_id!r}.", "attempt_mismatch"
+        )
 
 
 _service: GradingService | None = None

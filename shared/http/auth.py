@@ -106,9 +106,7 @@ def verify_bearer(authorization: str | None, settings: Settings) -> Principal:
 
     _apply_emulator_env(settings)
     try:
-        claims = fb_auth.verify_id_token(
-            token, app=_firebase_app(settings.project_id), clock_skew_seconds=5
-        )
+        claims = fb_auth.verify_id_token(token, app=_firebase_app(settings.project_id), clock_skew_seconds=5)
     except fb_auth.ExpiredIdTokenError as exc:
         raise unauthorized("The ID token has expired; sign in again.") from exc
     except (fb_auth.InvalidIdTokenError, ValueError) as exc:

@@ -140,9 +140,7 @@ class Router:
         self._access_log(request, response, request_id, started)
         return response
 
-    def _dispatch(
-        self, request: flask.Request, request_id: str, origin: str | None, cors_ok: bool
-    ) -> flask.Response:
+    def _dispatch(self, request: flask.Request, request_id: str, origin: str | None, cors_ok: bool) -> flask.Response:
         path = self._local_path(request.path)
         adapter = self._rules.bind("localhost")
 
@@ -215,9 +213,7 @@ class Router:
     def _json_body(request: flask.Request) -> Any:
         mimetype = request.mimetype or ""
         if not (mimetype == "application/json" or mimetype.endswith("+json")):
-            raise ApiError(
-                415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json)."
-            )
+            raise ApiError(415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json).")
         raw = request.get_data(cache=True)
         if not raw.strip():
             raise bad_request("The request body is empty; a JSON object is required.", "invalid_json")
@@ -284,9 +280,7 @@ class Router:
             response.headers[key] = value
         return response
 
-    def _access_log(
-        self, request: flask.Request, response: flask.Response, request_id: str, started: float
-    ) -> None:
+    def _access_log(self, request: flask.Request, response: flask.Response, request_id: str, started: float) -> None:
         latency = time.perf_counter() - started
         level = logging.ERROR if response.status_code >= 500 else logging.INFO
         log.log(

@@ -31,8 +31,16 @@ def sse_response(events: Iterable[tuple[str, Any]], request_id: str) -> flask.Re
                 yield encode_event(event, data)
         except Exception:
             log.exception("stream failed")
-            yield encode_event("error", {"error": {
-                "code": "internal", "message": "The reply could not be completed.", "request_id": request_id}})
+            yield encode_event(
+                "error",
+                {
+                    "error": {
+                        "code": "internal",
+                        "message": "The reply could not be completed.",
+                        "request_id": request_id,
+                    }
+                },
+            )
         finally:
             request_id_var.reset(token)
 

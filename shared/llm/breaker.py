@@ -18,8 +18,7 @@ State = Literal["closed", "open", "half_open"]
 
 
 class CircuitBreaker:
-    def __init__(self, failure_threshold: int, cooldown_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, failure_threshold: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.failure_threshold = failure_threshold
         self.cooldown_s = cooldown_s
         self._clock = clock

@@ -21,8 +21,15 @@ class ProviderError(LLMError):
     go straight to the next provider.
     """
 
-    def __init__(self, provider: str, message: str, *, transient: bool, status: int | None = None,
-                 raw_response: str | None = None) -> None:
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        transient: bool,
+        status: int | None = None,
+        raw_response: str | None = None,
+    ) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
         self.transient = transient

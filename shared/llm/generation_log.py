@@ -16,32 +16,47 @@ from shared.llm.types import Attempt, Generation
 if TYPE_CHECKING:  # sqlalchemy is imported when a row is written, not when shared.llm is
     import sqlalchemy as sa
 
-_INSERT_SQL = (
-    """INSERT INTO generation_log
+_INSERT_SQL = """INSERT INTO generation_log
            (request_id, interaction_id, task, provider, model, prompt, raw_response, status, error,
             tokens_in, tokens_out, cost_usd, latency_ms)
        VALUES (:request_id, :interaction_id, :task, :provider, :model, :prompt, :raw_response, :status,
                :error, :tokens_in, :tokens_out, :cost_usd, :latency_ms)
        RETURNING id"""
-)
 
 
-def log_generation(conn: sa.Connection, generation: Generation, request_id: str | None = None,
-                   interaction_id: str | None = None) -> list[int]:
+def log_generation(
+    conn: sa.Connection, generation: Generation, request_id: str | None = None, interaction_id: str | None = None
+) -> list[int]:
     """Write the generation's calls; returns the new row ids in call order."""
     final_status = generation.status
-    return _write(conn, generation.task, generation.prompt_text, generation.attempts, request_id, interaction_id,
-                  ok_status=final_status)
+    return _write(
+        conn,
+        generation.task,
+        generation.prompt_text,
+        generation.attempts,
+        request_id,
+        interaction_id,
+        ok_status=final_status,
+    )
 
 
-def log_failure(conn: sa.Connection, error: LLMUnavailableError, request_id: str | None = None,
-                interaction_id: str | None = None) -> list[int]:
+def log_failure(
+    conn: sa.Connection, error: LLMUnavailableError, request_id: str | None = None, interaction_id: str | None = None
+) -> list[int]:
     """Write the calls of a generation that no provider could complete."""
     return _write(conn, error.task, error.prompt_text, error.attempts, request_id, interaction_id, ok_status="ok")
 
 
-def _write(conn: sa.Connection, task: str, prompt: str, attempts: list[Attempt], request_id: str | None,
-           interaction_id: str | None, *, ok_status: str) -> list[int]:
+def _write(
+    conn: sa.Connection,
+    task: str,
+    prompt: str,
+    attempts: list[Attempt],
+    request_id: str | None,
+    interaction_id: str | None,
+    *,
+    ok_status: str,
+) -> list[int]:
     import sqlalchemy as sa
 
     insert = sa.text(_INSERT_SQL)

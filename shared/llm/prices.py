@@ -29,8 +29,9 @@ def price_of(model: str, table: dict[str, tuple[float, float]] | None = None) ->
     return table[max(matches, key=len)] if matches else None
 
 
-def estimate_cost(model: str, tokens_in: int | None, tokens_out: int | None,
-                  table: dict[str, tuple[float, float]] | None = None) -> float | None:
+def estimate_cost(
+    model: str, tokens_in: int | None, tokens_out: int | None, table: dict[str, tuple[float, float]] | None = None
+) -> float | None:
     """USD for one call, or None when the model is not priced or usage is unknown."""
     price = price_of(model, table)
     if price is None or tokens_in is None or tokens_out is None:

@@ -182,29 +182,52 @@ class LLMRouter:
         else:
             # The provider answered (a refusal or our bad request): it is healthy.
             self.breakers[name].record_success()
-        attempts.append(Attempt(name, model, "error", error=str(exc)[:500],
-                                latency_ms=(time.perf_counter() - t0) * 1000, raw_response=exc.raw_response))
-        log.warning("LLM call failed", extra={"provider": name, "model": model, "error": str(exc)[:300],
-                                              "transient": exc.transient})
+        attempts.append(
+            Attempt(
+                name,
+                model,
+                "error",
+                error=str(exc)[:500],
+                latency_ms=(time.perf_counter() - t0) * 1000,
+                raw_response=exc.raw_response,
+            )
+        )
+        log.warning(
+            "LLM call failed",
+            extra={"provider": name, "model": model, "error": str(exc)[:300], "transient": exc.transient},
+        )
         return exc
 
     @staticmethod
     def _ok_attempt(name: str, result: ProviderResult, t0: float) -> Attempt:
         return Attempt(
-            name, result.model, "ok", latency_ms=(time.perf_counter() - t0) * 1000, raw_response=result.text,
-            tokens_in=result.tokens_in, tokens_out=result.tokens_out,
+            name,
+            result.model,
+            "ok",
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            raw_response=result.text,
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
             cost_usd=estimate_cost(result.model, result.tokens_in, result.tokens_out),
         )
 
     @staticmethod
-    def _generation(task: str, name: str, result: ProviderResult, prompt: Prompt, attempts: list[Attempt],
-                    started: float) -> Generation:
+    def _generation(
+        task: str, name: str, result: ProviderResult, prompt: Prompt, attempts: list[Attempt], started: float
+    ) -> Generation:
         paid = [a for a in attempts if a.status == "ok"]
         return Generation(
-            task=task, provider=name, model=result.model, text=result.text, prompt_text=prompt.render(),
-            tokens_in=_total(a.tokens_in for a in paid), tokens_out=_total(a.tokens_out for a in paid),
-            cost_usd=_total(a.cost_usd for a in paid), latency_ms=(time.perf_counter() - started) * 1000,
-            attempts=attempts, offline=name == "offline",
+            task=task,
+            provider=name,
+            model=result.model,
+            text=result.text,
+            prompt_text=prompt.render(),
+            tokens_in=_total(a.tokens_in for a in paid),
+            tokens_out=_total(a.tokens_out for a in paid),
+            cost_usd=_total(a.cost_usd for a in paid),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=attempts,
+            offline=name == "offline",
         )
 
     # --- streaming ----------------------------------------------------------------------
@@ -247,8 +270,13 @@ class LLMRouter:
                     close()  # release the HTTP response even when the caller stops early
         raise LLMUnavailableError(task, attempts, prompt.render())
 
-    def _open_stream(self, name: str, model: str, prompt: Prompt, attempts: list[Attempt],
-                     ) -> tuple[float, str | ProviderResult, Iterator[str | ProviderResult]]:
+    def _open_stream(
+        self,
+        name: str,
+        model: str,
+        prompt: Prompt,
+        attempts: list[Attempt],
+    ) -> tuple[float, str | ProviderResult, Iterator[str | ProviderResult]]:
         """Start a stream and read its first item: the part that may be retried transparently."""
         if not self.breakers[name].allow():
             attempts.append(Attempt(name, model, "skipped", error="circuit open"))
@@ -258,8 +286,7 @@ class LLMRouter:
             iterator = iter(self.providers[name].stream(model, prompt, self.timeout_s))
             first = next(iterator)
         except StopIteration:
-            raise self._failed(name, model, ProviderError(name, "empty stream", transient=True), t0,
-                               attempts) from None
+            raise self._failed(name, model, ProviderError(name, "empty stream", transient=True), t0, attempts) from None
         except Exception as exc:
             raise self._failed(name, model, exc, t0, attempts) from exc
         return t0, first, iterator
@@ -274,8 +301,9 @@ class LLMRouter:
         ever returned: StructuredOutputError instead.
         """
         started = time.perf_counter()
-        base = replace(prompt, system=f"{prompt.system}\n\n{json_instruction(schema)}",
-                       json_schema=schema.model_json_schema())
+        base = replace(
+            prompt, system=f"{prompt.system}\n\n{json_instruction(schema)}", json_schema=schema.model_json_schema()
+        )
         attempts: list[Attempt] = []
         strikes: Counter[str] = Counter()
         current = base
@@ -295,11 +323,14 @@ class LLMRouter:
                 # The call succeeded but its answer is unusable: mark it so in the audit trail.
                 attempts[-1] = replace(attempts[-1], status="error", error=f"invalid JSON answer: {exc}"[:500])
                 strikes[generation.provider] += 1
-                current = replace(base, messages=(
-                    *base.messages,
-                    Message("assistant", generation.text[:4000]),
-                    Message("user", f"Your answer was rejected ({exc}). Reply again with only the JSON object."),
-                ))
+                current = replace(
+                    base,
+                    messages=(
+                        *base.messages,
+                        Message("assistant", generation.text[:4000]),
+                        Message("user", f"Your answer was rejected ({exc}). Reply again with only the JSON object."),
+                    ),
+                )
                 continue
             paid = [a for a in attempts if a.tokens_in is not None or a.cost_usd is not None]
             generation.attempts = attempts
@@ -335,24 +366,32 @@ def _build_provider(name: str, settings: Any) -> Provider | None:
     if name == "vertex":
         from shared.llm.providers.vertex import VertexProvider
 
-        return VertexProvider(settings.gcp_project, settings.vertex_llm_location or settings.gcp_region,
-                              base_url=settings.vertex_base_url, max_output_tokens=max_tokens)
+        return VertexProvider(
+            settings.gcp_project,
+            settings.vertex_llm_location or settings.gcp_region,
+            base_url=settings.vertex_base_url,
+            max_output_tokens=max_tokens,
+        )
     if name == "openai":
         if settings.openai_api_key is None:
             log.warning("LLM provider openai is configured but OPENAI_API_KEY is not set: skipped")
             return None
         from shared.llm.providers.openai_api import OpenAIProvider
 
-        return OpenAIProvider(settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url,
-                              max_output_tokens=max_tokens)
+        return OpenAIProvider(
+            settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url, max_output_tokens=max_tokens
+        )
     if name == "anthropic":
         if settings.anthropic_api_key is None:
             log.warning("LLM provider anthropic is configured but ANTHROPIC_API_KEY is not set: skipped")
             return None
         from shared.llm.providers.anthropic_api import AnthropicProvider
 
-        return AnthropicProvider(settings.anthropic_api_key.get_secret_value(),
-                                 base_url=settings.anthropic_base_url, max_output_tokens=max_tokens)
+        return AnthropicProvider(
+            settings.anthropic_api_key.get_secret_value(),
+            base_url=settings.anthropic_base_url,
+            max_output_tokens=max_tokens,
+        )
     log.error("unknown LLM provider %r in LLM_PROVIDERS: skipped", name)
     return None
 

@@ -56,9 +56,7 @@ def parse_as(text: str, schema: type[M]) -> M:
     try:
         return schema.model_validate(value)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
         raise InvalidJsonAnswer(f"JSON does not match the schema: {problems}") from None
 
 
@@ -66,6 +64,5 @@ def json_instruction(schema: type[BaseModel]) -> str:
     """Appended to the system prompt: every provider gets the same contract in words."""
     return (
         "Answer with a single JSON object and nothing else (no code fences, no commentary). "
-        "It must validate against this JSON Schema:\n"
-        + json.dumps(schema.model_json_schema(), separators=(",", ":"))
+        "It must validate against this JSON Schema:\n" + json.dumps(schema.model_json_schema(), separators=(",", ":"))
     )

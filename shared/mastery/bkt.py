@@ -23,9 +23,9 @@ _EPS = 1e-6
 
 @dataclass(frozen=True)
 class BKTParams:
-    p_init: float = 0.2   # P(L0): known before any practice
+    p_init: float = 0.2  # P(L0): known before any practice
     p_learn: float = 0.15  # T: learns it at each opportunity
-    p_slip: float = 0.1   # S: knows it, answers wrong
+    p_slip: float = 0.1  # S: knows it, answers wrong
     p_guess: float = 0.2  # G: does not know it, answers right
 
     def __post_init__(self) -> None:

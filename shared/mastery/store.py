@@ -47,9 +47,7 @@ def list_attempts(conn: sa.Connection, user_id: str, limit: int) -> list[dict[st
 
 def topic_bkt_params(conn: sa.Connection, topic_id: str) -> BKTParams | None:
     row = conn.execute(
-        sa.text(
-            """SELECT bkt_p_init, bkt_p_learn, bkt_p_slip, bkt_p_guess FROM topics WHERE id = :id"""
-        ),
+        sa.text("""SELECT bkt_p_init, bkt_p_learn, bkt_p_slip, bkt_p_guess FROM topics WHERE id = :id"""),
         {"id": topic_id},
     ).one_or_none()
     return None if row is None else BKTParams(*map(float, row))

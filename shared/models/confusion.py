@@ -46,16 +46,12 @@ class MessageTiming:
 def timing_features(timing: MessageTiming) -> list[float]:
     """[present, gap, length] for one real message (see the module docstring)."""
     gap = timing.seconds_since_previous
-    gap_feature = 0.0 if gap is None else math.log1p(min(max(gap, 0.0), MAX_GAP_S)) / math.log1p(
-        MAX_GAP_S
-    )
+    gap_feature = 0.0 if gap is None else math.log1p(min(max(gap, 0.0), MAX_GAP_S)) / math.log1p(MAX_GAP_S)
     length = math.log1p(min(max(timing.chars, 0), MAX_CHARS)) / math.log1p(MAX_CHARS)
     return [1.0, gap_feature, length]
 
 
-def build_inputs(
-    embeddings: np.ndarray, timing: Sequence[MessageTiming] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def build_inputs(embeddings: np.ndarray, timing: Sequence[MessageTiming] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One window as graph inputs: (1, 3, 384) embeddings and (1, 3, 3) timing features.
 
     `embeddings` holds the last n (0..3) messages, oldest first; more than 3 keeps the
@@ -66,9 +62,7 @@ def build_inputs(
     if isinstance(timing, np.ndarray):
         feats = np.asarray(timing, dtype=np.float32).reshape(-1, N_TIMING)
     else:
-        feats = np.array([timing_features(t) for t in timing], dtype=np.float32).reshape(
-            -1, N_TIMING
-        )
+        feats = np.array([timing_features(t) for t in timing], dtype=np.float32).reshape(-1, N_TIMING)
     if len(emb) != len(feats):
         raise ValueError(f"{len(emb)} embeddings but {len(feats)} timing rows")
     emb, feats = emb[-WINDOW:], feats[-WINDOW:]
@@ -86,24 +80,16 @@ class ConfusionModel:
 
     name = "confusion"
 
-    def __init__(
-        self, version_dir: Path, entry: dict | None = None, *, threads: int | None = None
-    ) -> None:
+    def __init__(self, version_dir: Path, entry: dict | None = None, *, threads: int | None = None) -> None:
         version_dir = Path(version_dir)
         entry = entry or {}
         config_path = version_dir / CONFIG_FILE
-        self.config: dict = (
-            json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-        )
+        self.config: dict = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
         self.threshold = float(self.config.get("threshold", 0.5))
-        self.session = OnnxModel(
-            version_dir / entry.get("file", "confusion.onnx"), threads=threads
-        )
+        self.session = OnnxModel(version_dir / entry.get("file", "confusion.onnx"), threads=threads)
         self.metrics: dict = entry.get("metrics", {})
 
-    def predict(
-        self, embeddings: np.ndarray, timing: Sequence[MessageTiming] | np.ndarray
-    ) -> float:
+    def predict(self, embeddings: np.ndarray, timing: Sequence[MessageTiming] | np.ndarray) -> float:
         """P(confused) after the newest of the given messages (oldest first, up to 3).
 
         With no message at all there is no evidence of confusion: 0.0 without running

@@ -36,9 +36,7 @@ class IntentModel:
 
     name = "intent"
 
-    def __init__(
-        self, version_dir: Path, entry: dict | None = None, *, threads: int | None = None
-    ) -> None:
+    def __init__(self, version_dir: Path, entry: dict | None = None, *, threads: int | None = None) -> None:
         version_dir = Path(version_dir)
         entry = entry or {}
         meta = json.loads((version_dir / LABELS_FILE).read_text(encoding="utf-8"))
@@ -47,9 +45,7 @@ class IntentModel:
         if self.temperature <= 0:
             raise ValueError(f"{LABELS_FILE}: temperature must be positive")
         self.thresholds: dict[str, float] = {**DEFAULT_THRESHOLDS, **meta.get("thresholds", {})}
-        self.tokenizer = load_tokenizer(
-            version_dir / TOKENIZER_FILE, max_length=int(meta.get("max_length", 128))
-        )
+        self.tokenizer = load_tokenizer(version_dir / TOKENIZER_FILE, max_length=int(meta.get("max_length", 128)))
         self.session = OnnxModel(version_dir / entry.get("file", "intent.onnx"), threads=threads)
         self.metrics: dict = entry.get("metrics", {})
 
@@ -88,7 +84,7 @@ class IntentModel:
 
 
 def action_for(confidence: float, thresholds: dict[str, float] = DEFAULT_THRESHOLDS) -> str:
-    """"rephrase" below the rephrase threshold, "human_review" below the review threshold
+    """ "rephrase" below the rephrase threshold, "human_review" below the review threshold
     (answer, but queue the query for a human label), else "act"."""
     if confidence < thresholds["rephrase"]:
         return "rephrase"

@@ -95,9 +95,7 @@ class CompletedAttempt:
 def ensure_user_row(conn: sa.Connection, user_id: str) -> None:
     """The attempts' foreign key needs a users row; functions upsert the full row with
     `shared.users.ensure_user` first, this only guarantees it for other callers."""
-    conn.execute(
-        sa.text("INSERT INTO users (id) VALUES (:id) ON CONFLICT (id) DO NOTHING"), {"id": user_id}
-    )
+    conn.execute(sa.text("INSERT INTO users (id) VALUES (:id) ON CONFLICT (id) DO NOTHING"), {"id": user_id})
 
 
 def topic_exists(conn: sa.Connection, topic_id: str) -> bool:
@@ -105,9 +103,13 @@ def topic_exists(conn: sa.Connection, topic_id: str) -> bool:
 
 
 def question_row(conn: sa.Connection, question_id: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        sa.text("SELECT id, topic_id, difficulty, kind FROM questions WHERE id = :id"), {"id": question_id}
-    ).mappings().first()
+    row = (
+        conn.execute(
+            sa.text("SELECT id, topic_id, difficulty, kind FROM questions WHERE id = :id"), {"id": question_id}
+        )
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
@@ -232,9 +234,7 @@ def complete_attempt(
             raise AttemptCompletedError(f"Attempt {attempt_id} is already completed.")
         for name, given in (("topic_id", topic_id), ("question_id", question_id), ("difficulty", difficulty)):
             if given is not None and row[name] is not None and given != row[name]:
-                raise AttemptMismatchError(
-                    f"Attempt {attempt_id} is for {name} {row[name]!r}, not {given!r}."
-                )
+                raise AttemptMismatchError(f"Attempt {attempt_id} is for {name} {row[name]!r}, not {given!r}.")
         if row["question_id"] is None and question_id is not None:
             # predicted for a topic, answered on a question: it must be of that topic
             question = question_row(conn, question_id)
@@ -335,23 +335,29 @@ def get_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any] | None:
     """One attempt row (None for an unknown or malformed id)."""
     if not _is_uuid(attempt_id):
         return None
-    row = conn.execute(
-        sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"), {"id": attempt_id}
-    ).mappings().first()
+    row = (
+        conn.execute(sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"), {"id": attempt_id})
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
 def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
     if not _is_uuid(attempt_id):
         raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
-    row = conn.execute(
-        sa.text(
-            """SELECT id, user_id, topic_id, question_id, difficulty, status, predicted_correct,
+    row = (
+        conn.execute(
+            sa.text(
+                """SELECT id, user_id, topic_id, question_id, difficulty, status, predicted_correct,
                       predicted_seconds, predictor, predictor_version
                  FROM task_attempts WHERE id = CAST(:id AS uuid) FOR UPDATE"""
-        ),
-        {"id": attempt_id},
-    ).mappings().first()
+            ),
+            {"id": attempt_id},
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
     return dict(row)

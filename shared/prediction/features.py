@@ -140,9 +140,11 @@ def history_features(conn: sa.Connection, user_id: str, topic_id: str, difficult
     """The 11 features from the user's completed attempts (index task_attempts_user_idx)."""
     import sqlalchemy as sa
 
-    row = conn.execute(
-        sa.text(_SQL), {"user_id": user_id, "topic_id": topic_id, "difficulty": int(difficulty)}
-    ).mappings().one()
+    row = (
+        conn.execute(sa.text(_SQL), {"user_id": user_id, "topic_id": topic_id, "difficulty": int(difficulty)})
+        .mappings()
+        .one()
+    )
     values: dict[str, float | int | None] = {}
     for name in FEATURE_NAMES:
         value = row[name]

@@ -232,11 +232,7 @@ class IrtCache:
     def _fresh(self) -> bool:
         # Without a fit the table holds fewer than MIN_ATTEMPTS completed rows, so
         # re-counting is cheap: the fallback appears as soon as there is data for it.
-        return (
-            self._fit is not None
-            and self._checked_at is not None
-            and self._clock() - self._checked_at < self.ttl_s
-        )
+        return self._fit is not None and self._checked_at is not None and self._clock() - self._checked_at < self.ttl_s
 
     def get(self, conn: Any) -> IrtFit | None:
         if self._fresh():

@@ -118,10 +118,12 @@ def predict(
         if irt.n_timed:
             seconds = irt.seconds(user_id, topic_id, difficulty)
         else:
-            seconds = defaults.default_prediction(0.5, _params(conn, topic_id), difficulty,
-                                                  features.recent5_avg_seconds)[1]
-        unknown = [k for k, known in (("user", irt.knows_user(user_id)), ("topic", irt.knows_topic(topic_id)))
-                   if not known]
+            seconds = defaults.default_prediction(
+                0.5, _params(conn, topic_id), difficulty, features.recent5_avg_seconds
+            )[1]
+        unknown = [
+            k for k, known in (("user", irt.knows_user(user_id)), ("topic", irt.knows_topic(topic_id))) if not known
+        ]
         return Prediction(p, min(seconds, MAX_SECONDS), IRT, irt.version, features, unknown, reason)
 
     p_known = current_mastery(conn, user_id, topic_id)

@@ -80,9 +80,11 @@ def index_recall(engine: sa.Engine, query_vectors: np.ndarray, k: int = 10, ef_s
 def sample_node_queries(engine: sa.Engine, n: int, seed: int = 0) -> np.ndarray:
     """Query vectors near stored nodes (a node's vector plus noise), for recall."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT embedding FROM knowledge_nodes WHERE embedding IS NOT NULL ORDER BY id")
-        ).scalars().all()
+        rows = (
+            conn.execute(sa.text("SELECT embedding FROM knowledge_nodes WHERE embedding IS NOT NULL ORDER BY id"))
+            .scalars()
+            .all()
+        )
     if not rows:
         return np.zeros((0, 384), dtype=np.float32)
     rng = np.random.default_rng(seed)
@@ -92,8 +94,11 @@ def sample_node_queries(engine: sa.Engine, n: int, seed: int = 0) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.rag.health_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.rag.health_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--queries", type=Path, default=DEFAULT_QUERIES)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--min-recall", type=float, default=0.9)

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 
 from shared.curriculum import content_hash, node_text
 
-MAX_CHUNK_WORDS = 180    # MiniLM reads 256 word pieces at most; ~180 words stays within it
-OVERLAP_SENTENCES = 1    # carried into the next chunk so a split thought keeps its context
+MAX_CHUNK_WORDS = 180  # MiniLM reads 256 word pieces at most; ~180 words stays within it
+OVERLAP_SENTENCES = 1  # carried into the next chunk so a split thought keeps its context
 
 
 @dataclass(frozen=True)
@@ -179,8 +179,9 @@ def migrate_nodes(
         topics = set(conn.execute(sa.text("SELECT id FROM topics")).scalars())
         known = {
             row.id: (row.content_hash, row.embedding_model)
-            for row in conn.execute(sa.text(
-                "SELECT id, content_hash, embedding_model FROM knowledge_nodes WHERE embedding IS NOT NULL"))
+            for row in conn.execute(
+                sa.text("SELECT id, content_hash, embedding_model FROM knowledge_nodes WHERE embedding IS NOT NULL")
+            )
         }
     pending: list[Chunk] = []
     chunk_counts: dict[str, int] = {}
@@ -192,13 +193,23 @@ def migrate_nodes(
         with engine.begin() as conn:
             for chunk, vector in zip(pending, vectors, strict=True):
                 topic = chunk.source.topic_id if chunk.source.topic_id in topics else None
-                conn.execute(UPSERT_CHUNK, {
-                    "id": chunk.id, "source_id": chunk.source.source_id, "chunk_index": chunk.index,
-                    "topic_id": topic, "title": chunk.source.title, "content": chunk.content,
-                    "kind": chunk.source.kind, "difficulty": chunk.source.difficulty,
-                    "content_hash": chunk.hash, "embedding": vector, "embedding_model": embedding_model,
-                    "metadata": json.dumps(chunk.source.metadata),
-                })
+                conn.execute(
+                    UPSERT_CHUNK,
+                    {
+                        "id": chunk.id,
+                        "source_id": chunk.source.source_id,
+                        "chunk_index": chunk.index,
+                        "topic_id": topic,
+                        "title": chunk.source.title,
+                        "content": chunk.content,
+                        "kind": chunk.source.kind,
+                        "difficulty": chunk.source.difficulty,
+                        "content_hash": chunk.hash,
+                        "embedding": vector,
+                        "embedding_model": embedding_model,
+                        "metadata": json.dumps(chunk.source.metadata),
+                    },
+                )
         summary.embedded += len(pending)
         summary.batches += 1
         if progress:

@@ -25,8 +25,11 @@ from shared.rag.knowledge_base import migrate_nodes, nodes_from_firestore, nodes
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.rag.migrate_vectors", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.rag.migrate_vectors",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--json", type=Path, help="a JSON file of nodes (list or {'nodes': [...]})")
     source.add_argument("--firestore", metavar="COLLECTION", help="a Firestore collection of nodes")
@@ -51,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         nodes = nodes_from_firestore(args.firestore, project=args.project or settings.gcp_project)
 
     with tqdm(unit="chunk", desc="migrating", disable=args.no_progress, file=sys.stderr) as bar:
-        summary = migrate_nodes(engine, nodes, service.embed, service.model_name,
-                                batch_size=args.batch_size, progress=bar.update)
+        summary = migrate_nodes(
+            engine, nodes, service.embed, service.model_name, batch_size=args.batch_size, progress=bar.update
+        )
     print(json.dumps({"embedding_model": service.model_name, **summary.as_dict()}, indent=2))
     return 3 if summary.bad_nodes else 0
 

@@ -25,16 +25,16 @@ import sqlalchemy as sa
 
 @dataclass(frozen=True)
 class RetrievalParams:
-    k: int = 5                      # results returned
-    candidates: int = 40            # per list, before fusion
+    k: int = 5  # results returned
+    candidates: int = 40  # per list, before fusion
     topic_ids: Sequence[str] | None = None
-    kinds: Sequence[str] | None = None          # node kinds to keep (None: all)
+    kinds: Sequence[str] | None = None  # node kinds to keep (None: all)
     similarity_floor: float = 0.25  # cosine similarity below which vector-only hits are dropped
     rrf_k: int = 60
     vector_weight: float = 1.0
     text_weight: float = 1.0
-    ef_search: int = 64             # HNSW search breadth: recall vs latency
-    text_match_cap: int = 1000      # full-text matches ranked at most (bounds latency on big bases)
+    ef_search: int = 64  # HNSW search breadth: recall vs latency
+    text_match_cap: int = 1000  # full-text matches ranked at most (bounds latency on big bases)
     iterative_scan: str = "relaxed_order"  # pgvector 0.8: keep scanning when filters remove rows
 
 
@@ -140,10 +140,7 @@ TEXT_ONLY_SQL = sa.text(
 def _configure_hnsw(conn: sa.Connection, params: RetrievalParams) -> None:
     # set_config(..., is_local => true) scopes the settings to this transaction.
     conn.execute(
-        sa.text(
-            "SELECT set_config('hnsw.ef_search', :ef, true), "
-            "set_config('hnsw.iterative_scan', :scan, true)"
-        ),
+        sa.text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', :scan, true)"),
         {"ef": str(params.ef_search), "scan": params.iterative_scan},
     )
 
@@ -177,10 +174,15 @@ def hybrid_search(
     ).mappings()
     return [
         RetrievedNode(
-            id=r["id"], title=r["title"], topic_id=r["topic_id"], kind=r["kind"], content=r["content"],
+            id=r["id"],
+            title=r["title"],
+            topic_id=r["topic_id"],
+            kind=r["kind"],
+            content=r["content"],
             score=float(r["score"]),
             similarity=None if r["similarity"] is None else float(r["similarity"]),
-            text_rank=r["text_rank"], vector_rank=r["vector_rank"],
+            text_rank=r["text_rank"],
+            vector_rank=r["vector_rank"],
         )
         for r in rows
     ]

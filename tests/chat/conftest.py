@@ -87,5 +87,11 @@ class HashEncoder:
 
 @pytest.fixture()
 def stubs():
-    return {"NoModels": NoModels, "FixedIntent": FixedIntent, "FixedConfusion": FixedConfusion,
-            "StubRegistry": StubRegistry, "NoEncoder": NoEncoder, "HashEncoder": HashEncoder}
+    return {
+        "NoModels": NoModels,
+        "FixedIntent": FixedIntent,
+        "FixedConfusion": FixedConfusion,
+        "StubRegistry": StubRegistry,
+        "NoEncoder": NoEncoder,
+        "HashEncoder": HashEncoder,
+    }

@@ -5,9 +5,23 @@ from __future__ import annotations
 import json
 import uuid
 
-CONTRACT = {"reply", "intent", "confidence", "is_confused", "needs_rephrase", "mastery", "suggestion",
-            "sources", "request_id", "model_versions", "provider", "timings_ms", "session_id",
-            "interaction_id", "degraded"}
+CONTRACT = {
+    "reply",
+    "intent",
+    "confidence",
+    "is_confused",
+    "needs_rephrase",
+    "mastery",
+    "suggestion",
+    "sources",
+    "request_id",
+    "model_versions",
+    "provider",
+    "timings_ms",
+    "session_id",
+    "interaction_id",
+    "degraded",
+}
 
 
 def test_chat_returns_the_contract_and_continues_a_session(client, bearer, course):
@@ -18,20 +32,23 @@ def test_chat_returns_the_contract_and_continues_a_session(client, bearer, cours
     assert body["request_id"] == first.headers["X-Request-Id"]
     assert body["provider"] == "offline" and "offline" in body["reply"].lower()
     assert all({"node_id", "title", "snippet"} <= set(s) for s in body["sources"])
-    second = client.post("/api/chat", json={"message": "and a while loop?", "session_id": body["session_id"]},
-                         headers=bearer("alice"))
+    second = client.post(
+        "/api/chat", json={"message": "and a while loop?", "session_id": body["session_id"]}, headers=bearer("alice")
+    )
     assert second.status_code == 200 and second.get_json()["session_id"] == body["session_id"]
     history = client.get(f"/api/chat/sessions/{body['session_id']}/messages", headers=bearer("alice"))
     assert [m["role"] for m in history.get_json()["messages"]] == ["user", "assistant"] * 2
     # The student can rate the reply they got.
-    rated = client.post("/api/feedback", json={"interaction_id": body["interaction_id"], "score": 1},
-                        headers=bearer("alice"))
+    rated = client.post(
+        "/api/feedback", json={"interaction_id": body["interaction_id"], "score": 1}, headers=bearer("alice")
+    )
     assert rated.status_code == 200
 
 
 def test_chat_streams_server_sent_events(client, bearer, course):
-    response = client.post("/api/chat", json={"message": "what is a variable?"},
-                           headers={**bearer("alice"), "Accept": "text/event-stream"})
+    response = client.post(
+        "/api/chat", json={"message": "what is a variable?"}, headers={**bearer("alice"), "Accept": "text/event-stream"}
+    )
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
     events = []
@@ -48,8 +65,9 @@ def test_chat_input_errors(client, bearer, course):
     assert client.post("/api/chat", json={"message": ""}, headers=h).status_code == 422
     assert client.post("/api/chat", json={"message": "x" * 4001}, headers=h).status_code == 422
     assert client.post("/api/chat", json={"message": "hi", "topic_id": "nope"}, headers=h).status_code == 404
-    assert client.post("/api/chat", json={"message": "hi", "session_id": str(uuid.uuid4())},
-                       headers=h).status_code == 404
+    assert (
+        client.post("/api/chat", json={"message": "hi", "session_id": str(uuid.uuid4())}, headers=h).status_code == 404
+    )
     assert client.post("/api/chat", json={"message": "hi"}).status_code == 401
     bob = client.post("/api/chat", json={"message": "hello"}, headers=bearer("bob")).get_json()["session_id"]
     assert client.post("/api/chat", json={"message": "hi", "session_id": bob}, headers=h).status_code == 403

@@ -40,8 +40,11 @@ def say(client, headers, message, **extra):
     "message, intent, topics",
     [
         ("how does a for loop work in python?", "concept_explanation", {"py-loops"}),
-        ("I'm getting KeyError when I read from my dictionary", "debugging_help", {"py-dicts", "py-debugging",
-                                                                                   "py-exceptions"}),
+        (
+            "I'm getting KeyError when I read from my dictionary",
+            "debugging_help",
+            {"py-dicts", "py-debugging", "py-exceptions"},
+        ),
         ("can you explain Newton's second law?", "concept_explanation", {"phys-newton"}),
         ("quiz me on kinetic energy", "practice_quiz", {"phys-energy"}),
         ("summarize what I should remember about momentum", "review_summary", {"phys-momentum"}),
@@ -65,16 +68,24 @@ def test_confusion_rises_across_a_confused_exchange(client, bearer, embedded_cou
     h = bearer("confused-student")
     first = say(client, h, "how does a while loop decide when to stop?")
     session = first["session_id"]
-    replies = [first] + [say(client, h, m, session_id=session) for m in (
-        "I don't understand, what is the condition?",
-        "I'm confused, can you explain the while loop again more simply?",
-        "I still don't get why the while loop keeps going",
-    )]
+    replies = [first] + [
+        say(client, h, m, session_id=session)
+        for m in (
+            "I don't understand, what is the condition?",
+            "I'm confused, can you explain the while loop again more simply?",
+            "I still don't get why the while loop keeps going",
+        )
+    ]
     assert replies[-1]["is_confused"] is True
     assert all(r["model_versions"]["confusion"].startswith("confusion-model@") for r in replies)
     with embedded_course.connect() as conn:
-        p = [row[0] for row in conn.execute(sa.text(
-            "SELECT confusion_score FROM interactions WHERE session_id = :s ORDER BY created_at"), {"s": session})]
+        p = [
+            row[0]
+            for row in conn.execute(
+                sa.text("SELECT confusion_score FROM interactions WHERE session_id = :s ORDER BY created_at"),
+                {"s": session},
+            )
+        ]
     assert len(p) == 4
     assert p[-1] > p[0] + 0.3 and p[-1] >= 0.5
     assert p == sorted(p), f"P(confused) should not fall while the student stays confused: {p}"

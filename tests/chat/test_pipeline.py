@@ -22,26 +22,34 @@ def test_full_turn_with_models_logs_everything(course, stubs):
     confusion = stubs["FixedConfusion"](0.2)
     reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("debugging_help", 0.91), confusion=confusion)
     out = pipeline(reg, stubs["HashEncoder"]()).run(
-        ALICE, ChatInput("I get ZeroDivisionError when I divide", topic_id="py-debugging"), "req-1")
+        ALICE, ChatInput("I get ZeroDivisionError when I divide", topic_id="py-debugging"), "req-1"
+    )
     assert out["intent"] == "debugging_help" and out["confidence"] == pytest.approx(0.91)
     assert out["needs_rephrase"] is False and out["is_confused"] is False
     assert out["provider"] == "offline" and out["reply"]
     assert out["model_versions"]["intent"] == "intent-model@vtest"
     assert out["model_versions"]["confusion"] == "confusion-model@vtest"
-    assert {s["node_id"] for s in out["sources"]} and all(
-        s["topic_id"] == "py-debugging" for s in out["sources"])
+    assert {s["node_id"] for s in out["sources"]} and all(s["topic_id"] == "py-debugging" for s in out["sources"])
     assert out["mastery"] == pytest.approx(0.2)  # the topic prior: no answers yet
     assert {"encode", "intent", "confusion", "retrieval", "mastery", "prompt", "generate", "total"} <= set(
-        out["timings_ms"])
+        out["timings_ms"]
+    )
     with course.connect() as conn:
-        row = conn.execute(sa.text("SELECT * FROM interactions WHERE id = :i"),
-                           {"i": out["interaction_id"]}).mappings().one()
+        row = (
+            conn.execute(sa.text("SELECT * FROM interactions WHERE id = :i"), {"i": out["interaction_id"]})
+            .mappings()
+            .one()
+        )
         assert row["intent"] == "debugging_help" and row["needs_review"] is False
         assert row["retrieved_node_ids"] == [s["node_id"] for s in out["sources"]]
         assert row["model_versions"]["llm"].startswith("offline/")
         assert conn.execute(sa.text("SELECT count(*) FROM chat_messages")).scalar() == 2
-        assert conn.execute(sa.text("SELECT count(*) FROM generation_log WHERE interaction_id = :i"),
-                            {"i": out["interaction_id"]}).scalar() == 1
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM generation_log WHERE interaction_id = :i"), {"i": out["interaction_id"]}
+            ).scalar()
+            == 1
+        )
 
 
 def test_confusion_window_grows_with_the_session(course, stubs):
@@ -63,7 +71,8 @@ def test_confusion_window_grows_with_the_session(course, stubs):
 
 def test_without_models_fallbacks_answer_and_say_so(course, stubs):
     out = pipeline(stubs["NoModels"](), stubs["NoEncoder"]()).run(
-        ALICE, ChatInput("why does my loop never end? while i < 10"), "r")
+        ALICE, ChatInput("why does my loop never end? while i < 10"), "r"
+    )
     assert out["model_versions"]["intent"] == "keyword-rules"
     assert out["model_versions"]["confusion"] == "confusion-heuristic"
     assert set(out["degraded"]) >= {"encoder", "intent", "confusion"}
@@ -99,7 +108,8 @@ def test_database_down_still_answers(stubs):
         raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
 
     out = pipeline(stubs["NoModels"](), stubs["HashEncoder"](), engine=broken_engine).run(
-        ALICE, ChatInput("what is recursion"), "r")
+        ALICE, ChatInput("what is recursion"), "r"
+    )
     assert out["reply"] and out["interaction_id"] is None
     assert "database" in out["degraded"] and out["sources"] == []
 

@@ -35,14 +35,31 @@ STUB_PROJECT, STUB_LOCATION, STUB_MODEL = "stub-project", "europe-west4", "gemin
 
 SALT_REFERENCE = "The water was evaporated, leaving the salt."
 QUESTIONS = [
-    {"id": "q-mcq", "topic_id": "t-ops", "kind": "mcq", "prompt": "What is 7 // 2 in Python?",
-     "options": ["3.5", "3", "4", "1"], "correct_option": 1, "explanation": "// is floor division."},
-    {"id": "q-salt", "topic_id": "t-ops", "kind": "short_answer",
-     "prompt": "You mixed salt into water. How do you get the salt back?",
-     "reference_answer": SALT_REFERENCE, "explanation": "Evaporation leaves dissolved solids behind."},
-    {"id": "q-other", "topic_id": "t-strings", "kind": "short_answer", "prompt": "Why can't s[0] = 'J' work?",
-     "reference_answer": "Strings are immutable, so item assignment raises TypeError.\n---\n"
-                         "A str cannot be changed in place; build a new string instead."},
+    {
+        "id": "q-mcq",
+        "topic_id": "t-ops",
+        "kind": "mcq",
+        "prompt": "What is 7 // 2 in Python?",
+        "options": ["3.5", "3", "4", "1"],
+        "correct_option": 1,
+        "explanation": "// is floor division.",
+    },
+    {
+        "id": "q-salt",
+        "topic_id": "t-ops",
+        "kind": "short_answer",
+        "prompt": "You mixed salt into water. How do you get the salt back?",
+        "reference_answer": SALT_REFERENCE,
+        "explanation": "Evaporation leaves dissolved solids behind.",
+    },
+    {
+        "id": "q-other",
+        "topic_id": "t-strings",
+        "kind": "short_answer",
+        "prompt": "Why can't s[0] = 'J' work?",
+        "reference_answer": "Strings are immutable, so item assignment raises TypeError.\n---\n"
+        "A str cannot be changed in place; build a new string instead.",
+    },
 ]
 
 
@@ -53,8 +70,12 @@ def course(db: Any) -> Any:
 
     with db.begin() as conn:
         conn.execute(sa.text("INSERT INTO courses (id, title) VALUES ('c1', 'Python')"))
-        conn.execute(sa.text("INSERT INTO topics (id, course_id, title, position) VALUES "
-                             "('t-ops', 'c1', 'Operators', 0), ('t-strings', 'c1', 'Strings', 1)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO topics (id, course_id, title, position) VALUES "
+                "('t-ops', 'c1', 'Operators', 0), ('t-strings', 'c1', 'Strings', 1)"
+            )
+        )
         for q in QUESTIONS:
             conn.execute(
                 sa.text(
@@ -63,9 +84,13 @@ def course(db: Any) -> Any:
                        VALUES (:id, :topic_id, :kind, :prompt, CAST(:options AS jsonb), :correct_option,
                                :reference_answer, :explanation)"""
                 ),
-                {"options": json.dumps(q.get("options")) if "options" in q else None,
-                 "correct_option": q.get("correct_option"), "reference_answer": q.get("reference_answer"),
-                 "explanation": q.get("explanation"), **{k: q[k] for k in ("id", "topic_id", "kind", "prompt")}},
+                {
+                    "options": json.dumps(q.get("options")) if "options" in q else None,
+                    "correct_option": q.get("correct_option"),
+                    "reference_answer": q.get("reference_answer"),
+                    "explanation": q.get("explanation"),
+                    **{k: q[k] for k in ("id", "topic_id", "kind", "prompt")},
+                },
             )
     return db
 
@@ -81,8 +106,7 @@ def use_graders(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
 
     def install(offline: list[Any] | None = None, router: Any = None) -> Any:
         router = router or LLMRouter({"offline": OfflineProvider()}, ["offline"])
-        svc = service_module.GradingService(offline=OfflineGrader(offline or [LexicalGrader()]),
-                                            llm=LLMGrader(router))
+        svc = service_module.GradingService(offline=OfflineGrader(offline or [LexicalGrader()]), llm=LLMGrader(router))
         monkeypatch.setattr(service_module, "_service", svc)
         return svc
 
@@ -99,12 +123,20 @@ def vertex_router(stub_server: Any) -> Iterator[Any]:
     from shared.llm.providers.vertex import VertexProvider
 
     providers = {
-        "vertex": VertexProvider(STUB_PROJECT, STUB_LOCATION, base_url=stub_server.url,
-                                 credentials=Credentials(token="stub-token")),
+        "vertex": VertexProvider(
+            STUB_PROJECT, STUB_LOCATION, base_url=stub_server.url, credentials=Credentials(token="stub-token")
+        ),
         "offline": OfflineProvider(),
     }
-    yield LLMRouter(providers, list(providers), {"vertex": {"default": STUB_MODEL}}, timeout_s=5.0,
-                    max_attempts=1, json_attempts=2, sleep=lambda _s: None)
+    yield LLMRouter(
+        providers,
+        list(providers),
+        {"vertex": {"default": STUB_MODEL}},
+        timeout_s=5.0,
+        max_attempts=1,
+        json_attempts=2,
+        sleep=lambda _s: None,
+    )
 
 
 def post_grade(client: Any, headers: dict[str, str], **body: Any) -> Any:

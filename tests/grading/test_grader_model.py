@@ -16,8 +16,14 @@ from shared.grading import score_mapping
 from shared.grading.contract import Question
 from shared.grading.offline import ModelGrader, SimilarityGrader
 
-SALT = Question("q-salt", "t-ops", "short_answer", "You mixed salt into water. How do you get the salt back?", 2,
-                references=("The water was evaporated, leaving the salt.",))
+SALT = Question(
+    "q-salt",
+    "t-ops",
+    "short_answer",
+    "You mixed salt into water. How do you get the salt back?",
+    2,
+    references=("The water was evaporated, leaving the salt.",),
+)
 RIGHT = "Let the water evaporate and the salt stays behind in the dish."
 WRONG = "Pour it through a filter paper so the salt stays on the paper."
 INJECTIONS = [
@@ -73,8 +79,9 @@ def test_model_grader_cannot_be_talked_into_a_grade(registry: Any, attack: str) 
 
 
 def test_model_grader_uses_the_best_matching_reference(registry: Any) -> None:
-    two = Question("q2", "t", "short_answer", "?", 2,
-                   references=("Plants make their food by photosynthesis.", SALT.references[0]))
+    two = Question(
+        "q2", "t", "short_answer", "?", 2, references=("Plants make their food by photosynthesis.", SALT.references[0])
+    )
     grade = ModelGrader(registry).grade(two, RIGHT)
     assert grade.details["reference_index"] == 1
     assert grade.score == ModelGrader(registry).grade(SALT, RIGHT).score

@@ -39,7 +39,12 @@ def test_mcq_right_answer_completes_an_attempt_and_raises_mastery(client: Any, c
     row = _row(course, "SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)", id=body["attempt_id"])
     assert row is not None
     assert (row["user_id"], row["status"], row["correct"], row["score"], row["verdict"]) == (
-        ALICE, "completed", True, 10.0, "correct")
+        ALICE,
+        "completed",
+        True,
+        10.0,
+        "correct",
+    )
     assert (row["grader"], row["grader_version"], row["time_seconds"], row["answer"]) == ("mcq", "mcq-1", 12.5, "1")
     progress = _row(course, "SELECT * FROM student_progress WHERE user_id = :u AND topic_id = 't-ops'", u=ALICE)
     assert (progress["tasks_completed"], progress["tasks_correct"], progress["total_seconds"]) == (1, 1, 12.5)
@@ -54,9 +59,7 @@ def test_mcq_wrong_answer_lowers_mastery_and_explains(client: Any, course: Any, 
     assert (progress["tasks_completed"], progress["tasks_correct"]) == (1, 0)
 
 
-def test_short_answer_is_scored_with_feedback_and_soft_mastery_evidence(
-    client: Any, course: Any, bearer: Any
-) -> None:
+def test_short_answer_is_scored_with_feedback_and_soft_mastery_evidence(client: Any, course: Any, bearer: Any) -> None:
     good = grade(client, bearer(ALICE), question_id="q-salt", answer="Let the water evaporate; the salt is left.").json
     assert good["grader"] == "lexical" and good["grader_version"] == "lexical-1"
     assert good["verdict"] in {"correct", "partially_correct"} and good["score"] >= 4.0
@@ -80,19 +83,38 @@ def _predicted_attempt(engine: Any, user: str, question_id: str | None = "q-salt
 
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO users (id) VALUES (:u) ON CONFLICT DO NOTHING"), {"u": user})
-        return record_prediction(conn, user, topic_id="t-ops", question_id=question_id, difficulty=2,
-                                 p_correct=0.61, expected_seconds=40.0, predictor="irt", predictor_version="irt-1")
+        return record_prediction(
+            conn,
+            user,
+            topic_id="t-ops",
+            question_id=question_id,
+            difficulty=2,
+            p_correct=0.61,
+            expected_seconds=40.0,
+            predictor="irt",
+            predictor_version="irt-1",
+        )
 
 
 def test_predicted_attempt_is_completed_in_place_once(client: Any, course: Any, bearer: Any) -> None:
     attempt_id = _predicted_attempt(course, ALICE)
-    r = grade(client, bearer(ALICE), question_id="q-salt", answer="The water evaporated, leaving the salt.",
-              time_seconds=30, attempt_id=attempt_id)
+    r = grade(
+        client,
+        bearer(ALICE),
+        question_id="q-salt",
+        answer="The water evaporated, leaving the salt.",
+        time_seconds=30,
+        attempt_id=attempt_id,
+    )
     assert r.status_code == 200, r.json
     assert r.json["attempt_id"] == attempt_id
     row = _row(course, "SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)", id=attempt_id)
     assert (row["status"], row["predicted_correct"], row["predictor"], row["grader"]) == (
-        "completed", pytest.approx(0.61), "irt", "lexical")
+        "completed",
+        pytest.approx(0.61),
+        "irt",
+        "lexical",
+    )
     assert row["score"] == r.json["score"] and row["completed_at"] is not None
     with course.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM task_attempts")).scalar() == 1
@@ -106,9 +128,7 @@ def test_attempt_for_another_question_is_refused(client: Any, course: Any, beare
     assert r.status_code == 422 and r.json["error"]["code"] == "attempt_mismatch"
 
 
-def test_student_cannot_grade_for_or_complete_or_read_another_student(
-    client: Any, course: Any, bearer: Any
-) -> None:
+def test_student_cannot_grade_for_or_complete_or_read_another_student(client: Any, course: Any, bearer: Any) -> None:
     bobs = _predicted_attempt(course, BOB)
     r = grade(client, bearer(ALICE), question_id="q-salt", answer="evaporate", attempt_id=bobs)
     assert r.status_code == 403 and r.json["error"]["code"] == "forbidden"
@@ -145,8 +165,11 @@ def test_admin_may_grade_for_a_student_and_read_their_attempts(client: Any, cour
         ({"question_id": "q-salt", "answer": None}, 422, "validation_error"),
         ({"question_id": "q-salt"}, 422, "validation_error"),
         ({"question_id": "q-salt", "answer": "x", "attempt_id": "not-a-uuid"}, 422, "validation_error"),
-        ({"question_id": "q-salt", "answer": "x", "attempt_id": "00000000-0000-0000-0000-000000000000"},
-         404, "not_found"),
+        (
+            {"question_id": "q-salt", "answer": "x", "attempt_id": "00000000-0000-0000-0000-000000000000"},
+            404,
+            "not_found",
+        ),
         ({"question_id": "q-salt", "answer": "x", "score": 10}, 422, "validation_error"),
     ],
 )

@@ -26,8 +26,9 @@ def grade(client: Any, headers: dict[str, str], answer: str) -> Any:
 
 def _generation_rows(engine: Any) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT task, provider, model, status, request_id FROM generation_log "
-                                    "ORDER BY id")).mappings()
+        rows = conn.execute(
+            sa.text("SELECT task, provider, model, status, request_id FROM generation_log ORDER BY id")
+        ).mappings()
         return [dict(r) for r in rows]
 
 
@@ -35,8 +36,15 @@ def test_llm_grade_is_used_and_logged(
     client: Any, course: Any, bearer: Any, use_graders: Any, vertex_router: Any, stub_server: Any
 ) -> None:
     use_graders(router=vertex_router)
-    stub_server.push(gemini_json({"score": 9, "verdict": "correct",
-                                  "feedback": "Right: evaporation leaves the salt. Mention the water vapour."}))
+    stub_server.push(
+        gemini_json(
+            {
+                "score": 9,
+                "verdict": "correct",
+                "feedback": "Right: evaporation leaves the salt. Mention the water vapour.",
+            }
+        )
+    )
     r = grade(client, bearer(ALICE), "We let the water evaporate and the salt stayed behind.")
     assert r.status_code == 200, r.json
     body = r.json
@@ -109,8 +117,14 @@ def test_malformed_llm_json_is_retried_then_falls_back_to_the_offline_grader(
 
 @pytest.mark.parametrize("status,name", [(503, "UNAVAILABLE"), (429, "RESOURCE_EXHAUSTED")])
 def test_llm_outage_falls_back_and_says_so(
-    client: Any, course: Any, bearer: Any, use_graders: Any, vertex_router: Any, stub_server: Any,
-    status: int, name: str,
+    client: Any,
+    course: Any,
+    bearer: Any,
+    use_graders: Any,
+    vertex_router: Any,
+    stub_server: Any,
+    status: int,
+    name: str,
 ) -> None:
     use_graders(router=vertex_router)
     stub_server.default = llm_stubs.Reply(status, llm_stubs.google_error(status, name))

@@ -87,8 +87,13 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
 
         def _send_body(self, reply: Reply) -> None:
             payload = reply.body
-            data = (json.dumps(payload).encode() if isinstance(payload, (dict, list))
-                    else payload.encode() if isinstance(payload, str) else (payload or b""))
+            data = (
+                json.dumps(payload).encode()
+                if isinstance(payload, (dict, list))
+                else payload.encode()
+                if isinstance(payload, str)
+                else (payload or b"")
+            )
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -112,12 +117,16 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
 
 # --- the providers' shapes -------------------------------------------------------------
 
+
 def gemini_response(text: str, *, tokens_in: int = 12, tokens_out: int = 7, finish: str = "STOP") -> dict:
     """A Vertex generateContent body (camelCase, as the REST API sends it)."""
     return {
         "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish}],
-        "usageMetadata": {"promptTokenCount": tokens_in, "candidatesTokenCount": tokens_out,
-                          "totalTokenCount": tokens_in + tokens_out},
+        "usageMetadata": {
+            "promptTokenCount": tokens_in,
+            "candidatesTokenCount": tokens_out,
+            "totalTokenCount": tokens_in + tokens_out,
+        },
         "modelVersion": "gemini-2.5-flash",
     }
 
@@ -129,8 +138,11 @@ def gemini_sse(pieces: list[str], *, tokens_in: int = 12, tokens_out: int = 7) -
         chunk: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": [{"text": piece}]}}]}
         if i == len(pieces) - 1:
             chunk["candidates"][0]["finishReason"] = "STOP"
-            chunk["usageMetadata"] = {"promptTokenCount": tokens_in, "candidatesTokenCount": tokens_out,
-                                      "totalTokenCount": tokens_in + tokens_out}
+            chunk["usageMetadata"] = {
+                "promptTokenCount": tokens_in,
+                "candidatesTokenCount": tokens_out,
+                "totalTokenCount": tokens_in + tokens_out,
+            }
         frames.append("data: " + json.dumps(chunk))
     return frames
 
@@ -141,50 +153,90 @@ def google_error(code: int, status: str, message: str = "stub error") -> dict:
 
 def openai_response(text: str, *, model: str = "gpt-4.1-mini", tokens_in: int = 20, tokens_out: int = 9) -> dict:
     return {
-        "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": model,
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
     }
 
 
-def openai_sse(pieces: list[str], *, model: str = "gpt-4.1-mini", tokens_in: int = 20,
-               tokens_out: int = 9) -> list[str]:
+def openai_sse(
+    pieces: list[str], *, model: str = "gpt-4.1-mini", tokens_in: int = 20, tokens_out: int = 9
+) -> list[str]:
     base = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": model}
     frames = [
         "data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]})
         for p in pieces
     ]
     frames.append("data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
-    frames.append("data: " + json.dumps({**base, "choices": [], "usage": {
-        "prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}}))
+    frames.append(
+        "data: "
+        + json.dumps(
+            {
+                **base,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": tokens_in,
+                    "completion_tokens": tokens_out,
+                    "total_tokens": tokens_in + tokens_out,
+                },
+            }
+        )
+    )
     frames.append("data: [DONE]")
     return frames
 
 
-def anthropic_response(text: str, *, model: str = "claude-haiku-4-5", tokens_in: int = 15,
-                       tokens_out: int = 6) -> dict:
+def anthropic_response(text: str, *, model: str = "claude-haiku-4-5", tokens_in: int = 15, tokens_out: int = 6) -> dict:
     return {
-        "id": "msg_stub", "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+        "id": "msg_stub",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
         "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
     }
 
 
-def anthropic_sse(pieces: list[str], *, model: str = "claude-haiku-4-5", tokens_in: int = 15,
-                  tokens_out: int = 6) -> list[str]:
+def anthropic_sse(
+    pieces: list[str], *, model: str = "claude-haiku-4-5", tokens_in: int = 15, tokens_out: int = 6
+) -> list[str]:
     def event(name: str, data: dict) -> str:
         return f"event: {name}\ndata: {json.dumps(data)}"
 
-    start = {**anthropic_response("", model=model, tokens_in=tokens_in, tokens_out=1), "content": [],
-             "stop_reason": None}
-    frames = [event("message_start", {"type": "message_start", "message": start}),
-              event("content_block_start", {"type": "content_block_start", "index": 0,
-                                            "content_block": {"type": "text", "text": ""}})]
-    frames += [event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                             "delta": {"type": "text_delta", "text": p}}) for p in pieces]
-    frames += [event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-               event("message_delta", {"type": "message_delta",
-                                       "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                       "usage": {"output_tokens": tokens_out}}),
-               event("message_stop", {"type": "message_stop"})]
+    start = {
+        **anthropic_response("", model=model, tokens_in=tokens_in, tokens_out=1),
+        "content": [],
+        "stop_reason": None,
+    }
+    frames = [
+        event("message_start", {"type": "message_start", "message": start}),
+        event(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+    ]
+    frames += [
+        event(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}},
+        )
+        for p in pieces
+    ]
+    frames += [
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": tokens_out},
+            },
+        ),
+        event("message_stop", {"type": "message_stop"}),
+    ]
     return frames

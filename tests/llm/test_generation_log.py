@@ -34,22 +34,34 @@ def rows(engine: Any) -> list[dict]:
 
 
 def test_fallback_writes_the_failed_calls_then_the_answer(db: Any) -> None:
-    failing = Scripted(ProviderError("scripted", "HTTP 503", transient=True, status=503),
-                       ProviderError("scripted", "HTTP 503", transient=True, status=503))
-    router = LLMRouter({"scripted": failing, "offline": OfflineProvider()}, ["scripted", "offline"],
-                       {"scripted": {"default": "gemini-2.5-flash"}}, max_attempts=2, sleep=lambda _s: None)
+    failing = Scripted(
+        ProviderError("scripted", "HTTP 503", transient=True, status=503),
+        ProviderError("scripted", "HTTP 503", transient=True, status=503),
+    )
+    router = LLMRouter(
+        {"scripted": failing, "offline": OfflineProvider()},
+        ["scripted", "offline"],
+        {"scripted": {"default": "gemini-2.5-flash"}},
+        max_attempts=2,
+        sleep=lambda _s: None,
+    )
     generation = router.generate("chat", Prompt.simple("sys", "hello"))
     with db.begin() as conn:
         conn.execute(sa.text("INSERT INTO users (id) VALUES ('alice')"))
-        interaction_id = conn.execute(sa.text(
-            "INSERT INTO interactions (request_id, user_id, query) VALUES ('req-1', 'alice', 'hello') RETURNING id"
-        )).scalar_one()
+        interaction_id = conn.execute(
+            sa.text(
+                "INSERT INTO interactions (request_id, user_id, query) VALUES ('req-1', 'alice', 'hello') RETURNING id"
+            )
+        ).scalar_one()
         ids = log_generation(conn, generation, request_id="req-1", interaction_id=str(interaction_id))
 
     logged = rows(db)
     assert [r["id"] for r in logged] == ids
     assert [(r["provider"], r["status"]) for r in logged] == [
-        ("scripted", "error"), ("scripted", "error"), ("offline", "fallback")]
+        ("scripted", "error"),
+        ("scripted", "error"),
+        ("offline", "fallback"),
+    ]
     assert all(r["request_id"] == "req-1" and r["interaction_id"] == interaction_id for r in logged)
     assert all(r["task"] == "chat" and "[user]\nhello" in r["prompt"] for r in logged)
     assert logged[0]["error"].startswith("scripted: HTTP 503")

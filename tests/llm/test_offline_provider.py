@@ -18,8 +18,16 @@ def answer(grounding: Grounding | None, **kw: object) -> str:
 
 
 @pytest.mark.parametrize(
-    "intent", ["concept_explanation", "debugging_help", "interview_practice", "practice_quiz", "review_summary",
-               "tutor_feedback", "some_new_intent"],
+    "intent",
+    [
+        "concept_explanation",
+        "debugging_help",
+        "interview_practice",
+        "practice_quiz",
+        "review_summary",
+        "tutor_feedback",
+        "some_new_intent",
+    ],
 )
 def test_every_intent_says_offline_and_cites_only_given_sources(intent: str) -> None:
     text = answer(Grounding(intent=intent, query="how does range work?", sources=(LOOPS, RANGE)))
@@ -45,8 +53,11 @@ def test_off_topic_declines_without_citing() -> None:
 def test_behaviour_hints_change_the_reply() -> None:
     plain = answer(Grounding(intent="concept_explanation", query="loops?", sources=(LOOPS,)))
     confused = answer(Grounding(intent="concept_explanation", query="loops?", sources=(LOOPS,), is_confused=True))
-    suggested = answer(Grounding(intent="concept_explanation", query="loops?", sources=(LOOPS,),
-                                 suggestion="Try the nested loops exercise."))
+    suggested = answer(
+        Grounding(
+            intent="concept_explanation", query="loops?", sources=(LOOPS,), suggestion="Try the nested loops exercise."
+        )
+    )
     assert "one step at a time" in confused and "one step at a time" not in plain
     assert "Next step: Try the nested loops exercise." in suggested and "Next step" not in plain
 

@@ -17,14 +17,21 @@ from shared.llm.providers.anthropic_api import AnthropicProvider
 from shared.llm.providers.offline import OfflineProvider
 from shared.llm.providers.openai_api import OpenAIProvider
 
-PROMPT = Prompt(system="Be brief.", messages=(Message("user", "hi"), Message("assistant", "hello"),
-                                              Message("user", "what is a list?")))
+PROMPT = Prompt(
+    system="Be brief.",
+    messages=(Message("user", "hi"), Message("assistant", "hello"), Message("user", "what is a list?")),
+)
 
 
 def router_for(provider: object, name: str, model: str) -> tuple[LLMRouter, list[float]]:
     sleeps: list[float] = []
-    router = LLMRouter({name: provider, "offline": OfflineProvider()}, [name, "offline"],
-                       {name: {"default": model}}, timeout_s=2.0, sleep=sleeps.append)
+    router = LLMRouter(
+        {name: provider, "offline": OfflineProvider()},
+        [name, "offline"],
+        {name: {"default": model}},
+        timeout_s=2.0,
+        sleep=sleeps.append,
+    )
     return router, sleeps
 
 
@@ -43,7 +50,11 @@ def test_openai_generate(stub_server: StubServer, openai_router: tuple[LLMRouter
     stub_server.push(Reply(body=openai_response("A list is ordered.", tokens_in=20, tokens_out=9)))
     generation = router.generate("chat", PROMPT)
     assert (generation.provider, generation.text, generation.tokens_in, generation.tokens_out) == (
-        "openai", "A list is ordered.", 20, 9)
+        "openai",
+        "A list is ordered.",
+        20,
+        9,
+    )
     assert generation.cost_usd == pytest.approx((20 * 0.40 + 9 * 1.60) / 1e6)
     request = stub_server.requests[0]
     assert request.path == "/v1/chat/completions"
@@ -52,15 +63,18 @@ def test_openai_generate(stub_server: StubServer, openai_router: tuple[LLMRouter
 
 
 def test_openai_429_is_retried_and_json_mode_is_requested(
-        stub_server: StubServer, openai_router: tuple[LLMRouter, list[float]]) -> None:
+    stub_server: StubServer, openai_router: tuple[LLMRouter, list[float]]
+) -> None:
     from pydantic import BaseModel
 
     class Answer(BaseModel):
         value: int
 
     router, sleeps = openai_router
-    stub_server.push(Reply(429, {"error": {"message": "rate limited", "type": "rate_limit"}}),
-                     Reply(body=openai_response('{"value": 4}')))
+    stub_server.push(
+        Reply(429, {"error": {"message": "rate limited", "type": "rate_limit"}}),
+        Reply(body=openai_response('{"value": 4}')),
+    )
     generation = router.generate_json("grading", PROMPT, Answer)
     assert generation.parsed == Answer(value=4) and len(sleeps) == 1
     assert stub_server.requests[1].body["response_format"] == {"type": "json_object"}
@@ -80,7 +94,11 @@ def test_anthropic_generate(stub_server: StubServer, anthropic_router: tuple[LLM
     stub_server.push(Reply(body=anthropic_response("Ordered items.", tokens_in=15, tokens_out=6)))
     generation = router.generate("chat", PROMPT)
     assert (generation.provider, generation.text, generation.tokens_in, generation.tokens_out) == (
-        "anthropic", "Ordered items.", 15, 6)
+        "anthropic",
+        "Ordered items.",
+        15,
+        6,
+    )
     request = stub_server.requests[0]
     assert request.path == "/v1/messages"
     # SDK 2.x sends the key as a bearer token (older ones used x-api-key)
@@ -88,8 +106,9 @@ def test_anthropic_generate(stub_server: StubServer, anthropic_router: tuple[LLM
     assert request.body["system"] == "Be brief." and len(request.body["messages"]) == 3
 
 
-def test_anthropic_overloaded_falls_back(stub_server: StubServer,
-                                         anthropic_router: tuple[LLMRouter, list[float]]) -> None:
+def test_anthropic_overloaded_falls_back(
+    stub_server: StubServer, anthropic_router: tuple[LLMRouter, list[float]]
+) -> None:
     router, sleeps = anthropic_router
     stub_server.default = Reply(529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
     generation = router.generate("chat", PROMPT)

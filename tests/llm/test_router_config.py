@@ -9,8 +9,15 @@ import pytest
 from shared.config import Settings
 from shared.llm import LLMRouter, Prompt
 
-_LLM_ENV = ("LLM_PROVIDERS", "LLM_MODELS", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LLM_OFFLINE_LAST_RESORT",
-            "VERTEX_LLM_LOCATION", "VERTEX_BASE_URL")
+_LLM_ENV = (
+    "LLM_PROVIDERS",
+    "LLM_MODELS",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "LLM_OFFLINE_LAST_RESORT",
+    "VERTEX_LLM_LOCATION",
+    "VERTEX_BASE_URL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -63,8 +70,7 @@ def test_importing_the_package_does_not_import_any_sdk() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, shared.llm; "
-            "print([m for m in ('google.genai', 'openai', 'anthropic') if m in sys.modules])")
+    code = "import sys, shared.llm; print([m for m in ('google.genai', 'openai', 'anthropic') if m in sys.modules])"
     repo = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
     assert out.stdout.strip() == "[]"

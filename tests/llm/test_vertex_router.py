@@ -18,8 +18,11 @@ from shared.llm.providers.vertex import VertexProvider
 
 PROJECT, LOCATION, MODEL = "stub-project", "europe-west4", "gemini-2.5-flash"
 SOURCE = Source("py-lists-1", "Lists", "A list holds items in order; lst.append(x) adds x at the end.")
-PROMPT = Prompt.simple("You are a tutor.", "How do I add to a list?",
-                       grounding=Grounding("concept_explanation", "How do I add to a list?", (SOURCE,)))
+PROMPT = Prompt.simple(
+    "You are a tutor.",
+    "How do I add to a list?",
+    grounding=Grounding("concept_explanation", "How do I add to a list?", (SOURCE,)),
+)
 GENERATE_PATH = f"/v1beta1/projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/{MODEL}:generateContent"
 
 
@@ -31,16 +34,24 @@ class FakeClock:
         return self.now
 
 
-def make_router(stub: StubServer, *, offline: bool = True, clock: FakeClock | None = None,
-                **kw: object) -> tuple[LLMRouter, list[float]]:
+def make_router(
+    stub: StubServer, *, offline: bool = True, clock: FakeClock | None = None, **kw: object
+) -> tuple[LLMRouter, list[float]]:
     sleeps: list[float] = []
-    providers = {"vertex": VertexProvider(PROJECT, LOCATION, base_url=stub.url,
-                                          credentials=Credentials(token="stub-token"))}
+    providers = {
+        "vertex": VertexProvider(PROJECT, LOCATION, base_url=stub.url, credentials=Credentials(token="stub-token"))
+    }
     if offline:
         providers["offline"] = OfflineProvider()
     options = {"timeout_s": 2.0, "max_attempts": 3, "breaker_failures": 5, "breaker_cooldown_s": 30.0, **kw}
-    router = LLMRouter(providers, list(providers), {"vertex": {"default": MODEL}}, sleep=sleeps.append,
-                       clock=clock or FakeClock(), **options)
+    router = LLMRouter(
+        providers,
+        list(providers),
+        {"vertex": {"default": MODEL}},
+        sleep=sleeps.append,
+        clock=clock or FakeClock(),
+        **options,
+    )
     return router, sleeps
 
 
@@ -215,8 +226,10 @@ def test_invalid_json_is_retried_with_the_error_then_accepted(stub_server: StubS
     import json
 
     router, _ = make_router(stub_server)
-    stub_server.push(Reply(body=gemini_response('{"question": "q", "options": "not a list"}')),
-                     Reply(body=gemini_response(json.dumps(QUIZ))))
+    stub_server.push(
+        Reply(body=gemini_response('{"question": "q", "options": "not a list"}')),
+        Reply(body=gemini_response(json.dumps(QUIZ))),
+    )
     generation = router.generate_json("quiz", PROMPT, Quiz)
     assert generation.parsed.answer == 0
     assert [a.status for a in generation.attempts] == ["error", "ok"]
@@ -276,8 +289,11 @@ def test_a_client_that_stops_reading_early_leaves_the_router_healthy(stub_server
 def test_an_abandoned_half_open_trial_does_not_wedge_the_breaker(stub_server: StubServer) -> None:
     clock = FakeClock()
     router, _ = make_router(stub_server, clock=clock, max_attempts=1, breaker_failures=1, breaker_cooldown_s=10)
-    stub_server.push(Reply(503, google_error(503, "UNAVAILABLE")), Reply(sse=gemini_sse(["a", "b"])),
-                     Reply(body=gemini_response("recovered")))
+    stub_server.push(
+        Reply(503, google_error(503, "UNAVAILABLE")),
+        Reply(sse=gemini_sse(["a", "b"])),
+        Reply(body=gemini_response("recovered")),
+    )
     router.generate("chat", PROMPT)
     clock.now += 11
     stream = router.stream("chat", PROMPT)

@@ -28,8 +28,10 @@ def test_split_holds_out_whole_questions_reproducibly(shared_data: Path) -> None
     assert len(answers) > 4000 and {a.label for a in answers} == set(LABELS)
     a, b = split_by_question(answers, seed=7), split_by_question(answers, seed=7)
     assert a == b and split_by_question(answers, seed=8).test != a.test
-    q = {name: {x.question_id for x in part} for name, part in
-         (("train", a.train), ("unseen", a.unseen_answers), ("val", a.val), ("test", a.test))}
+    q = {
+        name: {x.question_id for x in part}
+        for name, part in (("train", a.train), ("unseen", a.unseen_answers), ("val", a.val), ("test", a.test))
+    }
     assert not q["val"] & q["test"] and not (q["val"] | q["test"]) & (q["train"] | q["unseen"])
     assert q["unseen"] <= q["train"]  # unseen answers, seen questions
     assert len(a.train) + len(a.unseen_answers) + len(a.val) + len(a.test) == len(answers)
@@ -54,8 +56,9 @@ def test_missing_data_is_a_skippable_error(tmp_path: Path, monkeypatch: pytest.M
     assert info.value.skip_model is True
 
 
-def test_tiny_fit_exports_quantizes_and_serves(shared_data: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiny_fit_exports_quantizes_and_serves(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from model_export.base_model import minilm_dir
     from model_export.quantize import quantize_best
     from model_export.train_grader import GraderConfig, train
@@ -78,8 +81,10 @@ def test_tiny_fit_exports_quantizes_and_serves(shared_data: Path, tmp_path: Path
     for extra in trained.extra_files:
         shutil.copyfile(extra, version / extra.name)
     model = GraderModel(version, {"file": "grader.onnx"})
-    pairs = [("The water was evaporated, leaving the salt.", "The water evaporated."),
-             ("Plants need light.", "I don't know")]
+    pairs = [
+        ("The water was evaporated, leaving the salt.", "The water evaporated."),
+        ("Plants need light.", "I don't know"),
+    ]
     probs = model.probabilities(pairs)
     assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1.0)
     assert set(model.predict(*pairs[0])) == set(LABELS)
@@ -87,8 +92,9 @@ def test_tiny_fit_exports_quantizes_and_serves(shared_data: Path, tmp_path: Path
     # serving tokenizes a pair exactly as training did
     served = model.tokenizer.encode_batch(pairs)
     trained_feeds = encode(load_training_tokenizer(), pairs)
-    assert [e.ids for e in served] == [list(row[: len(e.ids)]) for row, e in
-                                       zip(trained_feeds["input_ids"], served, strict=True)]
+    assert [e.ids for e in served] == [
+        list(row[: len(e.ids)]) for row, e in zip(trained_feeds["input_ids"], served, strict=True)
+    ]
     assert max(e.type_ids[-2] for e in served) == 1  # the answer is segment B
     assert (minilm_dir() / "tokenizer.json").read_bytes() == (version / "tokenizer.json").read_bytes()
 
@@ -102,8 +108,9 @@ def test_build_without_the_data_set_publishes_the_version_without_the_grader(
     from shared.artifacts.versions import read_manifest
 
     monkeypatch.setenv("SHARED_DATA_DIR", str(tmp_path / "no-data"))
-    monkeypatch.setattr(build_module, "BUILDERS", {"encoder": encoder_builder,
-                                                   "grader": "model_export.train_grader:train"})
+    monkeypatch.setattr(
+        build_module, "BUILDERS", {"encoder": encoder_builder, "grader": "model_export.train_grader:train"}
+    )
     monkeypatch.setattr(quantize, "RECIPES", {"fused_per_channel": (True, True)})
     store = LocalStore(tmp_path / "store")
     result = build_module.build(store=store, work_root=tmp_path / "work")

@@ -108,9 +108,7 @@ def test_fit_is_deterministic_for_a_seed(tiny_fit) -> None:
     again = fit_intent(train, [], list(INTENT_LABELS), config)
     tok = load_training_tokenizer()
     texts = ["how do closures work?", "quiz me on SQL"]
-    np.testing.assert_array_equal(
-        predict_logits(fit.model, tok, texts), predict_logits(again.model, tok, texts)
-    )
+    np.testing.assert_array_equal(predict_logits(fit.model, tok, texts), predict_logits(again.model, tok, texts))
     assert [h["train_loss"] for h in fit.history] == [h["train_loss"] for h in again.history]
 
 

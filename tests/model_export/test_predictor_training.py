@@ -129,8 +129,10 @@ def test_train_export_quantize_and_serve(tmp_path: Path) -> None:
     # an unknown id is row 0, exactly as the network saw masked ids in training
     features = feed["features"][0]
     p_unknown, s_unknown = served.predict("someone-new", "unseen-topic", 3, features)
-    logit0, _ = fp32.run(None, {"user": np.array([0]), "topic": np.array([0]),
-                                       "difficulty": np.array([3]), "features": features[None, :]})
+    logit0, _ = fp32.run(
+        None,
+        {"user": np.array([0]), "topic": np.array([0]), "difficulty": np.array([3]), "features": features[None, :]},
+    )
     assert abs(p_unknown - 1 / (1 + math.exp(-float(logit0[0])))) < 0.1
     assert 0 < s_unknown < 4 * 3600 and 0 < p_unknown < 1
 
@@ -143,8 +145,13 @@ def test_the_model_reads_history(tmp_path: Path) -> None:
     prepared = prepare(read_dkt(data), seed=2, val_fraction=0.1, test_fraction=0.1)
     from model_export.train_predictor import fit
 
-    model, _ = fit(prepared.train, prepared.val, len(prepared.users), len(prepared.topics),
-                   PredictorConfig(seed=2, epochs=3, batch_size=256))
+    model, _ = fit(
+        prepared.train,
+        prepared.val,
+        len(prepared.users),
+        len(prepared.topics),
+        PredictorConfig(seed=2, epochs=3, batch_size=256),
+    )
     good, bad = RunningHistory(), RunningHistory()
     for _ in range(12):
         good.add("a:1", 3, 1.0, 20.0)
@@ -173,16 +180,30 @@ def _write_attempts(path: Path, n_users: int = 80, per_user: int = 30, seed: int
             level = int(rng.integers(1, 6))
             p = 1 / (1 + math.exp(-(ability - 0.4 * (level - 3))))
             seconds = float(np.exp(np.log(40) + 0.25 * (level - 3) - speed + rng.normal(0, 0.3)))
-            lines.append(json.dumps({"user_id": f"user-{u}", "topic_id": topic, "difficulty": level,
-                                     "credit": float(rng.random() < p), "time_seconds": seconds}))
+            lines.append(
+                json.dumps(
+                    {
+                        "user_id": f"user-{u}",
+                        "topic_id": topic,
+                        "difficulty": level,
+                        "credit": float(rng.random() < p),
+                        "time_seconds": seconds,
+                    }
+                )
+            )
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def test_product_attempts_alone_train_a_model_that_knows_product_ids(tmp_path: Path) -> None:
     attempts = _write_attempts(tmp_path / "attempts.jsonl")
-    trained = train(tmp_path / "work", seed=1, config=PredictorConfig(seed=1, epochs=3, batch_size=256),
-                    data_path=tmp_path / "absent.csv", attempts_path=attempts)
+    trained = train(
+        tmp_path / "work",
+        seed=1,
+        config=PredictorConfig(seed=1, epochs=3, batch_size=256),
+        data_path=tmp_path / "absent.csv",
+        attempts_path=attempts,
+    )
     meta = json.loads((tmp_path / "work" / META_FILE).read_text())
     assert any(u.startswith("user-") for u in meta["users"]) and "py-1" in meta["topics"]
     assert meta["time_head_trained_on"] == "real product attempt times"

@@ -25,9 +25,7 @@ def test_timing_features_are_bounded_and_monotonic() -> None:
     assert timing_features(MessageTiming(-5, -1))[1:] == [0.0, 0.0]
     gaps = [timing_features(MessageTiming(s, 20))[1] for s in (1, 10, 100, 1000)]
     assert gaps == sorted(gaps) and len(set(gaps)) == 4
-    assert timing_features(MessageTiming(60, 20))[1] == pytest.approx(
-        math.log1p(60) / math.log1p(3600)
-    )
+    assert timing_features(MessageTiming(60, 20))[1] == pytest.approx(math.log1p(60) / math.log1p(3600))
 
 
 def test_short_histories_are_left_padded_newest_last() -> None:

@@ -98,8 +98,13 @@ def complete_some() -> Any:
         with engine.begin() as conn:
             for topic, difficulty, correct, seconds in outcomes:
                 complete_attempt(
-                    conn, user, topic_id=topic, difficulty=difficulty, correct=float(correct),
-                    time_seconds=seconds, retrain_every=1000,
+                    conn,
+                    user,
+                    topic_id=topic,
+                    difficulty=difficulty,
+                    correct=float(correct),
+                    time_seconds=seconds,
+                    retrain_every=1000,
                 )
 
     return write

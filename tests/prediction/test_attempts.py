@@ -24,15 +24,25 @@ from shared.prediction.retrain import completed_task_count, pending_requests
 def _predicted(engine: Any, user: str = "alice", topic: str = "py-basics", difficulty: int = 3) -> str:
     with engine.begin() as conn:
         return record_prediction(
-            conn, user, topic_id=topic, question_id=None, difficulty=difficulty,
-            p_correct=0.62, expected_seconds=48.0, predictor="irt", predictor_version="irt-12-abcd",
+            conn,
+            user,
+            topic_id=topic,
+            question_id=None,
+            difficulty=difficulty,
+            p_correct=0.62,
+            expected_seconds=48.0,
+            predictor="irt",
+            predictor_version="irt-12-abcd",
         )
 
 
 def _row(engine: Any, attempt_id: str) -> dict:
     with engine.connect() as conn:
-        return dict(conn.execute(sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"),
-                                 {"id": attempt_id}).mappings().one())
+        return dict(
+            conn.execute(sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"), {"id": attempt_id})
+            .mappings()
+            .one()
+        )
 
 
 def test_completing_a_prediction_stores_the_outcome_beside_it(course: Any) -> None:
@@ -46,8 +56,9 @@ def test_completing_a_prediction_stores_the_outcome_beside_it(course: Any) -> No
     assert done.predicted_correct == pytest.approx(0.62) and done.predictor_version == "irt-12-abcd"
     with course.connect() as conn:
         mastery = conn.execute(sa.text("SELECT p_mastery, n_updates FROM mastery_state WHERE user_id='alice'")).one()
-        progress = conn.execute(sa.text(
-            "SELECT tasks_completed, tasks_correct, total_seconds FROM student_progress WHERE user_id='alice'")).one()
+        progress = conn.execute(
+            sa.text("SELECT tasks_completed, tasks_correct, total_seconds FROM student_progress WHERE user_id='alice'")
+        ).one()
     assert mastery[1] == 1 and mastery[0] == pytest.approx(done.mastery) and done.mastery > 0.2  # above the prior
     assert tuple(progress) == (1, 1, 31.5)
 
@@ -55,8 +66,17 @@ def test_completing_a_prediction_stores_the_outcome_beside_it(course: Any) -> No
 def test_partial_credit_is_soft_evidence_and_a_graded_row_keeps_its_grade(course: Any) -> None:
     with course.begin() as conn:
         done = complete_attempt(
-            conn, "alice", topic_id="py-loops", difficulty=2, correct=0.6, score=6.0,
-            verdict="partially_correct", feedback="Close.", answer="a loop", grader="llm", grader_version="gemini",
+            conn,
+            "alice",
+            topic_id="py-loops",
+            difficulty=2,
+            correct=0.6,
+            score=6.0,
+            verdict="partially_correct",
+            feedback="Close.",
+            answer="a loop",
+            grader="llm",
+            grader_version="gemini",
             retrain_every=100,
         )
         full = complete_attempt(conn, "bob", topic_id="py-loops", difficulty=2, correct=1.0, retrain_every=100)

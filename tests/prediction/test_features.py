@@ -76,9 +76,11 @@ def test_the_export_replays_to_the_same_features(course: Any, complete_some: Any
 
     rng = random.Random(5)
     for user in ("alice", "bob"):
-        complete_some(course, user, [
-            (rng.choice(topics), rng.randint(1, 5), rng.random() < 0.5, rng.uniform(5, 60)) for _ in range(8)
-        ])
+        complete_some(
+            course,
+            user,
+            [(rng.choice(topics), rng.randint(1, 5), rng.random() < 0.5, rng.uniform(5, 60)) for _ in range(8)],
+        )
     with course.connect() as conn:
         n = export_attempts(conn, tmp_path / "attempts.jsonl")
         served = history_features(conn, "alice", topics[1], 3)

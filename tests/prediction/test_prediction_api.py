@@ -94,8 +94,10 @@ def test_a_broken_network_falls_back(
 ) -> None:
     model = fake_network(users={"alice"}, topics={"py-basics"}, p=float("nan"))
     if broken == "raises":
+
         def boom(*_: Any) -> None:
             raise RuntimeError("onnxruntime exploded")
+
         model.predict = boom
         network(model)
     elif broken == "registry":

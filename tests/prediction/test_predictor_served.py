@@ -71,6 +71,9 @@ def test_the_http_function_answers_with_the_published_network(
     # v1 knows no product ids: its learned 'unknown' rows answer, and it says so
     assert (body["model"], body["model_version"]) == ("network", registry.version)
     assert body["unknown"] == ["user", "topic"]
-    done = client.post("/api/prediction/complete", headers=bearer("alice"),
-                       json={"attempt_id": body["attempt_id"], "correct": True, "time_seconds": 12.5})
+    done = client.post(
+        "/api/prediction/complete",
+        headers=bearer("alice"),
+        json={"attempt_id": body["attempt_id"], "correct": True, "time_seconds": 12.5},
+    )
     assert done.status_code == 200 and done.json["predictor"] == "network"

@@ -63,7 +63,9 @@ def firestore_emulator():
     host = f"127.0.0.1:{port}"
     proc = subprocess.Popen(
         ["gcloud", "beta", "emulators", "firestore", "start", f"--host-port={host}", "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 90

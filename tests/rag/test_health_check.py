@@ -51,7 +51,13 @@ def test_cli_fails_when_a_query_finds_nothing(embedded_demo, tmp_path):
     bad.write_text(json.dumps([{"query": "how do loops work", "expect_any": ["no-such-node"]}]))
     # The CLI inherits STATE_DIR, so it attaches to this test's embedded server and sees
     # the demo course just loaded; the query's expected node does not exist.
-    proc = subprocess.run([sys.executable, "-m", "shared.rag.health_check", "--queries", str(bad)],
-                          cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "shared.rag.health_check", "--queries", str(bad)],
+        cwd=REPO,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL" in proc.stdout

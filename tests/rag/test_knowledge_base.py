@@ -22,8 +22,9 @@ LONG = " ".join(f"Sentence number {i} explains one more detail of loops and rang
 
 
 def nodes(n: int = 5, **overrides) -> list[SourceNode]:
-    return [SourceNode(f"n{i}", f"Title {i}", f"Content of node {i}. It is short.", "loops", **overrides)
-            for i in range(n)]
+    return [
+        SourceNode(f"n{i}", f"Title {i}", f"Content of node {i}. It is short.", "loops", **overrides) for i in range(n)
+    ]
 
 
 @pytest.fixture()
@@ -36,8 +37,12 @@ def topics(db):
 
 def rows(db) -> dict[str, tuple]:
     with db.connect() as conn:
-        return {r.id: (r.source_id, r.chunk_index, r.topic_id, r.embedding_model) for r in conn.execute(
-            sa.text("SELECT id, source_id, chunk_index, topic_id, embedding_model FROM knowledge_nodes"))}
+        return {
+            r.id: (r.source_id, r.chunk_index, r.topic_id, r.embedding_model)
+            for r in conn.execute(
+                sa.text("SELECT id, source_id, chunk_index, topic_id, embedding_model FROM knowledge_nodes")
+            )
+        }
 
 
 def test_short_node_is_one_chunk_long_node_is_split_with_overlap():
@@ -101,12 +106,18 @@ def test_shrunk_node_loses_its_stale_chunks(topics, embedder):
 
 def test_unknown_topic_and_bad_nodes_are_reported_not_fatal(topics, embedder, tmp_path):
     path = tmp_path / "nodes.json"
-    path.write_text(json.dumps({"nodes": [
-        {"id": "a", "title": "A", "content": "Fine.", "topic_id": "loops"},
-        {"id": "b", "title": "B", "content": "Orphan.", "topic_id": "no-such-topic"},
-        {"id": "c", "title": "C"},
-        "not an object",
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "nodes": [
+                    {"id": "a", "title": "A", "content": "Fine.", "topic_id": "loops"},
+                    {"id": "b", "title": "B", "content": "Orphan.", "topic_id": "no-such-topic"},
+                    {"id": "c", "title": "C"},
+                    "not an object",
+                ]
+            }
+        )
+    )
     summary = migrate_nodes(topics, nodes_from_json(path), embedder, "m")
     assert summary.source_nodes == 2 and summary.unknown_topic == 1 and len(summary.bad_nodes) == 2
     assert rows(topics)["b"][2] is None and rows(topics)["a"][2] == "loops"
@@ -120,7 +131,8 @@ def test_firestore_emulator_as_source(topics, embedder, firestore_emulator):
     collection = f"nodes_{uuid.uuid4().hex[:6]}"
     for i in range(4):
         client.collection(collection).document(f"doc{i}").set(
-            {"title": f"Node {i}", "content": f"Firestore content {i}.", "topicId": "loops"})
+            {"title": f"Node {i}", "content": f"Firestore content {i}.", "topicId": "loops"}
+        )
     client.collection(collection).document("broken").set({"title": "nothing here"})
 
     summary = migrate_nodes(topics, nodes_from_firestore(collection, project=project), embedder, "m")

@@ -22,11 +22,23 @@ def unit(*weights: tuple[int, float]) -> np.ndarray:
 NODES = [
     # id, topic, kind, title, content, vector
     ("loops-1", "loops", "explanation", "The for loop", "A for loop runs its body for every item.", unit((0, 1))),
-    ("loops-2", "loops", "misconception", "Infinite while loops",
-     "A while loop whose counter is never updated never ends.", unit((0, 0.8), (1, 0.6))),
+    (
+        "loops-2",
+        "loops",
+        "misconception",
+        "Infinite while loops",
+        "A while loop whose counter is never updated never ends.",
+        unit((0, 0.8), (1, 0.6)),
+    ),
     ("loops-3", "loops", "example", "Counting with range", "range(1, 11) counts from 1 to 10.", unit((1, 1))),
-    ("errors-1", "errors", "explanation", "Division errors",
-     "Dividing by zero raises ZeroDivisionError in Python.", unit((5, 1))),
+    (
+        "errors-1",
+        "errors",
+        "explanation",
+        "Division errors",
+        "Dividing by zero raises ZeroDivisionError in Python.",
+        unit((5, 1)),
+    ),
     ("physics-1", "physics", "explanation", "Newton's second law", "F = m a relates force and mass.", unit((9, 1))),
 ]
 
@@ -38,10 +50,14 @@ def kb(db):
         for topic in ("loops", "errors", "physics"):
             conn.execute(sa.text("INSERT INTO topics (id, course_id, title) VALUES (:t, 'c', :t)"), {"t": topic})
         for node_id, topic, kind, title, content, vec in NODES:
-            conn.execute(sa.text(
-                """INSERT INTO knowledge_nodes (id, source_id, topic_id, kind, title, content, content_hash, embedding)
-                   VALUES (:id, :id, :topic, :kind, :title, :content, 'h', :vec)"""),
-                {"id": node_id, "topic": topic, "kind": kind, "title": title, "content": content, "vec": vec})
+            conn.execute(
+                sa.text(
+                    """INSERT INTO knowledge_nodes
+                         (id, source_id, topic_id, kind, title, content, content_hash, embedding)
+                   VALUES (:id, :id, :topic, :kind, :title, :content, 'h', :vec)"""
+                ),
+                {"id": node_id, "topic": topic, "kind": kind, "title": title, "content": content, "vec": vec},
+            )
     return db
 
 
@@ -118,10 +134,13 @@ def test_k_zero_returns_nothing_without_querying(kb):
 
 def test_dotted_identifiers_are_found_by_their_parts(kb):
     with kb.begin() as conn:
-        conn.execute(sa.text(
-            """INSERT INTO knowledge_nodes (id, source_id, topic_id, kind, title, content, content_hash)
+        conn.execute(
+            sa.text(
+                """INSERT INTO knowledge_nodes (id, source_id, topic_id, kind, title, content, content_hash)
                VALUES ('lists-9', 'lists-9', 'loops', 'example', 'Growing a list',
-                       'Call nums.append(4) to add 4; ages.get(''bob'') reads a key safely.', 'h')"""))
+                       'Call nums.append(4) to add 4; ages.get(''bob'') reads a key safely.', 'h')"""
+            )
+        )
     for query in ("how do I use append", "what does get do on a dictionary", "nums.append"):
         hits = search(kb, query, None, k=3)
         assert hits and hits[0].id == "lists-9", query

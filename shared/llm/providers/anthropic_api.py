@@ -19,8 +19,9 @@ from shared.llm.types import Prompt, ProviderResult
 class AnthropicProvider:
     name = "anthropic"
 
-    def __init__(self, api_key: str, *, base_url: str | None = None, client: Any = None,
-                 max_output_tokens: int = 1024) -> None:
+    def __init__(
+        self, api_key: str, *, base_url: str | None = None, client: Any = None, max_output_tokens: int = 1024
+    ) -> None:
         self._api_key = api_key
         self.base_url = base_url
         self.max_output_tokens = max_output_tokens
@@ -55,8 +56,10 @@ class AnthropicProvider:
         except Exception as exc:
             raise translate(exc) from exc
         return ProviderResult(
-            text=require_text(self.name, text, finish), model=getattr(response, "model", None) or model,
-            tokens_in=getattr(usage, "input_tokens", None), tokens_out=getattr(usage, "output_tokens", None),
+            text=require_text(self.name, text, finish),
+            model=getattr(response, "model", None) or model,
+            tokens_in=getattr(usage, "input_tokens", None),
+            tokens_out=getattr(usage, "output_tokens", None),
             finish_reason=finish,
         )
 
@@ -77,8 +80,10 @@ class AnthropicProvider:
             raise translate(exc) from exc
         usage = final.usage
         yield ProviderResult(
-            text=require_text(self.name, "".join(pieces), final.stop_reason), model=model,
-            tokens_in=getattr(usage, "input_tokens", None), tokens_out=getattr(usage, "output_tokens", None),
+            text=require_text(self.name, "".join(pieces), final.stop_reason),
+            model=model,
+            tokens_in=getattr(usage, "input_tokens", None),
+            tokens_out=getattr(usage, "output_tokens", None),
             finish_reason=final.stop_reason,
         )
 
@@ -93,10 +98,14 @@ def translate(exc: BaseException) -> ProviderError:
     if isinstance(exc, anthropic.APIStatusError):
         # 529 is Anthropic's "overloaded"
         status = exc.status_code
-        return ProviderError("anthropic", f"HTTP {status}: {str(exc)[:200]}",
-                             transient=status == 529 or is_transient_status(status), status=status)
+        return ProviderError(
+            "anthropic",
+            f"HTTP {status}: {str(exc)[:200]}",
+            transient=status == 529 or is_transient_status(status),
+            status=status,
+        )
     if isinstance(exc, (anthropic.APIResponseValidationError, ValueError, KeyError, AttributeError)):
-        return ProviderError("anthropic", f"malformed response ({type(exc).__name__}: {str(exc)[:200]})",
-                             transient=True)
-    return ProviderError("anthropic", f"unexpected error ({type(exc).__name__}: {str(exc)[:200]})",
-                         transient=False)
+        return ProviderError(
+            "anthropic", f"malformed response ({type(exc).__name__}: {str(exc)[:200]})", transient=True
+        )
+    return ProviderError("anthropic", f"unexpected error ({type(exc).__name__}: {str(exc)[:200]})", transient=False)

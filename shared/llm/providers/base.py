@@ -41,6 +41,7 @@ def check_deadline(provider: str, started: float, timeout_s: float) -> None:
 def require_text(provider: str, text: str | None, finish_reason: str | None, raw: str | None = None) -> str:
     """An empty answer is a failure (blocked, truncated to nothing), never a reply."""
     if not text or not text.strip():
-        raise ProviderError(provider, f"empty answer (finish reason {finish_reason or 'unknown'})",
-                            transient=False, raw_response=raw)
+        raise ProviderError(
+            provider, f"empty answer (finish reason {finish_reason or 'unknown'})", transient=False, raw_response=raw
+        )
     return text

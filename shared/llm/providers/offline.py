@@ -44,12 +44,15 @@ class OfflineProvider:
     def _answer(self, prompt: Prompt) -> str:
         if prompt.json_schema is not None:
             if prompt.offline_json is None:
-                raise ProviderError(self.name, "offline mode cannot write structured content for this task",
-                                    transient=False)
+                raise ProviderError(
+                    self.name, "offline mode cannot write structured content for this task", transient=False
+                )
             return json.dumps(prompt.offline_json)
         if prompt.grounding is None:
-            return (f"{BANNER}\nNo course material was provided for this request, "
-                    "so I can't answer it without a connected AI model.")
+            return (
+                f"{BANNER}\nNo course material was provided for this request, "
+                "so I can't answer it without a connected AI model."
+            )
         return compose(prompt.grounding)
 
 
@@ -58,18 +61,24 @@ def compose(g: Grounding) -> str:
     sources = list(g.sources[:MAX_SOURCES])
     lines = [BANNER, ""]
     if g.intent == "off_topic":
-        lines.append("I'm the course tutor, so I can only help with the course topics. "
-                     "Ask me about a concept, a bug in your code, or for practice questions.")
+        lines.append(
+            "I'm the course tutor, so I can only help with the course topics. "
+            "Ask me about a concept, a bug in your code, or for practice questions."
+        )
         return "\n".join(lines).strip()
     if not sources:
-        lines.append(f'I couldn\'t find course material that answers "{_clip(g.query, 160)}". '
-                     "Try rephrasing your question or naming the topic it is about.")
+        lines.append(
+            f'I couldn\'t find course material that answers "{_clip(g.query, 160)}". '
+            "Try rephrasing your question or naming the topic it is about."
+        )
         return "\n".join(_with_hints(lines, g)).strip()
 
     about = f" on {g.topic_title}" if g.topic_title else ""
     if g.is_confused:
-        lines.append("Let's take this one step at a time. Start with the first excerpt below: "
-                     "it is the closest match to your question. Read it slowly, then the next one.")
+        lines.append(
+            "Let's take this one step at a time. Start with the first excerpt below: "
+            "it is the closest match to your question. Read it slowly, then the next one."
+        )
         lines.append("")
     body = _BODIES.get(g.intent, _concept)
     lines += body(sources, about)
@@ -83,11 +92,17 @@ def _concept(sources: list[Source], about: str) -> list[str]:
 
 
 def _debugging(sources: list[Source], about: str) -> list[str]:
-    lines = [f"I can't run or read your code in offline mode, but this course material{about} "
-             "covers the problem you describe:", ""]
+    lines = [
+        f"I can't run or read your code in offline mode, but this course material{about} "
+        "covers the problem you describe:",
+        "",
+    ]
     lines += [f"**{s.title}** — {_clip(s.snippet, SNIPPET_CHARS)}" for s in sources]
-    lines += ["", "Compare your code with it line by line, and read the last line of the error message: "
-              "it names the error and the line where it happened."]
+    lines += [
+        "",
+        "Compare your code with it line by line, and read the last line of the error message: "
+        "it names the error and the line where it happened.",
+    ]
     return lines
 
 
@@ -99,8 +114,11 @@ def _interview(sources: list[Source], about: str) -> list[str]:
 
 
 def _practice(sources: list[Source], about: str) -> list[str]:
-    lines = [f"Practice from the course material{about}: for each item, write down what you remember "
-             "first, then check it against the excerpt.", ""]
+    lines = [
+        f"Practice from the course material{about}: for each item, write down what you remember "
+        "first, then check it against the excerpt.",
+        "",
+    ]
     for i, s in enumerate(sources, 1):
         lines.append(f"{i}. What do you know about **{s.title}**? Check: {_clip(s.snippet, SNIPPET_CHARS)}")
     return lines

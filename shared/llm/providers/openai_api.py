@@ -17,8 +17,9 @@ from shared.llm.types import Prompt, ProviderResult
 class OpenAIProvider:
     name = "openai"
 
-    def __init__(self, api_key: str, *, base_url: str | None = None, client: Any = None,
-                 max_output_tokens: int = 1024) -> None:
+    def __init__(
+        self, api_key: str, *, base_url: str | None = None, client: Any = None, max_output_tokens: int = 1024
+    ) -> None:
         self._api_key = api_key
         self.base_url = base_url
         self.max_output_tokens = max_output_tokens
@@ -59,8 +60,10 @@ class OpenAIProvider:
         except Exception as exc:
             raise translate(exc) from exc
         return ProviderResult(
-            text=require_text(self.name, text, finish), model=getattr(response, "model", None) or model,
-            tokens_in=getattr(usage, "prompt_tokens", None), tokens_out=getattr(usage, "completion_tokens", None),
+            text=require_text(self.name, text, finish),
+            model=getattr(response, "model", None) or model,
+            tokens_in=getattr(usage, "prompt_tokens", None),
+            tokens_out=getattr(usage, "completion_tokens", None),
             finish_reason=finish,
         )
 
@@ -88,8 +91,10 @@ class OpenAIProvider:
         except Exception as exc:
             raise translate(exc) from exc
         yield ProviderResult(
-            text=require_text(self.name, "".join(pieces), finish), model=model,
-            tokens_in=getattr(usage, "prompt_tokens", None), tokens_out=getattr(usage, "completion_tokens", None),
+            text=require_text(self.name, "".join(pieces), finish),
+            model=model,
+            tokens_in=getattr(usage, "prompt_tokens", None),
+            tokens_out=getattr(usage, "completion_tokens", None),
             finish_reason=finish,
         )
 
@@ -102,9 +107,12 @@ def translate(exc: BaseException) -> ProviderError:
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError("openai", f"connection failed: {str(exc)[:200]}", transient=True)
     if isinstance(exc, openai.APIStatusError):
-        return ProviderError("openai", f"HTTP {exc.status_code}: {str(exc)[:200]}",
-                             transient=is_transient_status(exc.status_code), status=exc.status_code)
+        return ProviderError(
+            "openai",
+            f"HTTP {exc.status_code}: {str(exc)[:200]}",
+            transient=is_transient_status(exc.status_code),
+            status=exc.status_code,
+        )
     if isinstance(exc, (openai.APIResponseValidationError, ValueError, KeyError, AttributeError, IndexError)):
-        return ProviderError("openai", f"malformed response ({type(exc).__name__}: {str(exc)[:200]})",
-                             transient=True)
+        return ProviderError("openai", f"malformed response ({type(exc).__name__}: {str(exc)[:200]})", transient=True)
     return ProviderError("openai", f"unexpected error ({type(exc).__name__}: {str(exc)[:200]})", transient=False)

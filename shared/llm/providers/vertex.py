@@ -22,8 +22,16 @@ from shared.llm.types import Prompt, ProviderResult
 class VertexProvider:
     name = "vertex"
 
-    def __init__(self, project: str, location: str, *, base_url: str | None = None,
-                 credentials: Any = None, client: Any = None, max_output_tokens: int = 1024) -> None:
+    def __init__(
+        self,
+        project: str,
+        location: str,
+        *,
+        base_url: str | None = None,
+        credentials: Any = None,
+        client: Any = None,
+        max_output_tokens: int = 1024,
+    ) -> None:
         self.project = project
         self.location = location
         self.base_url = base_url
@@ -39,8 +47,11 @@ class VertexProvider:
 
             http_options = types.HttpOptions(base_url=self.base_url) if self.base_url else None
             self._client = genai.Client(
-                vertexai=True, project=self.project, location=self.location,
-                credentials=self.credentials, http_options=http_options,
+                vertexai=True,
+                project=self.project,
+                location=self.location,
+                credentials=self.credentials,
+                http_options=http_options,
             )
         return self._client
 
@@ -77,8 +88,11 @@ class VertexProvider:
             raise translate(exc) from exc
         tokens_in, tokens_out = _usage(response)
         return ProviderResult(
-            text=require_text(self.name, text, finish, _dump(response)), model=model,
-            tokens_in=tokens_in, tokens_out=tokens_out, finish_reason=finish,
+            text=require_text(self.name, text, finish, _dump(response)),
+            model=model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            finish_reason=finish,
         )
 
     def stream(self, model: str, prompt: Prompt, timeout_s: float) -> Iterator[str | ProviderResult]:
@@ -102,8 +116,11 @@ class VertexProvider:
             raise translate(exc) from exc
         tokens_in, tokens_out = _usage(last) if last is not None else (None, None)
         yield ProviderResult(
-            text=require_text(self.name, "".join(pieces), finish), model=model,
-            tokens_in=tokens_in, tokens_out=tokens_out, finish_reason=finish,
+            text=require_text(self.name, "".join(pieces), finish),
+            model=model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            finish_reason=finish,
         )
 
 
@@ -120,8 +137,7 @@ def _text_of(response: Any, *, allow_empty: bool = False) -> tuple[str, str | No
         feedback = getattr(response, "prompt_feedback", None)
         if feedback is not None and getattr(feedback, "block_reason", None):
             raise ProviderError("vertex", f"prompt blocked ({feedback.block_reason})", transient=False)
-        raise ProviderError("vertex", "malformed response: no candidates", transient=True,
-                            raw_response=_dump(response))
+        raise ProviderError("vertex", "malformed response: no candidates", transient=True, raw_response=_dump(response))
     candidate = candidates[0]
     finish = getattr(candidate, "finish_reason", None)
     finish_name = getattr(finish, "name", None) or (str(finish) if finish else None)
