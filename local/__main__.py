@@ -86,10 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     # through SystemExit so the exit hooks that stop it run, as they do for Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     handlers = {"serve": _serve, "token": _token, "prepare": _prepare}
+    from shared.db.selftest import VectorSelfTestError
+
     try:
         return handlers[args.cmd](args)
     except KeyboardInterrupt:
         return 0
+    except VectorSelfTestError as exc:  # one clear message, not a traceback
+        print(f"cognitive-core cannot start: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

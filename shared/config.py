@@ -55,6 +55,14 @@ class Settings(BaseSettings):
         validation_alias="DB_IP_TYPE",
         description="Which address the Cloud SQL connector dials; private when the instance has no public IP.",
     )
+    db_vector_selftest: bool = Field(
+        True,
+        validation_alias="DB_VECTOR_SELFTEST",
+        description=(
+            "Prove pgvector works on this machine (384-d normalisation, HNSW build/insert/scan, <=>) "
+            "before the pool opens; embedded server and DATABASE_URL only, never Cloud SQL."
+        ),
+    )
     db_pool_size: int = Field(5, ge=1, validation_alias="DB_POOL_SIZE")
     db_max_overflow: int = Field(2, ge=0, validation_alias="DB_MAX_OVERFLOW")
     pg_data_dir: Path | None = Field(

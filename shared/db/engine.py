@@ -113,6 +113,32 @@ def database_url(settings: Settings) -> str:
     return embedded_url(socket, settings.db_name)
 
 
+_selftested: set[str] = set()
+
+
+def check_vector_extension(settings: Settings, url: str) -> None:
+    """Run the pgvector self-test once per process and database, before any pool opens.
+
+    Raises `VectorSelfTestError` (one clear message, no pool left behind) when the
+    extension crashes the server or computes wrong results. Skipped for Cloud SQL,
+    whose pgvector Google builds for the machines it runs on, and when
+    DB_VECTOR_SELFTEST=false.
+    """
+    if not settings.db_vector_selftest or url in _selftested:
+        return
+    from shared.db.selftest import run_vector_selftest
+
+    if settings.database_url:
+        run_vector_selftest(url)
+    else:
+        from importlib.metadata import version
+
+        from shared.db.embedded import PACKAGE, server_log
+
+        run_vector_selftest(url, server_log=server_log(settings.pg_data_path), package=f"{PACKAGE} {version(PACKAGE)}")
+    _selftested.add(url)
+
+
 def source_name(settings: Settings) -> str:
     """Which of the three back ends the settings select (reported by /api/health)."""
     if settings.cloud_sql_instance:
@@ -131,7 +157,9 @@ def create_engine(settings: Settings | None = None) -> Engine:
     if settings.cloud_sql_instance:
         engine = sa.create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(settings), **pool)
     else:
-        engine = sa.create_engine(database_url(settings), **pool)
+        url = database_url(settings)
+        check_vector_extension(settings, url)
+        engine = sa.create_engine(url, **pool)
     sa.event.listen(engine, "connect", _register_pgvector)
     log.info("database engine created", extra={"db_source": source_name(settings)})
     return engine
