@@ -6,7 +6,7 @@ VENV := .venv
 TRAIN_VENV := .venv-train
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: run test setup setup-train models lint format build clean-state help
+.PHONY: run test setup setup-train system-deps models lint format build clean-state help
 
 help:
 	@echo "make run     set up, build the models, start the local stack on http://127.0.0.1:8080/api/"
@@ -27,6 +27,9 @@ $(TRAIN_VENV)/.installed: requirements-train.txt
 	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-train.txt
 	@touch $@
 
+system-deps:
+	@bash scripts/install_system_packages.sh
+
 # --- models: trained, exported to INT8 ONNX, published to the local store -------
 models: setup-train
 	$(TRAIN_VENV)/bin/python -m model_export build
@@ -35,7 +38,7 @@ models: setup-train
 run: setup models
 	$(VENV)/bin/python -m local serve
 
-test: setup models lint
+test: setup system-deps models lint
 	$(VENV)/bin/python -m pytest --ignore=tests/model_export
 	@if [ -d tests/model_export ]; then $(TRAIN_VENV)/bin/python -m pytest tests/model_export -p no:cacheprovider; fi
 
