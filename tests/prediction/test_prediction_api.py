@@ -168,3 +168,67 @@ def test_completions_count_toward_retraining(
     with course.connect() as conn:
         rows = conn.execute(sa.text("SELECT reason, status FROM retrain_requests ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [("tasks_threshold", "pending")] * 2
+
+
+def test_ten_right_answers_do_not_break_prediction_for_anyone(
+    client: Any, bearer: Any, course: Any, network: Any, complete_some: Any
+) -> None:
+    """Issue 17: after ~10 completed attempts the fallback's fit overflowed: 500 for all."""
+    complete_some(course, "alice", [("py-loops", 2, True, 30.0)] * MIN_ATTEMPTS)
+    for user in ("alice", "newbie"):
+        for topic in ("py-loops", "py-basics"):
+            res = _predict(client, bearer, user, topic_id=topic, difficulty=2)
+            assert res.status_code == 200, res.json
+            assert res.json["model"] == "irt" and 0.01 <= res.json["p_correct"] <= 0.99
+
+
+def test_a_refit_on_75_mixed_attempts_predicts_every_topic(
+    client: Any, bearer: Any, course: Any, network: Any, complete_some: Any
+) -> None:
+    """Issue 17: after a refit on 75 attempts 9 of 21 topics failed and the rest said 1.0."""
+    import random
+
+    topics = [f"py-extra-{i}" for i in range(18)] + ["py-basics", "py-loops", "py-functions"]
+    with course.begin() as conn:
+        for i, topic in enumerate(topics[:18]):
+            conn.execute(
+                sa.text("INSERT INTO topics (id, course_id, title, position) VALUES (:id, 'py', :id, :i)"),
+                {"id": topic, "i": 10 + i},
+            )
+    rnd = random.Random(17)
+    for user in ("s1", "s2", "s3", "s4", "s5"):
+        outcomes = [(rnd.choice(topics), rnd.randint(1, 5), rnd.random() < 0.6, rnd.uniform(5, 300)) for _ in range(15)]
+        complete_some(course, user, outcomes)
+    answers = []
+    for topic in topics:
+        res = _predict(client, bearer, "newbie", topic_id=topic, difficulty=2)
+        assert res.status_code == 200, (topic, res.json)
+        assert res.json["model"] == "irt" and res.json["model_version"].startswith("irt-75-")
+        answers.append(res.json["p_correct"])
+    assert all(0.01 <= p <= 0.99 for p in answers) and len(set(answers)) > 1
+
+
+@pytest.mark.parametrize(("raw", "clipped"), [(1.0, 0.99), (0.0, 0.01), (0.5, 0.5)])
+def test_a_prediction_is_never_certain(
+    client: Any, bearer: Any, course: Any, network: Any, fake_network: Any, raw: float, clipped: float
+) -> None:
+    """A saturated network (sigmoid of a huge logit is exactly 1.0 in float64) is clipped."""
+    network(fake_network(users={"alice"}, topics={"py-basics"}, p=raw, seconds=0.0))
+    res = _predict(client, bearer, topic_id="py-basics", difficulty=2)
+    assert res.status_code == 200
+    assert res.json["model"] == "network" and res.json["p_correct"] == clipped
+    assert res.json["expected_seconds"] >= 1.0
+
+
+def test_a_fallback_that_raises_answers_with_the_defaults(
+    client: Any, bearer: Any, course: Any, network: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.prediction.service as service
+
+    def boom(*_: Any, **__: Any) -> None:
+        raise FloatingPointError("overflow")
+
+    monkeypatch.setattr(service.irt_cache(), "get", boom)
+    res = _predict(client, bearer, topic_id="py-basics", difficulty=2)
+    assert res.status_code == 200, res.json
+    assert res.json["model"] == "default" and "fallback model failed" in res.json["fallback_reason"]
