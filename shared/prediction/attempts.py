@@ -228,6 +228,7 @@ def complete_attempt(
     predicted: dict[str, Any] = {}
     if attempt_id is not None:
         row = _locked_attempt(conn, attempt_id)
+        attempt_id = str(row["id"])  # canonical, whichever spelling the caller used
         if row["user_id"] != user_id:
             raise AttemptForbiddenError("This attempt belongs to another student.")
         if row["status"] == "completed":
@@ -333,10 +334,11 @@ def complete_attempt(
 
 def get_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any] | None:
     """One attempt row (None for an unknown or malformed id)."""
-    if not _is_uuid(attempt_id):
+    canonical = canonical_attempt_id(attempt_id)
+    if canonical is None:
         return None
     row = (
-        conn.execute(sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"), {"id": attempt_id})
+        conn.execute(sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"), {"id": canonical})
         .mappings()
         .first()
     )
@@ -344,7 +346,8 @@ def get_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any] | None:
 
 
 def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
-    if not _is_uuid(attempt_id):
+    canonical = canonical_attempt_id(attempt_id)
+    if canonical is None:
         raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
     row = (
         conn.execute(
@@ -353,7 +356,7 @@ def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
                       predicted_seconds, predictor, predictor_version
                  FROM task_attempts WHERE id = CAST(:id AS uuid) FOR UPDATE"""
             ),
-            {"id": attempt_id},
+            {"id": canonical},
         )
         .mappings()
         .first()
@@ -397,11 +400,18 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _is_uuid(value: str) -> bool:
+def canonical_attempt_id(value: object) -> str | None:
+    """The attempt id in the one spelling Postgres reads, or None when it is no UUID.
+
+    Python accepts every standard spelling (`urn:uuid:...`, braces, no hyphens, upper
+    case); Postgres's uuid input does not take the URN form, so an id checked here but
+    cast raw in SQL was a 500. Everything below uses the canonical string."""
     import uuid
 
+    text = str(value).strip()
+    if text[:9].lower() == "urn:uuid:":  # the URN scheme and namespace are case-insensitive
+        text = text[9:]
     try:
-        uuid.UUID(str(value))
+        return str(uuid.UUID(text))
     except ValueError:
-        return False
-    return True
+        return None

@@ -232,3 +232,32 @@ def test_a_fallback_that_raises_answers_with_the_defaults(
     res = _predict(client, bearer, topic_id="py-basics", difficulty=2)
     assert res.status_code == 200, res.json
     assert res.json["model"] == "default" and "fallback model failed" in res.json["fallback_reason"]
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda u: f"urn:uuid:{u}",
+        lambda u: "{" + u + "}",
+        lambda u: u.replace("-", "").upper(),
+        lambda u: f"URN:UUID:{u.upper()}",
+    ],
+)
+def test_any_standard_uuid_spelling_completes_the_attempt(
+    client: Any, bearer: Any, course: Any, network: Any, spell: Any
+) -> None:
+    """Issue 17: an attempt_id written as urn:uuid:<uuid> was a 500."""
+    attempt_id = _predict(client, bearer, topic_id="py-basics", difficulty=2).json["attempt_id"]
+    res = _complete(client, bearer, attempt_id=spell(attempt_id), correct=True, time_seconds=12)
+    assert res.status_code == 200, res.json
+    assert res.json["attempt_id"] == attempt_id  # answered in the canonical spelling
+    again = _complete(client, bearer, attempt_id=attempt_id, correct=True, time_seconds=12)
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize("bad", ["urn:uuid:not-a-uuid", "urn:isbn:0451450523", "{}", "12345"])
+def test_a_malformed_attempt_id_is_not_found_not_a_500(
+    client: Any, bearer: Any, course: Any, network: Any, bad: str
+) -> None:
+    res = _complete(client, bearer, attempt_id=bad, correct=True, time_seconds=12)
+    assert res.status_code in (404, 422), res.json
