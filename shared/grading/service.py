@@ -200,6 +200,8 @@ class GradingService:
             "grader_version": grade.grader_version,
             "flags": list(grade.flags),
             "mastery": round(done.mastery, 4),
+            "counted": done.counted,
+            "repeat_of": done.repeat_of,
             "time_seconds": time_seconds,
         }
 
@@ -217,7 +219,7 @@ def _check_open_attempt(conn: sa.Connection, attempt_id: str, user_id: str, ques
         raise not_found(f"No attempt {attempt_id!r}.")
     if row["user_id"] != user_id:
         raise ApiError(403, "forbidden", "This attempt belongs to another student.")
-    if row["status"] == "completed":
+    if row["status"] != "predicted":
         raise ApiError(409, "conflict", f"Attempt {attempt_id} is already completed.")
     if row["question_id"] is not None and row["question_id"] != question_id:
         raise _unprocessable(
