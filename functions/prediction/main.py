@@ -105,6 +105,7 @@ def complete(req: Request) -> dict:
                 body.attempt_id,
                 correct=1.0 if body.correct else 0.0,
                 time_seconds=body.time_seconds,
+                self_reported=True,
             )
         except AttemptError as exc:
             raise _api_error(exc) from None

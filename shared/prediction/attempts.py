@@ -81,6 +81,12 @@ class AttemptCompletedError(AttemptError):
     status, code = 409, "conflict"
 
 
+class GradingRequiredError(AttemptError, ValueError):
+    """A self-reported outcome for a question of the bank: its answer must be graded."""
+
+    status, code = 422, "grading_required"
+
+
 class AttemptMismatchError(AttemptError, ValueError):
     """The caller names a topic/question/difficulty other than the attempt's own."""
 
@@ -220,6 +226,7 @@ def complete_attempt(
     grader_version: str | None = None,
     retrain_every: int | None = None,
     is_correct: bool | None = None,
+    self_reported: bool = False,
 ) -> CompletedAttempt:
     """Record one finished task: the attempt row, mastery, progress, the retrain counter.
 
@@ -237,6 +244,10 @@ def complete_attempt(
     - A repeat of the same question within REPEAT_WINDOW_S is stored with status
       'repeat' and counts for nothing (`counted` False, see the module docstring).
     - `retrain_every` defaults to the setting RETRAIN_EVERY_COMPLETED_TASKS.
+    - `self_reported` (POST /api/prediction/complete: the client says right or wrong):
+      refused with GradingRequiredError for a task on a question of the bank, whose
+      answer only grading may judge; otherwise a student could declare any question
+      answered right without answering it.
 
     Raises an AttemptError subclass (404 / 403 / 409 / 422) and changes nothing then.
     """
@@ -276,6 +287,11 @@ def complete_attempt(
                 )
         topic_id = row["topic_id"]
         question_id = row["question_id"] if row["question_id"] is not None else question_id
+        if self_reported and question_id is not None:
+            raise GradingRequiredError(
+                f"Attempt {attempt_id} is for question {question_id!r}: send the answer to POST /api/grading "
+                "with this attempt_id."
+            )
         difficulty = int(row["difficulty"])
         predicted = row
         repeat_of = _counted_recently(conn, user_id, question_id)
@@ -307,6 +323,8 @@ def complete_attempt(
         ).scalar_one()
     else:
         topic_id, question_id, difficulty = resolve_task(conn, topic_id, question_id, difficulty)
+        if self_reported and question_id is not None:
+            raise GradingRequiredError(f"Question {question_id!r} is answered through POST /api/grading.")
         ensure_user_row(conn, user_id)
         repeat_of = _counted_recently(conn, user_id, question_id)
         inserted = conn.execute(

@@ -261,3 +261,15 @@ def test_a_malformed_attempt_id_is_not_found_not_a_500(
 ) -> None:
     res = _complete(client, bearer, attempt_id=bad, correct=True, time_seconds=12)
     assert res.status_code in (404, 422), res.json
+
+
+def test_a_question_attempt_cannot_be_self_reported_right(client: Any, bearer: Any, course: Any, network: Any) -> None:
+    """Issue 17 (mastery farming): 'correct: true' without an answer must not count for a
+    question of the bank; its answer goes to POST /api/grading, which judges it."""
+    attempt_id = _predict(client, bearer, question_id="q-loops-1").json["attempt_id"]
+    res = _complete(client, bearer, attempt_id=attempt_id, correct=True, time_seconds=3)
+    assert res.status_code == 422 and res.json["error"]["code"] == "grading_required"
+    with course.connect() as conn:
+        row = conn.execute(sa.text("SELECT status FROM task_attempts")).one()
+        assert row[0] == "predicted"  # still open, for the grading function to complete
+        assert conn.execute(sa.text("SELECT count(*) FROM mastery_state")).scalar_one() == 0
