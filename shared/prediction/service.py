@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,23 @@ class Prediction:
             "unknown": self.unknown,
             "fallback_reason": self.fallback_reason,
         }
+
+
+def predict_levels(
+    conn: sa.Connection,
+    user_id: str,
+    topic_id: str,
+    difficulties: Iterable[int],
+    *,
+    registry: Any = None,
+    cache: IrtCache | None = None,
+) -> dict[int, Prediction]:
+    """One prediction per distinct difficulty of a topic (what a question list needs:
+    the predictors read user, topic and difficulty, not the question's text)."""
+    return {
+        level: predict(conn, user_id, topic_id, level, registry=registry, cache=cache)
+        for level in sorted(set(int(d) for d in difficulties))
+    }
 
 
 def bounded_p(p: float) -> float:
