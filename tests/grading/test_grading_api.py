@@ -293,3 +293,32 @@ def test_nonsense_and_wrong_short_answers_never_raise_mastery(client: Any, cours
             before = done.mastery
     nonsense = grade(client, bearer(ALICE), question_id="q-salt", answer="banana keyboard purple").json
     assert nonsense["verdict"] == "incorrect" and nonsense["mastery"] <= before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error_name", "status"),
+    [
+        ({"question_id": "nope", "answer": "x"}, "QuestionNotFoundError", 404),
+        ({"question_id": "q-mcq", "answer": "one"}, "InvalidAnswerError", 422),
+        ({"question_id": "q-mcq", "answer": 7}, "InvalidAnswerError", 422),
+        ({"question_id": "q-salt", "answer": 3}, "InvalidAnswerError", 422),
+        (
+            {"question_id": "q-salt", "answer": "x", "attempt_id": "00000000-0000-0000-0000-000000000000"},
+            "AttemptNotFoundError",
+            404,
+        ),
+    ],
+)
+def test_the_grading_service_raises_domain_errors_not_http_ones(
+    course: Any, use_graders: Any, kwargs: dict, error_name: str, status: int
+) -> None:
+    """The service is domain code: it knows nothing of HTTP; the function maps its errors."""
+    from shared.grading import service as service_module
+    from shared.http import ApiError, Principal
+    from shared.prediction import attempts
+
+    svc = use_graders()
+    expected = getattr(service_module, error_name, None) or getattr(attempts, error_name)
+    with pytest.raises(expected) as caught:
+        svc.grade(course, Principal(ALICE), **kwargs)
+    assert not isinstance(caught.value, ApiError) and caught.value.status == status
