@@ -137,7 +137,13 @@ def predict(
     features = history_features(conn, user_id, topic_id, difficulty)
     net, net_version, reason = _network(registry)
     irt, irt_reason = _fallback_fit(conn, cache or _irt_cache)
-    net_known = net.known(user_id, topic_id) if net is not None else {}
+    net_known: dict[str, bool] = {}
+    if net is not None:
+        try:
+            net_known = net.known(user_id, topic_id)
+        except Exception as exc:  # a broken model falls back, whichever call breaks
+            log.exception("predictor network failed")
+            net, reason = None, f"network model failed: {type(exc).__name__}"
     missing = [k for k, v in net_known.items() if not v]
     irt_knows = irt is not None and (
         ("user" in missing and irt.knows_user(user_id)) or ("topic" in missing and irt.knows_topic(topic_id))

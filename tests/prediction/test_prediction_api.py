@@ -88,7 +88,7 @@ def test_the_network_answers_for_ids_it_knows_and_the_fallback_for_ids_only_it_k
     assert body["model"] == "irt" and "topic" in body["fallback_reason"]
 
 
-@pytest.mark.parametrize("broken", ["raises", "nan", "registry"])
+@pytest.mark.parametrize("broken", ["raises", "nan", "registry", "known"])
 def test_a_broken_network_falls_back(
     client: Any, bearer: Any, course: Any, network: Any, fake_network: Any, broken: str
 ) -> None:
@@ -99,6 +99,13 @@ def test_a_broken_network_falls_back(
             raise RuntimeError("onnxruntime exploded")
 
         model.predict = boom
+        network(model)
+    elif broken == "known":
+
+        def no_vocabulary(*_: Any) -> None:
+            raise KeyError("users")
+
+        model.known = no_vocabulary
         network(model)
     elif broken == "registry":
         network(error=OSError("store down"))
