@@ -175,3 +175,44 @@ def list_topics(conn: sa.Connection) -> list[dict[str, Any]]:
         )
     ).mappings()
     return [dict(r) for r in rows]
+
+
+class TopicNotFoundError(LookupError):
+    """No topic with this id."""
+
+
+#: what a student may see of a question. The answer key (`correct_option`), the
+#: reference answers, the rubric and the explanation (which names the right answer)
+#: are never selected, so no caller can leak them by accident.
+_PUBLIC_QUESTION_COLUMNS = "id, topic_id, kind, prompt, options, difficulty, max_score"
+
+
+def list_questions(
+    conn: sa.Connection, topic_id: str, *, difficulty: int | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """A topic's questions as a student sees them: text, kind, MCQ options (no key),
+    difficulty and maximum score, easiest first. Raises TopicNotFoundError."""
+    if conn.execute(sa.text("SELECT 1 FROM topics WHERE id = :id"), {"id": topic_id}).first() is None:
+        raise TopicNotFoundError(f"No topic {topic_id!r}.")
+    rows = conn.execute(
+        sa.text(
+            f"""SELECT {_PUBLIC_QUESTION_COLUMNS} FROM questions
+                 WHERE topic_id = :topic_id AND (CAST(:difficulty AS smallint) IS NULL
+                                                 OR difficulty = CAST(:difficulty AS smallint))
+                 ORDER BY difficulty, id
+                 LIMIT :limit"""
+        ),
+        {"topic_id": topic_id, "difficulty": difficulty, "limit": int(limit)},
+    ).mappings()
+    return [
+        {
+            "id": r["id"],
+            "topic_id": r["topic_id"],
+            "kind": r["kind"],
+            "prompt": r["prompt"],
+            "options": list(r["options"]) if r["kind"] == "mcq" and r["options"] is not None else None,
+            "difficulty": int(r["difficulty"]),
+            "max_score": int(r["max_score"]),
+        }
+        for r in rows
+    ]

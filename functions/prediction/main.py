@@ -1,5 +1,6 @@
 """Prediction function: P(correct) and expected time before a task, the outcome after it,
-and a student's mastery per topic. Logic lives in shared/prediction/."""
+a student's mastery per topic, and the questions a student can be served (with their
+predictions on request). Logic lives in shared/prediction/ and shared/curriculum.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import functions_framework
 from pydantic import Field, StrictBool, model_validator
 
 from shared.api.models import StrictModel, UserQuery
+from shared.curriculum import TopicNotFoundError, list_questions
 from shared.db import get_engine
 from shared.http import ApiError, Request, Router
 from shared.logs import configure_logging
@@ -18,7 +20,7 @@ from shared.prediction.attempts import (
     record_prediction,
     resolve_task,
 )
-from shared.prediction.service import predict
+from shared.prediction.service import predict, predict_levels
 from shared.users import ensure_user
 
 configure_logging()
@@ -47,6 +49,13 @@ class CompleteBody(StrictModel):
     time_seconds: float = Field(..., ge=0, le=86_400, allow_inf_nan=False)
 
 
+class QuestionsQuery(StrictModel):
+    topic_id: str = Field(..., **_ID)
+    difficulty: int | None = Field(None, ge=1, le=5)
+    predict: bool = False
+    limit: int = Field(100, ge=1, le=500)
+
+
 def _api_error(exc: AttemptError) -> ApiError:
     return ApiError(exc.status, exc.code, str(exc))
 
@@ -57,6 +66,31 @@ def mastery(req: Request) -> dict:
     req.user.require_self_or_admin(user_id)
     with get_engine().connect() as conn:
         return {"user_id": user_id, "mastery": mastery_by_topic(conn, user_id)}
+
+
+@router.get("/questions", query=QuestionsQuery)
+def questions(req: Request) -> dict:
+    """A topic's questions as a student sees them (never the answer key or the reference
+    answers); with `predict=true`, each with this student's P(correct) and expected
+    seconds. A read: nothing is recorded; POST / with a question_id starts an attempt."""
+    query: QuestionsQuery = req.query
+    user_id = req.user.uid
+    with get_engine().connect() as conn:
+        try:
+            items = list_questions(conn, query.topic_id, difficulty=query.difficulty, limit=query.limit)
+        except TopicNotFoundError as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        if query.predict:
+            by_level = predict_levels(conn, user_id, query.topic_id, (q["difficulty"] for q in items))
+            for item in items:
+                p = by_level[item["difficulty"]]
+                item["prediction"] = {
+                    "p_correct": round(p.p_correct, 4),
+                    "expected_seconds": round(p.expected_seconds, 1),
+                    "model": p.model,
+                    "model_version": p.model_version,
+                }
+    return {"user_id": user_id, "topic_id": query.topic_id, "questions": items}
 
 
 @router.post("/", body=PredictBody)
@@ -105,6 +139,7 @@ def complete(req: Request) -> dict:
                 body.attempt_id,
                 correct=1.0 if body.correct else 0.0,
                 time_seconds=body.time_seconds,
+                self_reported=True,
             )
         except AttemptError as exc:
             raise _api_error(exc) from None

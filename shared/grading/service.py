@@ -8,6 +8,10 @@ The order matters for cost and consistency:
    (the ONE function that completes an attempt: the row, the BKT mastery update with
    score/10 as soft evidence, student_progress, the retraining counter), which re-checks
    the attempt under a row lock, so two submissions of one attempt cannot both count.
+
+It raises domain errors only: `GradingError` subclasses for the answer and the
+question, `shared.prediction.attempts.AttemptError` subclasses for the attempt; the
+grading function maps both to HTTP statuses (each names its status and code).
 """
 
 from __future__ import annotations
@@ -22,10 +26,17 @@ from shared.grading.llm_grader import LLMGrader, LLMOutcome, llm_configured
 from shared.grading.mcq import ChoiceOutOfRangeError, grade_mcq
 from shared.grading.offline import LexicalGrader, OfflineGrader, default_offline_grader
 from shared.grading.text import looks_like_injection, reference_answers
-from shared.http import ApiError, Principal
-from shared.http.errors import not_found
+from shared.http import Principal
 from shared.llm import log_failure, log_generation
-from shared.prediction.attempts import AttemptError, complete_attempt, get_attempt
+from shared.prediction.attempts import (
+    AttemptCompletedError,
+    AttemptForbiddenError,
+    AttemptMismatchError,
+    AttemptNotFoundError,
+    QuestionNotFoundError,
+    complete_attempt,
+    get_attempt,
+)
 from shared.users import ensure_user
 
 log = logging.getLogger(__name__)
@@ -65,12 +76,23 @@ def load_question(conn: sa.Connection, question_id: str) -> Question | None:
     )
 
 
-def _unprocessable(message: str, code: str = "validation_error") -> ApiError:
-    return ApiError(422, code, message)
+class GradingError(Exception):
+    """What grading refuses about the answer or the question; each maps to one status."""
+
+    status = 400
+    code = "bad_request"
 
 
-def _api_error(exc: AttemptError) -> ApiError:
-    return ApiError(exc.status, exc.code, str(exc))
+class InvalidAnswerError(GradingError, ValueError):
+    """The answer does not fit the question (an index for MCQ, text for a short answer)."""
+
+    status, code = 422, "validation_error"
+
+
+class NotGradableError(GradingError):
+    """The question cannot be graded (a short answer without a reference answer)."""
+
+    status, code = 409, "not_gradable"
 
 
 class GradingService:
@@ -119,7 +141,7 @@ class GradingService:
         with engine.connect() as conn:
             question = load_question(conn, question_id)
             if question is None:
-                raise not_found(f"No question {question_id!r}.")
+                raise QuestionNotFoundError(f"No question {question_id!r}.")
             if attempt_id is not None:
                 _check_open_attempt(conn, attempt_id, user_id, question.id)
 
@@ -127,22 +149,22 @@ class GradingService:
         llm_error: Exception | None = None
         if question.kind == "mcq":
             if isinstance(answer, bool) or not isinstance(answer, int):
-                raise _unprocessable("answer must be an option index (integer) for a multiple-choice question.")
+                raise InvalidAnswerError("answer must be an option index (integer) for a multiple-choice question.")
             try:
                 grade = grade_mcq(question, answer)
             except ChoiceOutOfRangeError as exc:
-                raise _unprocessable(str(exc)) from None
+                raise InvalidAnswerError(str(exc)) from None
             stored_answer = str(answer)
         else:
             if not isinstance(answer, str):
-                raise _unprocessable("answer must be text for a short-answer question.")
+                raise InvalidAnswerError("answer must be text for a short-answer question.")
             text = answer.strip()
             if not text:
-                raise _unprocessable("answer is empty.")
+                raise InvalidAnswerError("answer is empty.")
             if len(text) > MAX_ANSWER_CHARS:
-                raise _unprocessable(f"answer is longer than {MAX_ANSWER_CHARS} characters.")
+                raise InvalidAnswerError(f"answer is longer than {MAX_ANSWER_CHARS} characters.")
             if not question.references:  # the schema requires one, but it may be blank
-                raise ApiError(409, "not_gradable", f"Question {question.id!r} has no reference answer.")
+                raise NotGradableError(f"Question {question.id!r} has no reference answer.")
             grade, outcome, llm_error = self.grade_short_answer(question, text)
             stored_answer = text
 
@@ -153,24 +175,21 @@ class GradingService:
                 log_generation(conn, outcome.generation, request_id)
             elif llm_error is not None and hasattr(llm_error, "attempts"):
                 log_failure(conn, llm_error, request_id)  # type: ignore[arg-type]
-            try:
-                done = complete_attempt(
-                    conn,
-                    user_id,
-                    attempt_id,
-                    question_id=question.id,
-                    correct=grade.credit,
-                    is_correct=grade.correct,
-                    time_seconds=time_seconds,
-                    score=grade.score,
-                    verdict=grade.verdict,
-                    feedback=grade.feedback,
-                    answer=stored_answer,
-                    grader=grade.grader,
-                    grader_version=grade.grader_version,
-                )
-            except AttemptError as exc:
-                raise _api_error(exc) from None
+            done = complete_attempt(
+                conn,
+                user_id,
+                attempt_id,
+                question_id=question.id,
+                correct=grade.credit,
+                is_correct=grade.correct,
+                time_seconds=time_seconds,
+                score=grade.score,
+                verdict=grade.verdict,
+                feedback=grade.feedback,
+                answer=stored_answer,
+                grader=grade.grader,
+                grader_version=grade.grader_version,
+            )
 
         log.info(
             "graded",
@@ -200,6 +219,8 @@ class GradingService:
             "grader_version": grade.grader_version,
             "flags": list(grade.flags),
             "mastery": round(done.mastery, 4),
+            "counted": done.counted,
+            "repeat_of": done.repeat_of,
             "time_seconds": time_seconds,
         }
 
@@ -214,15 +235,13 @@ def _check_open_attempt(conn: sa.Connection, attempt_id: str, user_id: str, ques
     """Fail fast (before grading) on an attempt that cannot be completed by this call."""
     row = get_attempt(conn, attempt_id)
     if row is None:
-        raise not_found(f"No attempt {attempt_id!r}.")
+        raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
     if row["user_id"] != user_id:
-        raise ApiError(403, "forbidden", "This attempt belongs to another student.")
-    if row["status"] == "completed":
-        raise ApiError(409, "conflict", f"Attempt {attempt_id} is already completed.")
+        raise AttemptForbiddenError("This attempt belongs to another student.")
+    if row["status"] != "predicted":
+        raise AttemptCompletedError(f"Attempt {attempt_id} is already completed.")
     if row["question_id"] is not None and row["question_id"] != question_id:
-        raise _unprocessable(
-            f"Attempt {attempt_id} is for question {row['question_id']!r}, not {question_id!r}.", "attempt_mismatch"
-        )
+        raise AttemptMismatchError(f"Attempt {attempt_id} is for question {row['question_id']!r}, not {question_id!r}.")
 
 
 _service: GradingService | None = None

@@ -9,9 +9,22 @@ plus the learning transition (Corbett & Anderson, 1995):
                = P(L)S     / (P(L)S     + (1-P(L))(1-G))  after a wrong one
     P(L) next  = posterior + (1 - posterior) T
 
-Graded short answers give partial credit c in [0, 1]; we treat it as soft
-evidence and mix the two posteriors by c, which reduces to the classic update
-at c = 0 and c = 1.
+Graded short answers give partial credit c in [0, 1] (score / 10; for the
+grader model that is its calibrated P(correct)); we treat it as soft evidence
+and mix the two posteriors by c (Jeffrey's rule), which reduces to the classic
+update at c = 0 and c = 1.
+
+The direction of a change follows the grade (issue 17): an answer below the pass
+mark can only lower P(known) or leave it, one at or above it can only raise it or
+leave it, and a fully right answer always raises it. Classic BKT applies the
+learning transition after every answer, so below its fixed point (about 0.18 for
+the default parameters) a wrong answer RAISED P(known), and a half-right one
+(nonsense scored 4-6 by a lenient grader) raised it from 0.2 to 0.39: five of them
+gave 0.73. A wrong answer is evidence the skill is not known, not of learning;
+the learning transition is credited only as far as the answer shows it. The pass
+mark is the grading's "correct" band, 7/10 (`shared.grading.score_mapping`), so
+"partially correct" never raises mastery either. The update is monotone in the
+credit, so a better answer never leaves a student worse off than a poorer one.
 """
 
 from __future__ import annotations
@@ -19,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 _EPS = 1e-6
+#: credit from which an answer counts as right: the "correct" band (>= 7/10) of grading
+PASS_CREDIT = 0.7
 
 
 @dataclass(frozen=True)
@@ -49,10 +64,19 @@ def posterior(p_known: float, correct: float, params: BKTParams) -> float:
     return correct * if_right + (1 - correct) * if_wrong
 
 
-def update(p_known: float, correct: float | bool, params: BKTParams) -> float:
-    """The new P(known) after one answer and one learning opportunity."""
-    post = posterior(p_known, float(correct), params)
-    return post + (1 - post) * params.p_learn
+def update(p_known: float, correct: float | bool, params: BKTParams, *, passed: bool | None = None) -> float:
+    """The new P(known) after one answer and one learning opportunity.
+
+    `correct` is the credit in [0, 1]. `passed` says whether the answer counts as right
+    (a grader's verdict); by default, whether the credit reaches PASS_CREDIT. A passed
+    answer never lowers P(known), any other never raises it."""
+    credit = float(correct)
+    post = posterior(p_known, credit, params)
+    new = post + (1 - post) * params.p_learn
+    if passed is None:
+        passed = credit >= PASS_CREDIT
+    current = min(max(float(p_known), 0.0), 1.0)
+    return max(new, current) if passed else min(new, current)
 
 
 def p_correct(p_known: float, params: BKTParams) -> float:

@@ -67,8 +67,11 @@ def current_mastery(conn: sa.Connection, user_id: str, topic_id: str) -> float |
     return None if value is None else float(value)
 
 
-def record_answer(conn: sa.Connection, user_id: str, topic_id: str, correct: float | bool) -> float:
-    """Apply one answer to the stored state, O(1), safe under concurrent answers.
+def record_answer(
+    conn: sa.Connection, user_id: str, topic_id: str, correct: float | bool, *, passed: bool | None = None
+) -> float:
+    """Apply one answer (credit in [0, 1], and whether it passed: `bkt.update`) to the
+    stored state, O(1), safe under concurrent answers.
 
     The row is created at the prior if missing, then locked (FOR UPDATE) so two
     answers graded at once both count. Returns the new P(known).
@@ -91,7 +94,7 @@ def record_answer(conn: sa.Connection, user_id: str, topic_id: str, correct: flo
         ),
         {"user_id": user_id, "topic_id": topic_id},
     ).scalar_one()
-    new = update(float(current), correct, params)
+    new = update(float(current), correct, params, passed=passed)
     conn.execute(
         sa.text(
             """UPDATE mastery_state SET p_mastery = :p, n_updates = n_updates + 1, updated_at = now()

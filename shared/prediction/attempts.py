@@ -10,6 +10,18 @@ Ownership and state are checked with the row locked (`FOR UPDATE`), so two
 completions of the same attempt at once cannot both succeed: the second sees it
 completed and gets `AttemptCompletedError` (HTTP 409).
 
+Repeats count once (issue 17): a student's second answer to the same question within
+`REPEAT_WINDOW_S` of a counted one is graded and stored (status 'repeat', `repeat_of`
+naming the counted attempt) but changes nothing else: not mastery, not progress, not
+the retraining counter, and neither the predictor's training data nor its history
+features (they read status 'completed' only). Resubmitting one multiple-choice answer
+twenty times used to take mastery from 0.2 to 0.9999998; trying every option until
+one is right would have worked as well. The first answer counts, so neither does
+now. The check runs under a transaction-scoped advisory lock on (user, question), so
+two submissions at once cannot both be first. Tasks without a question (a topic
+prediction completed with a self-reported outcome) have no identity to compare and
+are not deduplicated; each predicted attempt completes once.
+
 `completed_at` is `clock_timestamp()`, not `now()`: now() is the transaction's start,
 so attempts completed in one transaction (a batch import) would tie, and "the last 5"
 of the history features would be ambiguous.
@@ -17,20 +29,29 @@ of the history features would be ambiguous.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from shared.mastery.store import record_answer
-from shared.prediction.retrain import RetrainRequest, count_completed_task
+from shared.mastery.bkt import PASS_CREDIT
+from shared.mastery.store import current_mastery, record_answer
+from shared.prediction.retrain import RetrainRequest, completed_task_count, count_completed_task
 
 #: P(known) from which a topic counts as mastered in student_progress: the usual
 #: mastery-learning criterion of BKT tutors (Corbett & Anderson, 1995).
 MASTERED_AT = 0.95
 
 VERDICTS = ("correct", "partially_correct", "incorrect", "contradictory")
+
+#: a second answer to the same question within this many seconds of a counted one is
+#: stored as a repeat and counts for nothing. An hour covers a sitting: the feedback
+#: of the first answer (which names the right option) is fresh, so a repeat shows
+#: recall of the feedback, not of the skill; a later sitting is a new opportunity.
+REPEAT_WINDOW_S = 3600.0
+PREDICTED, COMPLETED, REPEAT = "predicted", "completed", "repeat"
 
 
 class AttemptError(Exception):
@@ -60,6 +81,12 @@ class AttemptCompletedError(AttemptError):
     status, code = 409, "conflict"
 
 
+class GradingRequiredError(AttemptError, ValueError):
+    """A self-reported outcome for a question of the bank: its answer must be graded."""
+
+    status, code = 422, "grading_required"
+
+
 class AttemptMismatchError(AttemptError, ValueError):
     """The caller names a topic/question/difficulty other than the attempt's own."""
 
@@ -85,6 +112,8 @@ class CompletedAttempt:
     completed_at: datetime
     completed_tasks: int  # the global counter after this completion
     retrain_request: RetrainRequest | None
+    counted: bool = True  # False for a repeat (it changed no mastery, progress or counter)
+    repeat_of: str | None = None  # the counted attempt this one repeats
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -197,6 +226,7 @@ def complete_attempt(
     grader_version: str | None = None,
     retrain_every: int | None = None,
     is_correct: bool | None = None,
+    self_reported: bool = False,
 ) -> CompletedAttempt:
     """Record one finished task: the attempt row, mastery, progress, the retrain counter.
 
@@ -206,31 +236,42 @@ def complete_attempt(
       match. Without `attempt_id` a new completed row is written (topic or question
       required).
     - `correct` is the credit in [0, 1] (1/0 for right/wrong, score/10 for a graded
-      short answer): the BKT update takes it as soft evidence, the row stores
-      `correct = credit >= 0.5` (unless the grader's own verdict is passed as
-      `is_correct`) and `score` (default credit * 10).
+      short answer): the BKT update takes it as soft evidence. Whether the answer
+      counts as right is `is_correct` (the grader's verdict) when given, else
+      `verdict == "correct"`, else `credit >= PASS_CREDIT` (7/10); the row stores it
+      as `correct`, and mastery moves up only for a right answer, down (or not at
+      all) for any other. `score` defaults to credit * 10.
+    - A repeat of the same question within REPEAT_WINDOW_S is stored with status
+      'repeat' and counts for nothing (`counted` False, see the module docstring).
     - `retrain_every` defaults to the setting RETRAIN_EVERY_COMPLETED_TASKS.
+    - `self_reported` (POST /api/prediction/complete: the client says right or wrong):
+      refused with GradingRequiredError for a task on a question of the bank, whose
+      answer only grading may judge; otherwise a student could declare any question
+      answered right without answering it.
 
     Raises an AttemptError subclass (404 / 403 / 409 / 422) and changes nothing then.
     """
     credit = float(correct)
     if not 0.0 <= credit <= 1.0:
         raise AttemptMismatchError(f"correct must be in [0, 1], got {credit}.")
-    if time_seconds is not None and not time_seconds >= 0:  # also refuses NaN
+    if time_seconds is not None and not (time_seconds >= 0 and math.isfinite(time_seconds)):  # NaN, inf
         raise AttemptMismatchError(f"time_seconds must be >= 0, got {time_seconds}.")
     if score is not None and not 0.0 <= score <= 10.0:
         raise AttemptMismatchError(f"score must be in [0, 10], got {score}.")
     if verdict is not None and verdict not in VERDICTS:
         raise AttemptMismatchError(f"verdict must be one of {VERDICTS}, got {verdict!r}.")
     score = round(credit * 10.0, 3) if score is None else float(score)
-    is_correct = credit >= 0.5 if is_correct is None else bool(is_correct)
+    if is_correct is None:
+        is_correct = verdict == "correct" if verdict is not None else credit >= PASS_CREDIT
+    is_correct = bool(is_correct)
 
     predicted: dict[str, Any] = {}
     if attempt_id is not None:
         row = _locked_attempt(conn, attempt_id)
+        attempt_id = str(row["id"])  # canonical, whichever spelling the caller used
         if row["user_id"] != user_id:
             raise AttemptForbiddenError("This attempt belongs to another student.")
-        if row["status"] == "completed":
+        if row["status"] != PREDICTED:
             raise AttemptCompletedError(f"Attempt {attempt_id} is already completed.")
         for name, given in (("topic_id", topic_id), ("question_id", question_id), ("difficulty", difficulty)):
             if given is not None and row[name] is not None and given != row[name]:
@@ -246,12 +287,19 @@ def complete_attempt(
                 )
         topic_id = row["topic_id"]
         question_id = row["question_id"] if row["question_id"] is not None else question_id
+        if self_reported and question_id is not None:
+            raise GradingRequiredError(
+                f"Attempt {attempt_id} is for question {question_id!r}: send the answer to POST /api/grading "
+                "with this attempt_id."
+            )
         difficulty = int(row["difficulty"])
         predicted = row
+        repeat_of = _counted_recently(conn, user_id, question_id)
         completed_at = conn.execute(
             sa.text(
                 """UPDATE task_attempts
-                      SET status = 'completed', question_id = :question_id, correct = :correct,
+                      SET status = :status, repeat_of = CAST(:repeat_of AS uuid),
+                          question_id = :question_id, correct = :correct,
                           score = :score, verdict = :verdict, feedback = :feedback, answer = :answer,
                           grader = :grader, grader_version = :grader_version,
                           time_seconds = :time_seconds, completed_at = clock_timestamp()
@@ -260,6 +308,8 @@ def complete_attempt(
             ),
             {
                 "id": attempt_id,
+                "status": REPEAT if repeat_of else COMPLETED,
+                "repeat_of": repeat_of,
                 "question_id": question_id,
                 "correct": is_correct,
                 "score": score,
@@ -273,13 +323,17 @@ def complete_attempt(
         ).scalar_one()
     else:
         topic_id, question_id, difficulty = resolve_task(conn, topic_id, question_id, difficulty)
+        if self_reported and question_id is not None:
+            raise GradingRequiredError(f"Question {question_id!r} is answered through POST /api/grading.")
         ensure_user_row(conn, user_id)
+        repeat_of = _counted_recently(conn, user_id, question_id)
         inserted = conn.execute(
             sa.text(
                 """INSERT INTO task_attempts (user_id, question_id, topic_id, difficulty, status,
-                                              answer, correct, score, verdict, feedback, grader,
-                                              grader_version, time_seconds, completed_at)
-                   VALUES (:user_id, :question_id, :topic_id, :difficulty, 'completed',
+                                              repeat_of, answer, correct, score, verdict, feedback,
+                                              grader, grader_version, time_seconds, completed_at)
+                   VALUES (:user_id, :question_id, :topic_id, :difficulty, :status,
+                           CAST(:repeat_of AS uuid),
                            :answer, :correct, :score, :verdict, :feedback, :grader,
                            :grader_version, :time_seconds, clock_timestamp())
                    RETURNING id, completed_at"""
@@ -289,6 +343,8 @@ def complete_attempt(
                 "question_id": question_id,
                 "topic_id": topic_id,
                 "difficulty": difficulty,
+                "status": REPEAT if repeat_of else COMPLETED,
+                "repeat_of": repeat_of,
                 "answer": answer,
                 "correct": is_correct,
                 "score": score,
@@ -301,15 +357,19 @@ def complete_attempt(
         ).one()
         attempt_id, completed_at = str(inserted[0]), inserted[1]
 
-    mastery = record_answer(conn, user_id, topic_id, credit)
-    _update_progress(conn, user_id, topic_id, is_correct, time_seconds, mastery)
-    if retrain_every is None:
-        from shared.config import get_settings
+    if repeat_of is None:
+        mastery = record_answer(conn, user_id, topic_id, credit, passed=is_correct)
+        _update_progress(conn, user_id, topic_id, is_correct, time_seconds, mastery)
+        if retrain_every is None:
+            from shared.config import get_settings
 
-        retrain_every = get_settings().retrain_every_completed_tasks
-    completed_tasks, request = count_completed_task(
-        conn, every=retrain_every, user_id=user_id, attempt_id=str(attempt_id)
-    )
+            retrain_every = get_settings().retrain_every_completed_tasks
+        completed_tasks, request = count_completed_task(
+            conn, every=retrain_every, user_id=user_id, attempt_id=str(attempt_id)
+        )
+    else:
+        mastery = float(current_mastery(conn, user_id, topic_id) or 0.0)
+        completed_tasks, request = completed_task_count(conn), None
     return CompletedAttempt(
         attempt_id=str(attempt_id),
         user_id=user_id,
@@ -328,15 +388,42 @@ def complete_attempt(
         completed_at=completed_at,
         completed_tasks=completed_tasks,
         retrain_request=request,
+        counted=repeat_of is None,
+        repeat_of=repeat_of,
     )
+
+
+def _counted_recently(conn: sa.Connection, user_id: str, question_id: str | None) -> str | None:
+    """The user's counted answer to this question within REPEAT_WINDOW_S, if any.
+
+    Takes a transaction-scoped advisory lock on (user, question) first, held until the
+    caller commits, so of two answers submitted at once exactly one is counted."""
+    if question_id is None:
+        return None
+    conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 17))"),
+        {"key": f"task_attempts:{user_id}:{question_id}"},
+    )
+    found = conn.execute(
+        sa.text(
+            """SELECT id FROM task_attempts
+                WHERE user_id = :user_id AND question_id = :question_id AND status = 'completed'
+                  AND completed_at > clock_timestamp() - make_interval(secs => :window)
+                ORDER BY completed_at DESC
+                LIMIT 1"""
+        ),
+        {"user_id": user_id, "question_id": question_id, "window": float(REPEAT_WINDOW_S)},
+    ).scalar()
+    return None if found is None else str(found)
 
 
 def get_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any] | None:
     """One attempt row (None for an unknown or malformed id)."""
-    if not _is_uuid(attempt_id):
+    canonical = canonical_attempt_id(attempt_id)
+    if canonical is None:
         return None
     row = (
-        conn.execute(sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"), {"id": attempt_id})
+        conn.execute(sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"), {"id": canonical})
         .mappings()
         .first()
     )
@@ -344,7 +431,8 @@ def get_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any] | None:
 
 
 def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
-    if not _is_uuid(attempt_id):
+    canonical = canonical_attempt_id(attempt_id)
+    if canonical is None:
         raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
     row = (
         conn.execute(
@@ -353,7 +441,7 @@ def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
                       predicted_seconds, predictor, predictor_version
                  FROM task_attempts WHERE id = CAST(:id AS uuid) FOR UPDATE"""
             ),
-            {"id": attempt_id},
+            {"id": canonical},
         )
         .mappings()
         .first()
@@ -397,11 +485,18 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _is_uuid(value: str) -> bool:
+def canonical_attempt_id(value: object) -> str | None:
+    """The attempt id in the one spelling Postgres reads, or None when it is no UUID.
+
+    Python accepts every standard spelling (`urn:uuid:...`, braces, no hyphens, upper
+    case); Postgres's uuid input does not take the URN form, so an id checked here but
+    cast raw in SQL was a 500. Everything below uses the canonical string."""
     import uuid
 
+    text = str(value).strip()
+    if text[:9].lower() == "urn:uuid:":  # the URN scheme and namespace are case-insensitive
+        text = text[9:]
     try:
-        uuid.UUID(str(value))
+        return str(uuid.UUID(text))
     except ValueError:
-        return False
-    return True
+        return None

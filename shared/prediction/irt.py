@@ -9,11 +9,25 @@ Response time, log-normal in the spirit of LNIRT (van der Linden, 2006):
     log seconds = nu + beta_topic + gamma_level - tau_user + e,   e ~ N(0, sigma^2)
 
 Both are fitted by penalised maximum likelihood (MAP with Gaussian priors): theta, b,
-tau, beta shrink to 0 and delta/gamma to the default difficulty ramp of
-`shared.prediction.defaults`, so a user or topic with two attempts gets a modest
-estimate and one with none gets exactly the population answer. Block-coordinate
-Newton steps (one diagonal Newton step per parameter block, alternating) converge in
-a few dozen passes over at most `MAX_ATTEMPTS` rows: tens of milliseconds, no scipy.
+tau, beta shrink to 0, delta/gamma to the default difficulty ramp of
+`shared.prediction.defaults`, and the intercepts mu/nu get a weak prior too, so a user
+or topic with two attempts gets a modest estimate and one with none gets exactly the
+population answer. Block-coordinate Newton steps (one diagonal Newton step per
+parameter block, alternating; each block's Hessian is diagonal, so the step is exact
+per coordinate) converge in a few dozen passes over at most `MAX_ATTEMPTS` rows: tens
+of milliseconds, no scipy.
+
+Numerical safety, on any history (few attempts, all right, all wrong, one topic,
+absurd times). Every term of the objective carries its prior, including the intercept,
+so the penalised likelihood has a finite maximum even on separable data (all correct:
+the unpenalised maximum is at infinity). Each Newton step is the prior's gradient plus
+the data's, over the data's curvature plus the prior precision (never a tiny
+denominator), it is bounded by `MAX_STEP` logits, and every parameter is clamped to
+`BOUND` logits around its prior mean; `p_correct` clamps the summed logit to `MAX_LOGIT`
+and `seconds` the log time to [`MIN_SECONDS`, `MAX_SECONDS`]. Rows that cannot be data
+(a non-finite credit or time, a level outside 1-5) are dropped or clamped first. The
+fit is therefore finite and P(correct) is strictly inside (0, 1) whatever the input;
+tests/prediction/test_irt_properties.py checks it with hypothesis.
 
 Serving refits lazily: `IrtCache.get` returns the cached fit until its TTL has passed
 and the number of completed attempts has changed. The answer's version names the fit
@@ -46,13 +60,36 @@ MAX_ATTEMPTS = 50_000
 RIDGE_ABILITY = 1.0
 RIDGE_LEVEL = 4.0
 RIDGE_TIME = 4.0
-ITERATIONS = 40
+#: prior precision of the intercepts (mean logit around 0, mean log time around the
+#: default): weak, sd ~3, so data moves them freely but separable data cannot send
+#: them to infinity
+RIDGE_INTERCEPT = 0.1
+#: most passes over the data; the fit stops earlier once no step exceeds TOLERANCE
+ITERATIONS = 100
+TOLERANCE = 1e-6
+#: largest change of any parameter in one Newton step (logits / log seconds)
+MAX_STEP = 1.0
+#: every parameter stays within this many logits (or log seconds) of its prior mean
+BOUND = 6.0
+#: the summed logit of a prediction is clamped here: P in [0.00034, 0.99966]
+MAX_LOGIT = 8.0
+#: times are read and predicted within [1 second, 1 day]
+MIN_SECONDS = 1.0
+MAX_SECONDS = 86_400.0
 
 Attempt = tuple[str, str, int, float, float | None]  # user, topic, level, credit, seconds
+#: the difficulty levels (index 0 of the level arrays is unused)
+LEVELS = slice(1, 6)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def sigmoid(z: float) -> float:
+    """Logistic function of a logit clamped to +-MAX_LOGIT: strictly inside (0, 1)."""
+    z = min(max(float(z), -MAX_LOGIT), MAX_LOGIT)
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 @dataclass
@@ -76,24 +113,26 @@ class IrtFit:
     def knows_topic(self, topic_id: str) -> bool:
         return topic_id in self.b
 
-    def p_correct(self, user_id: str, topic_id: str, level: int) -> float:
-        z = (
+    def logit(self, user_id: str, topic_id: str, level: int) -> float:
+        return (
             self.mu
             + self.theta.get(user_id, 0.0)
             - self.b.get(topic_id, 0.0)
             - self.delta.get(int(level), DIFFICULTY_LOGIT_SLOPE * (int(level) - 3))
         )
-        return float(1.0 / (1.0 + math.exp(-z)))
+
+    def p_correct(self, user_id: str, topic_id: str, level: int) -> float:
+        return sigmoid(self.logit(user_id, topic_id, level))
 
     def seconds(self, user_id: str, topic_id: str, level: int) -> float:
-        """Median seconds (exp of the log-normal mean)."""
+        """Median seconds (exp of the log-normal mean), within [MIN_SECONDS, MAX_SECONDS]."""
         z = (
             self.nu
             + self.beta.get(topic_id, 0.0)
             + self.gamma.get(int(level), DIFFICULTY_LOG_TIME_SLOPE * (int(level) - 3))
             - self.tau.get(user_id, 0.0)
         )
-        return float(math.exp(z))
+        return float(math.exp(min(max(z, math.log(MIN_SECONDS)), math.log(MAX_SECONDS))))
 
 
 def _index(values: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
@@ -102,41 +141,100 @@ def _index(values: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
     return keys, np.fromiter((lookup[v] for v in values), dtype=np.int64, count=len(values))
 
 
+def _levels(attempts: Sequence[Attempt]) -> np.ndarray:
+    return np.clip(np.array([int(a[2]) for a in attempts], dtype=np.int64), 1, 5)
+
+
+def _newton(
+    param: np.ndarray,
+    idx: np.ndarray,
+    sign: float,
+    r: np.ndarray,
+    w: np.ndarray | float,
+    prior: np.ndarray | float,
+    precision: float,
+) -> float:
+    """One penalised Newton step, in place, for a block whose entries each touch their
+    own rows: `z = ... + sign * param[idx]`, residual r = y - prediction, curvature w.
+
+    The log posterior's gradient is sign * sum(r) - precision * (param - prior) and its
+    curvature sum(w) + precision (>= precision > 0), so the step is finite; it is then
+    bounded by MAX_STEP and the parameter clamped to prior +- BOUND. Returns the
+    largest step taken (the convergence test)."""
+    n = len(param)
+    weights = np.bincount(idx, minlength=n) * w if np.isscalar(w) else np.bincount(idx, w, n)
+    grad = sign * np.bincount(idx, r, n) - precision * (param - prior)
+    step = np.clip(grad / (weights + precision), -MAX_STEP, MAX_STEP)
+    new = np.clip(param + step, prior - BOUND, prior + BOUND)
+    taken = float(np.max(np.abs(new - param))) if n else 0.0
+    param[:] = new
+    return taken
+
+
+def _recentre(
+    intercept: np.ndarray,
+    intercept_prior: float,
+    intercept_precision: float,
+    block: np.ndarray,
+    sign: float,
+    prior: np.ndarray | float,
+    precision: float,
+    used: slice = slice(None),
+) -> float:
+    """Move the intercept by c and `block[used]` by -sign * c: every prediction stays the
+    same (z holds intercept + sign * block), only the priors change, and c is their exact
+    optimum. Without it the intercept and a block's mean trade against each other at the
+    rate of the prior's pull (1/(rows per topic) per pass): hundreds of passes."""
+    part = block[used]
+    mean_prior = prior[used] if isinstance(prior, np.ndarray) else prior
+    c = (
+        sign * precision * float(np.sum(part - mean_prior)) - intercept_precision * (intercept[0] - intercept_prior)
+    ) / (intercept_precision + precision * len(part))
+    c = float(np.clip(c, -MAX_STEP, MAX_STEP))
+    intercept[0] = np.clip(intercept[0] + c, intercept_prior - BOUND, intercept_prior + BOUND)
+    block[used] = np.clip(part - sign * c, mean_prior - BOUND, mean_prior + BOUND)
+    return abs(c)
+
+
+def _usable(attempts: Sequence[Attempt]) -> list[Attempt]:
+    """Rows that can be data: a finite credit (clamped to [0, 1] later)."""
+    return [a for a in attempts if a[3] is not None and math.isfinite(float(a[3]))]
+
+
 def fit_irt(attempts: Sequence[Attempt], *, iterations: int = ITERATIONS) -> IrtFit | None:
     """Fit both parts from (user, topic, level, credit in [0,1], seconds or None) rows."""
+    attempts = _usable(attempts)
     if len(attempts) < MIN_ATTEMPTS:
         return None
     users, u = _index([a[0] for a in attempts])
     topics, t = _index([a[1] for a in attempts])
-    levels = np.array([int(a[2]) for a in attempts], dtype=np.int64)
+    levels = _levels(attempts)
     y = np.clip(np.array([float(a[3]) for a in attempts]), 0.0, 1.0)
-    nu_, nt = len(users), len(topics)
-    theta, b = np.zeros(nu_), np.zeros(nt)
+    theta, b = np.zeros(len(users)), np.zeros(len(topics))
     level_prior = DIFFICULTY_LOGIT_SLOPE * (np.arange(6) - 3)
     delta = level_prior.copy()
-    rate = (y.sum() + 1) / (len(y) + 2)
-    mu = math.log(rate / (1 - rate))
+    mu = np.zeros(1)
+    rows = np.zeros(len(y), dtype=np.int64)
 
     def residual() -> tuple[np.ndarray, np.ndarray]:
-        p = _sigmoid(mu + theta[u] - b[t] - delta[levels])
-        return y - p, np.maximum(p * (1 - p), 1e-6)
+        p = _sigmoid(mu[0] + theta[u] - b[t] - delta[levels])
+        return y - p, p * (1 - p)
 
     for _ in range(iterations):
-        r, w = residual()
-        theta += (np.bincount(u, r, nu_) - RIDGE_ABILITY * theta) / (np.bincount(u, w, nu_) + RIDGE_ABILITY)
-        r, w = residual()
-        b -= (np.bincount(t, r, nt) - RIDGE_ABILITY * b) / (np.bincount(t, w, nt) + RIDGE_ABILITY)
-        r, w = residual()
-        delta -= (np.bincount(levels, r, 6) - RIDGE_LEVEL * (delta - level_prior)) / (
-            np.bincount(levels, w, 6) + RIDGE_LEVEL
-        )
-        r, w = residual()
-        mu += float(r.sum() / w.sum())
+        moved = _newton(theta, u, +1.0, *residual(), 0.0, RIDGE_ABILITY)
+        moved = max(moved, _newton(b, t, -1.0, *residual(), 0.0, RIDGE_ABILITY))
+        moved = max(moved, _newton(delta, levels, -1.0, *residual(), level_prior, RIDGE_LEVEL))
+        moved = max(moved, _newton(mu, rows, +1.0, *residual(), 0.0, RIDGE_INTERCEPT))
+        moved = max(moved, _recentre(mu, 0.0, RIDGE_INTERCEPT, theta, +1.0, 0.0, RIDGE_ABILITY))
+        moved = max(moved, _recentre(mu, 0.0, RIDGE_INTERCEPT, b, -1.0, 0.0, RIDGE_ABILITY))
+        moved = max(moved, _recentre(mu, 0.0, RIDGE_INTERCEPT, delta, -1.0, level_prior, RIDGE_LEVEL, LEVELS))
+        if moved < TOLERANCE:
+            break
 
     fit = IrtFit(
         version="",
         n_attempts=len(attempts),
-        mu=float(mu),
+        mu=float(mu[0]),
         theta={k: float(v) for k, v in zip(users, theta, strict=True)},
         b={k: float(v) for k, v in zip(topics, b, strict=True)},
         delta={lv: float(delta[lv]) for lv in range(1, 6)},
@@ -151,31 +249,41 @@ def fit_irt(attempts: Sequence[Attempt], *, iterations: int = ITERATIONS) -> Irt
 
 
 def _fit_times(fit: IrtFit, attempts: Sequence[Attempt], iterations: int) -> None:
-    timed = [a for a in attempts if a[4] is not None and a[4] > 0]
+    """The log-normal time model: a ridge regression on log seconds (Gauss-Seidel by
+    block, each block step exact), times clamped to [MIN_SECONDS, MAX_SECONDS]."""
+    timed = [a for a in attempts if a[4] is not None and math.isfinite(float(a[4])) and a[4] > 0]
     fit.n_timed = len(timed)
     if len(timed) < MIN_ATTEMPTS:
+        fit.n_timed = 0
         return
     users, u = _index([a[0] for a in timed])
     topics, t = _index([a[1] for a in timed])
-    levels = np.array([int(a[2]) for a in timed], dtype=np.int64)
-    log_s = np.log(np.array([float(a[4]) for a in timed]))
+    levels = _levels(timed)
+    log_s = np.log(np.clip(np.array([float(a[4]) for a in timed]), MIN_SECONDS, MAX_SECONDS))
     tau, beta = np.zeros(len(users)), np.zeros(len(topics))
     gamma_prior = DIFFICULTY_LOG_TIME_SLOPE * (np.arange(6) - 3)
     gamma = gamma_prior.copy()
-    nu = float(np.mean(log_s - gamma[levels]))
+    nu_prior = math.log(BASE_SECONDS)
+    nu = np.array([nu_prior])
+    rows = np.zeros(len(log_s), dtype=np.int64)
+
+    def residual() -> np.ndarray:
+        return log_s - (nu[0] + beta[t] + gamma[levels] - tau[u])
+
+    # Squared error: curvature 1 per row, so the Newton step of a block is its exact
+    # ridge solution given the others.
     for _ in range(iterations):
-        r = log_s - (nu + beta[t] + gamma[levels] - tau[u])
-        tau -= np.bincount(u, r, len(users)) / (np.bincount(u, minlength=len(users)) + RIDGE_TIME)
-        r = log_s - (nu + beta[t] + gamma[levels] - tau[u])
-        beta += np.bincount(t, r, len(topics)) / (np.bincount(t, minlength=len(topics)) + RIDGE_TIME)
-        r = log_s - (nu + beta[t] + gamma[levels] - tau[u])
-        gamma += (np.bincount(levels, r, 6) - RIDGE_TIME * (gamma - gamma_prior)) / (
-            np.bincount(levels, minlength=6) + RIDGE_TIME
-        )
-        r = log_s - (nu + beta[t] + gamma[levels] - tau[u])
-        nu += float(r.mean())
-    r = log_s - (nu + beta[t] + gamma[levels] - tau[u])
-    fit.nu = nu
+        moved = _newton(tau, u, -1.0, residual(), 1.0, 0.0, RIDGE_TIME)
+        moved = max(moved, _newton(beta, t, +1.0, residual(), 1.0, 0.0, RIDGE_TIME))
+        moved = max(moved, _newton(gamma, levels, +1.0, residual(), 1.0, gamma_prior, RIDGE_TIME))
+        moved = max(moved, _newton(nu, rows, +1.0, residual(), 1.0, nu_prior, RIDGE_INTERCEPT))
+        moved = max(moved, _recentre(nu, nu_prior, RIDGE_INTERCEPT, tau, -1.0, 0.0, RIDGE_TIME))
+        moved = max(moved, _recentre(nu, nu_prior, RIDGE_INTERCEPT, beta, +1.0, 0.0, RIDGE_TIME))
+        moved = max(moved, _recentre(nu, nu_prior, RIDGE_INTERCEPT, gamma, +1.0, gamma_prior, RIDGE_TIME, LEVELS))
+        if moved < TOLERANCE:
+            break
+    r = residual()
+    fit.nu = float(nu[0])
     fit.tau = {k: float(v) for k, v in zip(users, tau, strict=True)}
     fit.beta = {k: float(v) for k, v in zip(topics, beta, strict=True)}
     fit.gamma = {lv: float(gamma[lv]) for lv in range(1, 6)}

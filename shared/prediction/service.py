@@ -12,12 +12,22 @@ Who answers (the response's `model`):
 5. `default` (BKT mastery + a difficulty ramp, `defaults.py`) when nothing is fitted.
 The answer is never an error: a model that raises or returns garbage is logged and the
 next one answers. `unknown` lists what the answering model did not know.
+
+Whoever answers, P(correct) is clipped to [P_MIN, P_MAX] = [0.01, 0.99] and seconds to
+[MIN_SECONDS, MAX_SECONDS]. No learner's outcome is certain (students slip and guess:
+BKT's own prediction never leaves [guess, 1 - slip]), so 0 or 1 is always a wrong
+claim; it would also make the log loss of one surprising answer infinite (the
+retraining gate and calibration read these predictions) and tell a student "you
+cannot fail" or "you cannot succeed". 1% / 99% leaves every model its useful range
+(a student model more confident than that is overconfident) and bounds the log loss
+of a single answer at ln(100) = 4.6.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +41,9 @@ from shared.prediction.irt import IrtCache, IrtFit
 log = logging.getLogger(__name__)
 
 NETWORK, IRT, DEFAULT = "network", "irt", "default"
+#: the range of P(correct) any model's answer is clipped to (see the module docstring)
+P_MIN, P_MAX = 0.01, 0.99
+MIN_SECONDS = 1.0
 MAX_SECONDS = 4 * 3600.0
 
 _irt_cache = IrtCache()
@@ -51,6 +64,10 @@ class Prediction:
     unknown: list[str] = field(default_factory=list)
     fallback_reason: str | None = None
 
+    def __post_init__(self) -> None:
+        self.p_correct = bounded_p(self.p_correct)
+        self.expected_seconds = min(max(float(self.expected_seconds), MIN_SECONDS), MAX_SECONDS)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "p_correct": round(self.p_correct, 4),
@@ -61,6 +78,31 @@ class Prediction:
             "unknown": self.unknown,
             "fallback_reason": self.fallback_reason,
         }
+
+
+def predict_levels(
+    conn: sa.Connection,
+    user_id: str,
+    topic_id: str,
+    difficulties: Iterable[int],
+    *,
+    registry: Any = None,
+    cache: IrtCache | None = None,
+) -> dict[int, Prediction]:
+    """One prediction per distinct difficulty of a topic (what a question list needs:
+    the predictors read user, topic and difficulty, not the question's text)."""
+    return {
+        level: predict(conn, user_id, topic_id, level, registry=registry, cache=cache)
+        for level in sorted(set(int(d) for d in difficulties))
+    }
+
+
+def bounded_p(p: float) -> float:
+    """P(correct) clipped to [P_MIN, P_MAX]; NaN is no answer and raises."""
+    p = float(p)
+    if math.isnan(p):
+        raise ValueError("P(correct) is NaN")
+    return min(max(p, P_MIN), P_MAX)
 
 
 def _network(registry: Any) -> tuple[Any | None, str | None, str | None]:
@@ -94,9 +136,14 @@ def predict(
     """The prediction for this user, topic and difficulty (the topic must exist)."""
     features = history_features(conn, user_id, topic_id, difficulty)
     net, net_version, reason = _network(registry)
-    irt: IrtFit | None = (cache or _irt_cache).get(conn)
-
-    net_known = net.known(user_id, topic_id) if net is not None else {}
+    irt, irt_reason = _fallback_fit(conn, cache or _irt_cache)
+    net_known: dict[str, bool] = {}
+    if net is not None:
+        try:
+            net_known = net.known(user_id, topic_id)
+        except Exception as exc:  # a broken model falls back, whichever call breaks
+            log.exception("predictor network failed")
+            net, reason = None, f"network model failed: {type(exc).__name__}"
     missing = [k for k, v in net_known.items() if not v]
     irt_knows = irt is not None and (
         ("user" in missing and irt.knows_user(user_id)) or ("topic" in missing and irt.knows_topic(topic_id))
@@ -107,31 +154,56 @@ def predict(
         try:
             p, seconds = net.predict(user_id, topic_id, difficulty, encode(features))
             if _sane(p, seconds):
-                return Prediction(p, min(seconds, MAX_SECONDS), NETWORK, net_version, features, missing)
+                return Prediction(p, seconds, NETWORK, net_version, features, missing)
             reason = f"network model returned an invalid answer ({p}, {seconds})"
         except Exception as exc:  # noqa: BLE001 - a broken model falls back
             reason = f"network model failed: {type(exc).__name__}"
         log.error("predictor network failed; falling back: %s", reason)
 
     if irt is not None:
-        p = irt.p_correct(user_id, topic_id, difficulty)
-        if irt.n_timed:
-            seconds = irt.seconds(user_id, topic_id, difficulty)
-        else:
-            seconds = defaults.default_prediction(
-                0.5, _params(conn, topic_id), difficulty, features.recent5_avg_seconds
-            )[1]
-        unknown = [
-            k for k, known in (("user", irt.knows_user(user_id)), ("topic", irt.knows_topic(topic_id))) if not known
-        ]
-        return Prediction(p, min(seconds, MAX_SECONDS), IRT, irt.version, features, unknown, reason)
+        try:
+            return _irt_prediction(conn, irt, user_id, topic_id, difficulty, features, reason)
+        except Exception as exc:
+            log.exception("IRT fallback failed; answering with the defaults")
+            irt_reason = f"fallback model failed: {type(exc).__name__}"
 
     p_known = current_mastery(conn, user_id, topic_id)
     p, seconds = defaults.default_prediction(
         0.5 if p_known is None else p_known, _params(conn, topic_id), difficulty, features.recent5_avg_seconds
     )
-    reason = reason or "no model fitted yet"
-    return Prediction(p, min(seconds, MAX_SECONDS), DEFAULT, defaults.VERSION, features, ["user", "topic"], reason)
+    reason = "; ".join(r for r in (reason, irt_reason) if r) or "no model fitted yet"
+    return Prediction(p, seconds, DEFAULT, defaults.VERSION, features, ["user", "topic"], reason)
+
+
+def _fallback_fit(conn: sa.Connection, cache: IrtCache) -> tuple[IrtFit | None, str | None]:
+    """The cached IRT fit, or (None, why) when fitting failed: never an error."""
+    try:
+        return cache.get(conn), None
+    except sa.exc.DBAPIError:
+        raise  # the database itself failed: the transaction is gone, nothing can answer
+    except Exception as exc:
+        log.exception("IRT fallback fit failed")
+        return None, f"fallback model failed: {type(exc).__name__}"
+
+
+def _irt_prediction(
+    conn: sa.Connection,
+    irt: IrtFit,
+    user_id: str,
+    topic_id: str,
+    difficulty: int,
+    features: HistoryFeatures,
+    reason: str | None,
+) -> Prediction:
+    p = irt.p_correct(user_id, topic_id, difficulty)
+    if irt.n_timed:
+        seconds = irt.seconds(user_id, topic_id, difficulty)
+    else:
+        seconds = defaults.default_prediction(0.5, _params(conn, topic_id), difficulty, features.recent5_avg_seconds)[1]
+    if not _sane(p, seconds):
+        raise ValueError(f"fallback model returned an invalid answer ({p}, {seconds})")
+    unknown = [k for k, known in (("user", irt.knows_user(user_id)), ("topic", irt.knows_topic(topic_id))) if not known]
+    return Prediction(p, seconds, IRT, irt.version, features, unknown, reason)
 
 
 def _params(conn: sa.Connection, topic_id: str) -> Any:

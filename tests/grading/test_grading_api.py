@@ -191,3 +191,134 @@ def test_100_kb_answer_is_refused_by_the_body_limit(client: Any, course: Any, be
 
 def test_grading_needs_a_token(client: Any, course: Any) -> None:
     assert client.post("/api/grading", json={"question_id": "q-mcq", "answer": 1}).status_code == 401
+
+
+def _mastery(client: Any, headers: dict[str, str], topic: str = "t-ops") -> float:
+    rows = client.get("/api/prediction/mastery", headers=headers).json["mastery"]
+    return next(m["p_mastery"] for m in rows if m["topic_id"] == topic)
+
+
+def test_resubmitting_one_mcq_answer_counts_once(client: Any, course: Any, bearer: Any) -> None:
+    """Issue 17: twenty resubmissions without an attempt_id took mastery from 0.2 to 0.9999998."""
+    first = grade(client, bearer(ALICE), question_id="q-mcq", answer=1, time_seconds=5).json
+    assert first["counted"] is True and first["repeat_of"] is None
+    for _ in range(19):
+        again = grade(client, bearer(ALICE), question_id="q-mcq", answer=1, time_seconds=5)
+        assert again.status_code == 200, again.json
+        assert again.json["correct"] is True and again.json["feedback"]  # still graded, with feedback
+        assert again.json["counted"] is False and again.json["repeat_of"] == first["attempt_id"]
+        assert again.json["mastery"] == first["mastery"]
+    assert _mastery(client, bearer(ALICE)) == pytest.approx(first["mastery"], abs=1e-6)
+    progress = _row(course, "SELECT * FROM student_progress WHERE user_id = :u", u=ALICE)
+    assert (progress["tasks_completed"], progress["tasks_correct"]) == (1, 1)
+    with course.connect() as conn:
+        statuses = dict(conn.execute(sa.text("SELECT status, count(*) FROM task_attempts GROUP BY status")).all())
+        counter = conn.execute(sa.text("SELECT value FROM prediction_counters")).scalar()
+        n_updates = conn.execute(sa.text("SELECT n_updates FROM mastery_state")).scalar()
+    assert statuses == {"completed": 1, "repeat": 19} and counter == 1 and n_updates == 1
+    listed = client.get("/api/grading/attempts", headers=bearer(ALICE)).json["attempts"]
+    assert sorted(a["status"] for a in listed)[0] == "completed" and len(listed) == 20
+
+
+def test_trying_every_option_until_one_is_right_does_not_pay(client: Any, course: Any, bearer: Any) -> None:
+    wrong = grade(client, bearer(ALICE), question_id="q-mcq", answer=0).json
+    right = grade(client, bearer(ALICE), question_id="q-mcq", answer=1).json
+    assert wrong["counted"] and not right["counted"]
+    assert right["mastery"] == wrong["mastery"] < BKTParams().p_init
+
+
+def test_predicting_again_does_not_reopen_a_counted_question(client: Any, course: Any, bearer: Any) -> None:
+    """A fresh predicted attempt per submission is no way around the window either."""
+    counted = []
+    for _ in range(3):
+        attempt_id = client.post("/api/prediction", json={"question_id": "q-mcq"}, headers=bearer(ALICE)).json[
+            "attempt_id"
+        ]
+        body = grade(client, bearer(ALICE), question_id="q-mcq", answer=1, attempt_id=attempt_id).json
+        assert body["attempt_id"] == attempt_id
+        counted.append(body["counted"])
+    assert counted == [True, False, False]
+    repeat = _row(course, "SELECT status FROM task_attempts WHERE id = CAST(:id AS uuid)", id=attempt_id)
+    assert repeat == {"status": "repeat"}
+    again = grade(client, bearer(ALICE), question_id="q-mcq", answer=1, attempt_id=attempt_id)
+    assert again.status_code == 409  # a repeat is finished too
+
+
+def test_after_the_window_an_answer_counts_again(client: Any, course: Any, bearer: Any) -> None:
+    first = grade(client, bearer(ALICE), question_id="q-mcq", answer=1).json
+    with course.begin() as conn:  # the first answer was given two hours ago
+        conn.execute(sa.text("UPDATE task_attempts SET completed_at = completed_at - interval '2 hours'"))
+    later = grade(client, bearer(ALICE), question_id="q-mcq", answer=1).json
+    assert later["counted"] is True and later["mastery"] > first["mastery"]
+    other = grade(client, bearer(BOB), question_id="q-mcq", answer=1).json  # per student
+    assert other["counted"] is True
+
+
+def test_concurrent_submissions_of_one_question_count_once(client: Any, course: Any, bearer: Any) -> None:
+    import threading
+
+    from shared.prediction.attempts import complete_attempt
+
+    barrier = threading.Barrier(4)
+    counted: list[bool] = []
+
+    def worker() -> None:
+        barrier.wait()
+        with course.begin() as conn:
+            done = complete_attempt(conn, ALICE, question_id="q-mcq", correct=1.0, retrain_every=100)
+        counted.append(done.counted)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(counted) == [False, False, False, True]
+    with course.connect() as conn:
+        assert conn.execute(sa.text("SELECT n_updates FROM mastery_state")).scalar_one() == 1
+
+
+def test_nonsense_and_wrong_short_answers_never_raise_mastery(client: Any, course: Any, bearer: Any) -> None:
+    """Issue 17: 0.20 -> 0.73 after five wrong or nonsense answers. Whatever score a grader
+    gives below the correct band, mastery does not rise (distinct tasks: no repeats)."""
+    from shared.prediction.attempts import complete_attempt
+
+    before = BKTParams().p_init
+    with course.begin() as conn:
+        for score, verdict in [(5.0, "partially_correct"), (6.9, "partially_correct"), (0.0, "incorrect")] * 2:
+            done = complete_attempt(
+                conn, ALICE, topic_id="t-ops", difficulty=2, correct=score / 10, score=score, verdict=verdict
+            )
+            assert done.counted and done.mastery <= before
+            before = done.mastery
+    nonsense = grade(client, bearer(ALICE), question_id="q-salt", answer="banana keyboard purple").json
+    assert nonsense["verdict"] == "incorrect" and nonsense["mastery"] <= before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error_name", "status"),
+    [
+        ({"question_id": "nope", "answer": "x"}, "QuestionNotFoundError", 404),
+        ({"question_id": "q-mcq", "answer": "one"}, "InvalidAnswerError", 422),
+        ({"question_id": "q-mcq", "answer": 7}, "InvalidAnswerError", 422),
+        ({"question_id": "q-salt", "answer": 3}, "InvalidAnswerError", 422),
+        (
+            {"question_id": "q-salt", "answer": "x", "attempt_id": "00000000-0000-0000-0000-000000000000"},
+            "AttemptNotFoundError",
+            404,
+        ),
+    ],
+)
+def test_the_grading_service_raises_domain_errors_not_http_ones(
+    course: Any, use_graders: Any, kwargs: dict, error_name: str, status: int
+) -> None:
+    """The service is domain code: it knows nothing of HTTP; the function maps its errors."""
+    from shared.grading import service as service_module
+    from shared.http import ApiError, Principal
+    from shared.prediction import attempts
+
+    svc = use_graders()
+    expected = getattr(service_module, error_name, None) or getattr(attempts, error_name)
+    with pytest.raises(expected) as caught:
+        svc.grade(course, Principal(ALICE), **kwargs)
+    assert not isinstance(caught.value, ApiError) and caught.value.status == status

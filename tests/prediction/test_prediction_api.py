@@ -88,7 +88,7 @@ def test_the_network_answers_for_ids_it_knows_and_the_fallback_for_ids_only_it_k
     assert body["model"] == "irt" and "topic" in body["fallback_reason"]
 
 
-@pytest.mark.parametrize("broken", ["raises", "nan", "registry"])
+@pytest.mark.parametrize("broken", ["raises", "nan", "registry", "known"])
 def test_a_broken_network_falls_back(
     client: Any, bearer: Any, course: Any, network: Any, fake_network: Any, broken: str
 ) -> None:
@@ -99,6 +99,13 @@ def test_a_broken_network_falls_back(
             raise RuntimeError("onnxruntime exploded")
 
         model.predict = boom
+        network(model)
+    elif broken == "known":
+
+        def no_vocabulary(*_: Any) -> None:
+            raise KeyError("users")
+
+        model.known = no_vocabulary
         network(model)
     elif broken == "registry":
         network(error=OSError("store down"))
@@ -168,3 +175,108 @@ def test_completions_count_toward_retraining(
     with course.connect() as conn:
         rows = conn.execute(sa.text("SELECT reason, status FROM retrain_requests ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [("tasks_threshold", "pending")] * 2
+
+
+def test_ten_right_answers_do_not_break_prediction_for_anyone(
+    client: Any, bearer: Any, course: Any, network: Any, complete_some: Any
+) -> None:
+    """Issue 17: after ~10 completed attempts the fallback's fit overflowed: 500 for all."""
+    complete_some(course, "alice", [("py-loops", 2, True, 30.0)] * MIN_ATTEMPTS)
+    for user in ("alice", "newbie"):
+        for topic in ("py-loops", "py-basics"):
+            res = _predict(client, bearer, user, topic_id=topic, difficulty=2)
+            assert res.status_code == 200, res.json
+            assert res.json["model"] == "irt" and 0.01 <= res.json["p_correct"] <= 0.99
+
+
+def test_a_refit_on_75_mixed_attempts_predicts_every_topic(
+    client: Any, bearer: Any, course: Any, network: Any, complete_some: Any
+) -> None:
+    """Issue 17: after a refit on 75 attempts 9 of 21 topics failed and the rest said 1.0."""
+    import random
+
+    topics = [f"py-extra-{i}" for i in range(18)] + ["py-basics", "py-loops", "py-functions"]
+    with course.begin() as conn:
+        for i, topic in enumerate(topics[:18]):
+            conn.execute(
+                sa.text("INSERT INTO topics (id, course_id, title, position) VALUES (:id, 'py', :id, :i)"),
+                {"id": topic, "i": 10 + i},
+            )
+    rnd = random.Random(17)
+    for user in ("s1", "s2", "s3", "s4", "s5"):
+        outcomes = [(rnd.choice(topics), rnd.randint(1, 5), rnd.random() < 0.6, rnd.uniform(5, 300)) for _ in range(15)]
+        complete_some(course, user, outcomes)
+    answers = []
+    for topic in topics:
+        res = _predict(client, bearer, "newbie", topic_id=topic, difficulty=2)
+        assert res.status_code == 200, (topic, res.json)
+        assert res.json["model"] == "irt" and res.json["model_version"].startswith("irt-75-")
+        answers.append(res.json["p_correct"])
+    assert all(0.01 <= p <= 0.99 for p in answers) and len(set(answers)) > 1
+
+
+@pytest.mark.parametrize(("raw", "clipped"), [(1.0, 0.99), (0.0, 0.01), (0.5, 0.5)])
+def test_a_prediction_is_never_certain(
+    client: Any, bearer: Any, course: Any, network: Any, fake_network: Any, raw: float, clipped: float
+) -> None:
+    """A saturated network (sigmoid of a huge logit is exactly 1.0 in float64) is clipped."""
+    network(fake_network(users={"alice"}, topics={"py-basics"}, p=raw, seconds=0.0))
+    res = _predict(client, bearer, topic_id="py-basics", difficulty=2)
+    assert res.status_code == 200
+    assert res.json["model"] == "network" and res.json["p_correct"] == clipped
+    assert res.json["expected_seconds"] >= 1.0
+
+
+def test_a_fallback_that_raises_answers_with_the_defaults(
+    client: Any, bearer: Any, course: Any, network: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.prediction.service as service
+
+    def boom(*_: Any, **__: Any) -> None:
+        raise FloatingPointError("overflow")
+
+    monkeypatch.setattr(service.irt_cache(), "get", boom)
+    res = _predict(client, bearer, topic_id="py-basics", difficulty=2)
+    assert res.status_code == 200, res.json
+    assert res.json["model"] == "default" and "fallback model failed" in res.json["fallback_reason"]
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda u: f"urn:uuid:{u}",
+        lambda u: "{" + u + "}",
+        lambda u: u.replace("-", "").upper(),
+        lambda u: f"URN:UUID:{u.upper()}",
+    ],
+)
+def test_any_standard_uuid_spelling_completes_the_attempt(
+    client: Any, bearer: Any, course: Any, network: Any, spell: Any
+) -> None:
+    """Issue 17: an attempt_id written as urn:uuid:<uuid> was a 500."""
+    attempt_id = _predict(client, bearer, topic_id="py-basics", difficulty=2).json["attempt_id"]
+    res = _complete(client, bearer, attempt_id=spell(attempt_id), correct=True, time_seconds=12)
+    assert res.status_code == 200, res.json
+    assert res.json["attempt_id"] == attempt_id  # answered in the canonical spelling
+    again = _complete(client, bearer, attempt_id=attempt_id, correct=True, time_seconds=12)
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize("bad", ["urn:uuid:not-a-uuid", "urn:isbn:0451450523", "{}", "12345"])
+def test_a_malformed_attempt_id_is_not_found_not_a_500(
+    client: Any, bearer: Any, course: Any, network: Any, bad: str
+) -> None:
+    res = _complete(client, bearer, attempt_id=bad, correct=True, time_seconds=12)
+    assert res.status_code in (404, 422), res.json
+
+
+def test_a_question_attempt_cannot_be_self_reported_right(client: Any, bearer: Any, course: Any, network: Any) -> None:
+    """Issue 17 (mastery farming): 'correct: true' without an answer must not count for a
+    question of the bank; its answer goes to POST /api/grading, which judges it."""
+    attempt_id = _predict(client, bearer, question_id="q-loops-1").json["attempt_id"]
+    res = _complete(client, bearer, attempt_id=attempt_id, correct=True, time_seconds=3)
+    assert res.status_code == 422 and res.json["error"]["code"] == "grading_required"
+    with course.connect() as conn:
+        row = conn.execute(sa.text("SELECT status FROM task_attempts")).one()
+        assert row[0] == "predicted"  # still open, for the grading function to complete
+        assert conn.execute(sa.text("SELECT count(*) FROM mastery_state")).scalar_one() == 0
