@@ -1,7 +1,9 @@
-"""The embedding service: cache, de-duplication and batching over one back end.
+"""The embedding service: caches, de-duplication and batching over one back end.
 
-One instance per process (`get_embedding_service()`), so the cache is shared by every
-request a function instance serves.
+One instance per process (`get_embedding_service()`), so the in-process LRU is shared by
+every request a function instance serves; with REDIS_URL set, a Redis layer behind it
+(`shared_cache.py`) is shared by every instance. Lookups go LRU -> Redis -> model, and
+what the model computes is written to both.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 
 from shared.embeddings.backends import EmbeddingBackend
 from shared.embeddings.cache import EmbeddingCache, normalize_text
+from shared.embeddings.shared_cache import RedisEmbeddingCache
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -26,11 +29,13 @@ class EmbeddingService:
         *,
         cache_size: int = 4096,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        shared_cache: RedisEmbeddingCache | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.backend = backend
         self.cache = EmbeddingCache(cache_size)
+        self.shared_cache = shared_cache
         self.batch_size = batch_size
         self.backend_calls = 0  # batches sent to the back end (for tests and metrics)
 
@@ -59,20 +64,30 @@ class EmbeddingService:
                 todo.append(key)
             else:
                 found[key] = vector
+        if todo and self.shared_cache is not None:
+            for key, vector in self.shared_cache.get_many(model, todo).items():
+                self.cache.put(model, key, vector)
+                found[key] = vector
+            todo = [key for key in todo if key not in found]
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             self.backend_calls += 1
             vectors = self.backend.embed(chunk)
+            computed = {}
             for key, vector in zip(chunk, vectors, strict=True):
                 self.cache.put(model, key, vector)
-                found[key] = vector
+                found[key] = computed[key] = vector
+            if self.shared_cache is not None:
+                self.shared_cache.put_many(model, computed)
         return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
     def stats(self) -> dict:
-        return {"model": self.model_name, "backend_calls": self.backend_calls, **self.cache.stats()}
+        """Counters per layer: the LRU's at the top level (as before), Redis's under `shared`."""
+        shared = self.shared_cache.stats() if self.shared_cache is not None else None
+        return {"model": self.model_name, "backend_calls": self.backend_calls, **self.cache.stats(), "shared": shared}
 
 
 _service: EmbeddingService | None = None
@@ -109,8 +124,15 @@ def get_embedding_service() -> EmbeddingService:
             if _service is None:
                 from shared.config import get_settings
 
-                cache_size = get_settings().embedding_cache_size
-                _service = EmbeddingService(backend_from_settings(), cache_size=cache_size)
+                settings = get_settings()
+                shared = None
+                if settings.redis_url:
+                    shared = RedisEmbeddingCache.from_url(
+                        settings.redis_url.get_secret_value(), ttl_s=settings.embedding_cache_ttl_s
+                    )
+                _service = EmbeddingService(
+                    backend_from_settings(), cache_size=settings.embedding_cache_size, shared_cache=shared
+                )
     return _service
 
 
