@@ -51,7 +51,7 @@ class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever sys.stdout is at emit time (so redirections, including
     pytest's capture, see the lines)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):
         return sys.stdout
 

@@ -32,7 +32,7 @@ def parse_gs_uri(uri: str) -> tuple[str, str]:
 
 def make_client(project: str | None = None):  # -> google.cloud.storage.Client
     """A storage client: anonymous against an emulator (STORAGE_EMULATOR_HOST), else ADC."""
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials

@@ -48,7 +48,7 @@ class PredictorModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(P(correct), seconds) per row; `features` is (n, 11) from `features.encode`."""
         feats = np.asarray(features, dtype=np.float32).reshape(-1, N_FEATURES)
-        feeds = {
+        feeds: dict[str, np.ndarray] = {
             "user": np.array([self.users.get(u, 0) for u in user_ids], dtype=np.int64),
             "topic": np.array([self.topics.get(t, 0) for t in topic_ids], dtype=np.int64),
             "difficulty": np.clip(np.array(difficulties, dtype=np.int64), 1, 5),
