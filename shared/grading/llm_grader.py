@@ -14,7 +14,14 @@ The student's answer is untrusted. Three layers keep it from changing a grade:
    is capped there and flagged for review. An LLM grading *lower* is trusted: nothing
    in an injection attack pushes a grade down, and LLMs are the stricter readers.
 When capped, the feedback is the offline grader's (the LLM's may have been written
-under the injected instructions).
+under the injected instructions). A non-answer ("I don't know", empty) is graded 0 by
+the offline rule and never sent to the LLM.
+
+The cap and the offline grade share one 0-10 scale (`score_mapping`, fitted on the
+grading check set): offline correct answers score >= 7, so offline + 6 never limits a
+truthful LLM on them; off-topic and nonsense score <= 3 offline, so an LLM talked into
+full marks on them is held to at most 9 and flagged, and to the offline grade when the
+answer reads like an injection.
 """
 
 from __future__ import annotations
@@ -118,6 +125,9 @@ class LLMGrader:
         GraderUnavailableError (with the router error attached) when no LLM answered."""
         if not question.references:
             raise GraderUnavailableError(f"question {question.id} has no reference answer")
+        if offline.details.get("non_answer"):
+            # "I don't know", empty, punctuation only: 0 by rule, no model (LLM included) is paid for
+            return LLMOutcome(offline)
         try:
             generation = self.router.generate_json(TASK, build_prompt(question, answer), LLMGradeAnswer)
         except LLMUnavailableError as exc:
