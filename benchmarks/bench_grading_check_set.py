@@ -34,7 +34,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from shared.grading import score_mapping  # noqa: E402
-from shared.grading.check_set import CLASSES, PARTS, CheckItem, grade_all, load_check_set, summarize  # noqa: E402
+from shared.grading.check_set import (  # noqa: E402
+    CLASSES,
+    FIT_CLASSES,
+    PARTS,
+    CheckItem,
+    grade_all,
+    load_check_set,
+    summarize,
+)
 from shared.grading.offline import LexicalGrader, ModelGrader, OfflineGrader, SimilarityGrader  # noqa: E402
 from shared.grading.text import is_non_answer  # noqa: E402
 
@@ -129,7 +137,7 @@ def fit_mapping(rows: list[tuple[CheckItem, dict[str, float]]], signals: tuple[s
 
 def fit_all(items: list[CheckItem], graders: dict[str, object]) -> dict[str, dict]:
     fitted = {}
-    fit_items = [it for it in items if it.part == "fit" and not is_non_answer(it.answer)]
+    fit_items = [it for it in items if it.part == "fit" and it.label in FIT_CLASSES and not is_non_answer(it.answer)]
     for name, grader in graders.items():
         rows = []
         for item in fit_items:
@@ -158,7 +166,8 @@ def print_summary(title: str, summary: dict) -> None:
         )
     print(
         f"  AUC correct/wrong {summary['auc_correct_vs_wrong']:.3f}  correct/partial "
-        f"{summary['auc_correct_vs_partial']:.3f}  partial/wrong {summary['auc_partial_vs_wrong']:.3f}"
+        f"{summary['auc_correct_vs_partial']:.3f}  partial/wrong {summary['auc_partial_vs_wrong']:.3f}  "
+        f"correct/wrong_fluent {summary['auc_correct_vs_wrong_fluent']:.3f}"
         f"   answered by {summary['graders']}"
     )
     print(f"  {'FAIL: ' + '; '.join(summary['failures']) if summary['failures'] else 'all thresholds met'}")

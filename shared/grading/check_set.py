@@ -25,7 +25,10 @@ DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "local" / "demo"
 CHECK_SET = DEMO_DIR / "grading_check_set.json"
 COURSE = DEMO_DIR / "course.json"
 
-CLASSES = ("correct", "partial", "wrong", "off_topic", "nonsense", "non_answer")
+CLASSES = ("correct", "partial", "wrong", "wrong_fluent", "off_topic", "nonsense", "non_answer")
+#: the classes the score mapping is fitted on (non-answers never reach a grader;
+#: wrong_fluent is a stress test kept out of the fit)
+FIT_CLASSES = ("correct", "partial", "wrong", "off_topic", "nonsense")
 #: the classes that must score low (<= LOW_MAX): everything that is not an attempt at the answer
 NONSENSE_CLASSES = ("off_topic", "nonsense", "non_answer")
 PARTS = ("fit", "held_out")
@@ -124,6 +127,7 @@ def summarize(graded: Sequence[tuple[CheckItem, Grade]], correct_floor: bool = F
         "auc_correct_vs_wrong": round(auc(by_class["correct"], by_class["wrong"]), 4),
         "auc_correct_vs_partial": round(auc(by_class["correct"], by_class["partial"]), 4),
         "auc_partial_vs_wrong": round(auc(by_class["partial"], by_class["wrong"]), 4),
+        "auc_correct_vs_wrong_fluent": round(auc(by_class["correct"], by_class["wrong_fluent"]), 4),
     }
     result["failures"] = failures(by_class, result["auc_correct_vs_wrong"], correct_floor)
     return result
