@@ -14,7 +14,7 @@ correct vs partial, partial vs wrong), the confusion table of class x verdict, a
 every threshold of shared/grading/check_set.py the scores miss.
 
 `--fit` refits the three mappings: logistic regression on soft targets (correct 1,
-partial 0.5, wrong / off-topic / nonsense 0; non-answers never reach a grader) over
+partial 0.4, wrong / off-topic / nonsense 0; non-answers never reach a grader) over
 the fit questions, features standardised, L2 penalty chosen from a grid by
 leave-one-question-out log loss; it prints the constants to paste into
 score_mapping.MAPPINGS, then reports with them.
@@ -46,7 +46,16 @@ from shared.grading.check_set import (  # noqa: E402
 from shared.grading.offline import LexicalGrader, ModelGrader, OfflineGrader, SimilarityGrader  # noqa: E402
 from shared.grading.text import is_non_answer  # noqa: E402
 
-TARGET = {"correct": 1.0, "partial": 0.5, "wrong": 0.0, "off_topic": 0.0, "nonsense": 0.0}
+#: soft targets: the credit a teacher gives. A partial answer in the check set is a
+#: minimal one (the result without the reason, the reason without the fix): it is aimed
+#: at the floor of the partially_correct band, PARTIAL_AT / 10 = 0.4.
+TARGET = {
+    "correct": 1.0,
+    "partial": score_mapping.PARTIAL_AT / 10,
+    "wrong": 0.0,
+    "off_topic": 0.0,
+    "nonsense": 0.0,
+}
 PENALTIES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 VERDICTS = ("correct", "partially_correct", "incorrect", "contradictory")
 
@@ -170,6 +179,7 @@ def print_summary(title: str, summary: dict) -> None:
         f"correct/wrong_fluent {summary['auc_correct_vs_wrong_fluent']:.3f}"
         f"   answered by {summary['graders']}"
     )
+    print(f"  share of correct answers with the verdict correct: {summary['correct_share_verdict_correct']}")
     print(f"  {'FAIL: ' + '; '.join(summary['failures']) if summary['failures'] else 'all thresholds met'}")
 
 
@@ -193,7 +203,7 @@ def report(items: list[CheckItem], graders: dict[str, OfflineGrader | str]) -> d
         results[name] = {}
         for part in (*PARTS, "all"):
             subset = [g for g in graded if part == "all" or g[0].part == part]
-            summary = summarize(subset, correct_floor=name == "model")
+            summary = summarize(subset)
             results[name][part] = summary
             questions = len({item.question.id for item, _ in subset})
             print_summary(f"-- {name} / {part} ({questions} questions, {len(subset)} answers)", summary)

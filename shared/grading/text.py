@@ -39,7 +39,7 @@ def reference_answers(reference_answer: str | None) -> list[str]:
 
 
 def _stem(word: str) -> str:
-    """A crude suffix strip: enough for overlap to match evaporate/evaporated/evaporates."""
+    """A crude suffix strip: enough for overlap to match evaporated/evaporates."""
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[: -len(suffix)]

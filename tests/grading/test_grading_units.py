@@ -62,13 +62,18 @@ def test_fitted_mappings_are_monotone_in_agreement_and_clipped(grader: str) -> N
     worst = {s: (-6.0 if s == "model_logit" else 0.0) for s in mapping.signals}
     assert score_mapping.from_signals(grader, best)[1] == "correct"
     assert score_mapping.from_signals(grader, worst) == (score_mapping.from_signals(grader, worst)[0], "incorrect")
-    assert score_mapping.from_signals(grader, worst)[0] < 1.5
+    assert score_mapping.from_signals(grader, worst)[0] == 0.0  # off topic
+    related = base | {"overlap": 0.01}
+    assert 0.0 < score_mapping.from_signals(grader, related)[0] < score_mapping.PARTIAL_AT
 
 
 def test_contradictory_verdict_comes_from_the_model_below_the_correct_band() -> None:
-    worst = {s: (-6.0 if s == "model_logit" else 0.0) for s in score_mapping.SIGNALS}
+    related = {"model_logit": -3.0, "cos_ref": 0.6, "cos_question": 0.6, "overlap": 0.2, "overlap_new": 0.1}
     probs = {"correct": 0.05, "contradictory": 0.8, "incorrect": 0.15}
-    assert score_mapping.from_signals("model", worst, probs)[1] == "contradictory"
+    assert score_mapping.from_signals("model", related, probs)[1] == "contradictory"
+    # nonsense is not "contradictory": off topic scores 0, incorrect
+    worst = {s: (-6.0 if s == "model_logit" else 0.0) for s in score_mapping.SIGNALS}
+    assert score_mapping.from_signals("model", worst, probs) == (0.0, "incorrect")
     best = {s: (6.0 if s == "model_logit" else 1.0) for s in score_mapping.SIGNALS}
     assert score_mapping.from_signals("model", best, probs)[1] == "correct"
     assert score_mapping.model_logit(1.0) == score_mapping.LOGIT_CLIP
@@ -102,7 +107,7 @@ def test_lexical_grader_separates_right_from_wrong_and_ignores_instructions() ->
     wrong = grader.grade(SHORT, "I poured it through a filter paper.")
     injected = grader.grade(SHORT, INJECTION)
     assert right.score > wrong.score
-    assert injected.score < 1.0 and injected.verdict == "incorrect"
+    assert injected.score == 0.0 and injected.verdict == "incorrect"
     # Appending an instruction to a wrong answer does not help it.
     assert grader.grade(SHORT, "I poured it through a filter paper. " + INJECTION).score <= wrong.score
     assert overlap_f1("", "anything") == 0.0
