@@ -16,6 +16,8 @@ Reported in one run, for the 3-way task (correct / contradictory / incorrect):
   temporary folder when not given), arg-max of the calibrated probabilities;
 - grader model INT8: the same graph quantized by `model_export.quantize.quantize_best`,
   exactly as the build does;
+- grader model INT8, 10*P(correct) bands: the model alone through the verdict bands (how
+  it was served before the check-set mapping);
 - model chain INT8 (served mapping): what serving answers - the INT8 model's
   probabilities combined with the encoder's similarities and word overlap through the
   score mapping fitted on the demo check set (shared/grading/score_mapping.py); verdict
@@ -53,6 +55,7 @@ from model_export.grader_data import (  # noqa: E402
     load_answers,
     split_by_question,
 )
+from shared.grading import score_mapping  # noqa: E402
 from shared.grading.contract import Question  # noqa: E402
 from shared.grading.offline import LexicalGrader, ModelGrader, SimilarityGrader  # noqa: E402
 
@@ -112,6 +115,19 @@ def eval_model(model: object, answers: list[Answer]) -> dict:
     out = classification_metrics(_truth(answers), probs[:, columns].argmax(-1))
     out["ms_per_answer"] = round(1000 * seconds / max(1, len(pairs)), 2)
     return out
+
+
+def eval_model_bands(model: object, answers: list[Answer]) -> dict:
+    """The model alone through 10 * P(correct) and the verdict bands (how it was served
+    before the check-set mapping): correct >= 7, contradictory when most likely, else incorrect."""
+    pairs = [(a.reference, a.answer) for a in answers]
+    probs = np.concatenate([model.probabilities([p]) for p in pairs])
+    verdicts = [score_mapping.from_class_probs(row, model.labels)[1] for row in probs]
+    pred = np.array(
+        [INDEX["contradictory"] if v == "contradictory" else INDEX["correct" if v == "correct" else "incorrect"]
+         for v in verdicts]
+    )  # fmt: skip
+    return classification_metrics(_truth(answers), pred)
 
 
 def find_encoder(models: Path | None) -> object | None:
@@ -232,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, onnx_file in (("grader model FP32", work / "grader.onnx"), ("grader model INT8", int8_path)):
             model = served(work, onnx_file)
             results["methods"][name] = {s: eval_model(model, part) for s, part in sets.items()}
+        results["methods"]["grader model INT8, 10*P(correct) bands"] = {
+            s: eval_model_bands(model, p) for s, p in sets.items()
+        }
         if encoder is not None:
             results["methods"]["model chain INT8 (served mapping)"] = {
                 s: eval_model_served(model, encoder, p) for s, p in sets.items()
@@ -247,14 +266,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nSciEntsBank 3-way, split {results['split']}")
     print(f"INT8 vs FP32 on validation answers: {results.get('int8_agreement_on_val', 'not run')}\n")
-    header = f"{'method':34s} | {'set':16s} | {'acc':>6s} | {'macroF1':>7s} | {'wF1':>6s} | per-class F1 (c/contra/i)"
+    header = f"{'method':40s} | {'set':16s} | {'acc':>6s} | {'macroF1':>7s} | {'wF1':>6s} | per-class F1 (c/contra/i)"
     print(header)
     print("-" * len(header))
     for method, per_set in results["methods"].items():
         for set_name, m in per_set.items():
             pc = m["f1_per_class"]
             print(
-                f"{method:34s} | {set_name:16s} | {m['accuracy']:6.3f} | {m['macro_f1']:7.3f} | "
+                f"{method:40s} | {set_name:16s} | {m['accuracy']:6.3f} | {m['macro_f1']:7.3f} | "
                 f"{m['weighted_f1']:6.3f} | {pc['correct']:.2f}/{pc['contradictory']:.2f}/{pc['incorrect']:.2f}"
             )
     if args.out:
