@@ -18,10 +18,7 @@ under the injected instructions). A non-answer ("I don't know", empty) is graded
 the offline rule and never sent to the LLM.
 
 The cap and the offline grade share one 0-10 scale (`score_mapping`, fitted on the
-grading check set): offline correct answers score >= 7, so offline + 6 never limits a
-truthful LLM on them; off-topic and nonsense score <= 3 offline, so an LLM talked into
-full marks on them is held to at most 9 and flagged, and to the offline grade when the
-answer reads like an injection.
+grading check set), and MAX_UPWARD_GAP is fixed on that set (below).
 """
 
 from __future__ import annotations
@@ -44,8 +41,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TASK = "grading"
-#: largest amount (0-10 points) the LLM may grade above the offline grader without a cap
-MAX_UPWARD_GAP = 6.0
+#: largest amount (0-10 points) the LLM may grade above the offline grader without a cap.
+#: Fixed on the grading check set with the fitted offline mapping: every correct answer
+#: scores >= 2.6 offline (2.6 + 5 reaches the correct band, so a truthful LLM is never
+#: kept from "correct"), every off-topic / nonsense / non-answer <= 1.4 (1.4 + 5 stays
+#: below it, so an LLM talked into full marks cannot make one "correct").
+MAX_UPWARD_GAP = 5.0
 
 SYSTEM = """You are a strict, fair teaching assistant grading one short answer.
 Compare the student's answer with the reference answer(s) and the rubric, and grade only

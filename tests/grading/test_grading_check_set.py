@@ -141,6 +141,28 @@ def test_chain_separates_the_classes(name: str, part: str, chains: dict[str, Any
     assert set(summary["graders"]) == expected, summary["graders"]
 
 
+def test_llm_cap_is_consistent_with_the_offline_grades(chains: dict[str, Any], request: Any) -> None:
+    """With the offline grades of each chain, an LLM that says 10 can lift no off-topic,
+    nonsense or non-answer into the correct band, and (model and embedding chains) every
+    correct answer. The lexical chain scores one correct paraphrase 1.4 - as low as
+    off-topic text - so there no gap can do both; the cap keeps the safe side."""
+    from shared.grading.llm_grader import reconcile
+
+    for name in ("model", "embedding", "lexical"):
+        try:
+            graded = _graded(name, chains, request)
+        except pytest.skip.Exception:
+            continue
+        for item, offline in graded:
+            if item.label not in ("correct", *check_set.NONSENSE_CLASSES):
+                continue
+            if name == "lexical" and item.label == "correct":
+                continue
+            llm = Grade(10.0, "correct", "llm feedback", "llm", "stub:model")
+            final = reconcile(llm, offline, item.answer)
+            assert final.correct is (item.label == "correct"), (name, item.label, item.answer, offline.score)
+
+
 # --- non-answers -----------------------------------------------------------------
 
 
