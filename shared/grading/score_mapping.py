@@ -158,6 +158,8 @@ def from_class_probs(probs: Sequence[float], labels: Sequence[str] = MODEL_LABEL
 def describe() -> dict:
     """The mapping as data, recorded in the grader's manifest entry and label file."""
     return {
+        "model": "the model alone: score = 10 * P(correct) (temperature-calibrated), recorded as its own "
+        "reading; serving combines model_logit with the encoder's similarities and word overlap (graders.model)",
         "non_answer": "empty, punctuation-only or 'I don't know' answers score 0 with no model call",
         "graders": {name: m.as_dict() for name, m in MAPPINGS.items()},
         "model_signal": f"model_logit = logit(calibrated P(correct)) clipped to +-{LOGIT_CLIP}",
