@@ -10,7 +10,7 @@ shared/grading/check_set.py:
 
 - median correct >= 8. Not a per-item floor: a correct paraphrase that shares few
   words with the reference ("return gives the result to the calling code ...") scores
-  2.7 with every chain, because the grader model (trained on SciEntsBank science
+  2.6 with every chain, because the grader model (trained on SciEntsBank science
   answers) adds little on these questions and similarity cannot see the paraphrase;
   one such item must not hide whether the chain separates the classes. The share of
   correct answers with the verdict "correct" is printed by the benchmark (0.73);
