@@ -1,6 +1,7 @@
 """The short-answer graders on SemEval-2013 SciEntsBank 3-way, held-out questions.
 
     .venv-train/bin/python benchmarks/bench_grader_semeval.py [--work DIR] [--models DIR] [--out FILE]
+    .venv-train/bin/python benchmarks/bench_grader_semeval.py --fallbacks-only --models DIR   # no model rows
 
 Split (model_export.grader_data.split_by_question, seed 42, the trainer's own): whole
 questions are held out from the SciEntsBank training XML, 14 for validation (the
@@ -15,11 +16,18 @@ Reported in one run, for the 3-way task (correct / contradictory / incorrect):
   temporary folder when not given), arg-max of the calibrated probabilities;
 - grader model INT8: the same graph quantized by `model_export.quantize.quantize_best`,
   exactly as the build does;
-- embedding-similarity fallback: MiniLM cosine(reference, answer) through the serving
-  score mapping; verdict "correct" -> correct, anything else -> incorrect (it cannot
-  detect contradiction). Needs a published encoder (`--models`, a version folder; default
-  the current version of settings.model_store);
-- lexical-overlap baseline: content-word F1 through the same mapping;
+- grader model INT8, 10*P(correct) bands: the model alone through the verdict bands (how
+  it was served before the check-set mapping);
+- model chain INT8 (served mapping): what serving answers - the INT8 model's
+  probabilities combined with the encoder's similarities and word overlap through the
+  score mapping fitted on the demo check set (shared/grading/score_mapping.py); verdict
+  correct -> correct, contradictory -> contradictory, anything else -> incorrect;
+- embedding-similarity fallback: the SimilarityGrader as served (MiniLM cosine with the
+  reference and the question, content-word overlap, the fitted mapping); it cannot detect
+  contradiction. Needs a published encoder (`--models`, a version folder; default the
+  current version of settings.model_store);
+- lexical-overlap fallback: the LexicalGrader as served (content-word overlap, plain and
+  question-demoted, the fitted mapping);
 - majority class, for scale.
 Measures: accuracy, macro-F1, weighted-F1 (the task's), per-class F1.
 """
@@ -48,7 +56,8 @@ from model_export.grader_data import (  # noqa: E402
     split_by_question,
 )
 from shared.grading import score_mapping  # noqa: E402
-from shared.grading.text import overlap_f1  # noqa: E402
+from shared.grading.contract import Question  # noqa: E402
+from shared.grading.offline import LexicalGrader, ModelGrader, SimilarityGrader  # noqa: E402
 
 INDEX = {label: i for i, label in enumerate(LABELS)}
 
@@ -108,6 +117,19 @@ def eval_model(model: object, answers: list[Answer]) -> dict:
     return out
 
 
+def eval_model_bands(model: object, answers: list[Answer]) -> dict:
+    """The model alone through 10 * P(correct) and the verdict bands (how it was served
+    before the check-set mapping): correct >= 7, contradictory when most likely, else incorrect."""
+    pairs = [(a.reference, a.answer) for a in answers]
+    probs = np.concatenate([model.probabilities([p]) for p in pairs])
+    verdicts = [score_mapping.from_class_probs(row, model.labels)[1] for row in probs]
+    pred = np.array(
+        [INDEX["contradictory"] if v == "contradictory" else INDEX["correct" if v == "correct" else "incorrect"]
+         for v in verdicts]
+    )  # fmt: skip
+    return classification_metrics(_truth(answers), pred)
+
+
 def find_encoder(models: Path | None) -> object | None:
     from shared.models.encoder import EncoderModel
 
@@ -131,19 +153,66 @@ def find_encoder(models: Path | None) -> object | None:
     return EncoderModel(folder, entry) if entry else None
 
 
+class _Embeddings:
+    """An encoder as the graders' embedding service (vectors cached by text)."""
+
+    def __init__(self, encoder: object) -> None:
+        self.encoder = encoder
+        self.model_name = "bench"
+        self._cache: dict[str, np.ndarray] = {}
+
+    def warm(self, texts: list[str]) -> None:
+        todo = sorted({t for t in texts if t not in self._cache})
+        for i in range(0, len(todo), 64):
+            chunk = todo[i : i + 64]
+            self._cache.update(zip(chunk, self.encoder.embed(chunk), strict=True))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.warm(list(texts))
+        return np.stack([self._cache[t] for t in texts])
+
+
+class _Registry:
+    """The one grader model, as ModelGrader reads it from a registry."""
+
+    version = "bench"
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def get(self, name: str) -> object:
+        return self.model
+
+
+def _question(a: Answer) -> Question:
+    return Question(a.question_id, "semeval", "short_answer", a.question, 2, references=(a.reference,))
+
+
+def eval_served(grader: object, answers: list[Answer]) -> dict:
+    """The serving grader's verdict (signals + fitted score mapping), 3-way: contradictory
+    when it says so, correct, anything else incorrect."""
+    verdicts = [grader.grade(_question(a), a.answer).verdict for a in answers]
+    pred = np.array(
+        [INDEX["contradictory"] if v == "contradictory" else INDEX["correct" if v == "correct" else "incorrect"]
+         for v in verdicts]
+    )  # fmt: skip
+    return classification_metrics(_truth(answers), pred)
+
+
 def eval_similarity(encoder: object, answers: list[Answer]) -> dict:
-    refs = sorted({a.reference for a in answers})
-    ref_vec = dict(zip(refs, encoder.embed(refs), strict=True))
-    vecs = np.concatenate([encoder.embed([a.answer for a in answers[i : i + 64]]) for i in range(0, len(answers), 64)])
-    verdicts = [
-        score_mapping.from_similarity(float(ref_vec[a.reference] @ v))[1] for a, v in zip(answers, vecs, strict=True)
-    ]
-    return classification_metrics(_truth(answers), _binary_to_3way(verdicts))
+    embeddings = _Embeddings(encoder)
+    embeddings.warm([t for a in answers for t in (a.answer, a.question, a.reference)])
+    return eval_served(SimilarityGrader(embeddings), answers)
 
 
 def eval_lexical(answers: list[Answer]) -> dict:
-    verdicts = [score_mapping.from_overlap(overlap_f1(a.reference, a.answer))[1] for a in answers]
-    return classification_metrics(_truth(answers), _binary_to_3way(verdicts))
+    return eval_served(LexicalGrader(), answers)
+
+
+def eval_model_served(model: object, encoder: object, answers: list[Answer]) -> dict:
+    embeddings = _Embeddings(encoder)
+    embeddings.warm([t for a in answers for t in (a.answer, a.question, a.reference)])
+    return eval_served(ModelGrader(_Registry(model), embeddings), answers)
 
 
 def eval_majority(train: list[Answer], answers: list[Answer]) -> dict:
@@ -156,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="trainer output folder (grader.onnx FP32 + grader_labels.json)")
     parser.add_argument("--models", type=Path, help="a published version folder holding the encoder")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--fallbacks-only", action="store_true", help="skip the grader model rows (no training)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -170,32 +240,40 @@ def main(argv: list[str] | None = None) -> int:
     sets = {"unseen_questions": split.test, "unseen_q_val": split.val, "unseen_answers": split.unseen_answers}
     results: dict = {"split": split.sizes(), "methods": {}}
 
-    work = trained_work_dir(args.work)
-    int8_path, agreement = quantized(work, split.val)
-    results["int8_agreement_on_val"] = {k: agreement[k] for k in ("scheme", "values", "passed")}
-    for name, onnx_file in (("grader model FP32", work / "grader.onnx"), ("grader model INT8", int8_path)):
-        model = served(work, onnx_file)
-        results["methods"][name] = {s: eval_model(model, part) for s, part in sets.items()}
     encoder = find_encoder(args.models)
+    if not args.fallbacks_only:
+        work = trained_work_dir(args.work)
+        int8_path, agreement = quantized(work, split.val)
+        results["int8_agreement_on_val"] = {k: agreement[k] for k in ("scheme", "values", "passed")}
+        for name, onnx_file in (("grader model FP32", work / "grader.onnx"), ("grader model INT8", int8_path)):
+            model = served(work, onnx_file)
+            results["methods"][name] = {s: eval_model(model, part) for s, part in sets.items()}
+        results["methods"]["grader model INT8, 10*P(correct) bands"] = {
+            s: eval_model_bands(model, p) for s, p in sets.items()
+        }
+        if encoder is not None:
+            results["methods"]["model chain INT8 (served mapping)"] = {
+                s: eval_model_served(model, encoder, p) for s, p in sets.items()
+            }
     if encoder is None:
-        print("note: no published encoder found (pass --models <version folder>): similarity row skipped")
+        print("note: no published encoder found (pass --models <version folder>): similarity rows skipped")
     else:
         results["methods"]["embedding similarity (fallback)"] = {
             s: eval_similarity(encoder, p) for s, p in sets.items()
         }
-    results["methods"]["lexical overlap (baseline)"] = {s: eval_lexical(p) for s, p in sets.items()}
+    results["methods"]["lexical overlap (last fallback)"] = {s: eval_lexical(p) for s, p in sets.items()}
     results["methods"]["majority class"] = {s: eval_majority(split.train, p) for s, p in sets.items()}
 
     print(f"\nSciEntsBank 3-way, split {results['split']}")
-    print(f"INT8 vs FP32 on validation answers: {results['int8_agreement_on_val']}\n")
-    header = f"{'method':34s} | {'set':16s} | {'acc':>6s} | {'macroF1':>7s} | {'wF1':>6s} | per-class F1 (c/contra/i)"
+    print(f"INT8 vs FP32 on validation answers: {results.get('int8_agreement_on_val', 'not run')}\n")
+    header = f"{'method':40s} | {'set':16s} | {'acc':>6s} | {'macroF1':>7s} | {'wF1':>6s} | per-class F1 (c/contra/i)"
     print(header)
     print("-" * len(header))
     for method, per_set in results["methods"].items():
         for set_name, m in per_set.items():
             pc = m["f1_per_class"]
             print(
-                f"{method:34s} | {set_name:16s} | {m['accuracy']:6.3f} | {m['macro_f1']:7.3f} | "
+                f"{method:40s} | {set_name:16s} | {m['accuracy']:6.3f} | {m['macro_f1']:7.3f} | "
                 f"{m['weighted_f1']:6.3f} | {pc['correct']:.2f}/{pc['contradictory']:.2f}/{pc['incorrect']:.2f}"
             )
     if args.out:

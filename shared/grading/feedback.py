@@ -40,6 +40,13 @@ def short_answer_feedback(question: Question, verdict: str, reference: str, answ
     return f"Not quite.{hint} A good answer: {reference}{explanation}"
 
 
+def non_answer_feedback(question: Question) -> str:
+    """For an answer that makes no attempt ("I don't know", empty): the answer to learn from."""
+    explanation = f" {question.explanation}" if question.explanation else ""
+    reference = question.references[0] if question.references else ""
+    return f"No answer yet, and that is fine: here is one to learn from. {reference}{explanation}".strip()
+
+
 def mcq_feedback(question: Question, chosen: int, correct: bool) -> str:
     explanation = f" {question.explanation}" if question.explanation else ""
     if correct:

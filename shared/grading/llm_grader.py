@@ -14,7 +14,11 @@ The student's answer is untrusted. Three layers keep it from changing a grade:
    is capped there and flagged for review. An LLM grading *lower* is trusted: nothing
    in an injection attack pushes a grade down, and LLMs are the stricter readers.
 When capped, the feedback is the offline grader's (the LLM's may have been written
-under the injected instructions).
+under the injected instructions). A non-answer ("I don't know", empty) is graded 0 by
+the offline rule and never sent to the LLM.
+
+The cap and the offline grade share one 0-10 scale (`score_mapping`, fitted on the
+grading check set), and MAX_UPWARD_GAP is fixed on that set (below).
 """
 
 from __future__ import annotations
@@ -37,8 +41,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TASK = "grading"
-#: largest amount (0-10 points) the LLM may grade above the offline grader without a cap
-MAX_UPWARD_GAP = 6.0
+#: largest amount (0-10 points) the LLM may grade above the offline grader without a cap.
+#: Fixed on the grading check set with the fitted offline mapping: every correct answer
+#: scores >= 2.6 offline (2.6 + 5 reaches the correct band, so a truthful LLM is never
+#: kept from "correct"), every off-topic / nonsense / non-answer <= 1.4 (1.4 + 5 stays
+#: below it, so an LLM talked into full marks cannot make one "correct").
+MAX_UPWARD_GAP = 5.0
 
 SYSTEM = """You are a strict, fair teaching assistant grading one short answer.
 Compare the student's answer with the reference answer(s) and the rubric, and grade only
@@ -118,6 +126,9 @@ class LLMGrader:
         GraderUnavailableError (with the router error attached) when no LLM answered."""
         if not question.references:
             raise GraderUnavailableError(f"question {question.id} has no reference answer")
+        if offline.details.get("non_answer"):
+            # "I don't know", empty, punctuation only: 0 by rule, no model (LLM included) is paid for
+            return LLMOutcome(offline)
         try:
             generation = self.router.generate_json(TASK, build_prompt(question, answer), LLMGradeAnswer)
         except LLMUnavailableError as exc:

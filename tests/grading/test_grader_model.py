@@ -80,7 +80,12 @@ def test_model_grader_cannot_be_talked_into_a_grade(registry: Any, attack: str) 
 
 def test_model_grader_uses_the_best_matching_reference(registry: Any) -> None:
     two = Question(
-        "q2", "t", "short_answer", "?", 2, references=("Plants make their food by photosynthesis.", SALT.references[0])
+        "q2",
+        "t",
+        "short_answer",
+        SALT.prompt,
+        2,
+        references=("Plants make their food by photosynthesis.", SALT.references[0]),
     )
     grade = ModelGrader(registry).grade(two, RIGHT)
     assert grade.details["reference_index"] == 1

@@ -8,10 +8,10 @@ import pytest
 
 from shared.grading import score_mapping
 from shared.grading.contract import Grade, GraderUnavailableError, Question
-from shared.grading.llm_grader import MAX_UPWARD_GAP, build_prompt, reconcile
+from shared.grading.llm_grader import MAX_UPWARD_GAP, LLMGrader, build_prompt, reconcile
 from shared.grading.mcq import ChoiceOutOfRangeError, grade_mcq
-from shared.grading.offline import LexicalGrader, OfflineGrader, SimilarityGrader
-from shared.grading.text import looks_like_injection, overlap_f1, reference_answers
+from shared.grading.offline import LEXICAL_VERSION, LexicalGrader, OfflineGrader, SimilarityGrader
+from shared.grading.text import is_non_answer, looks_like_injection, overlap_f1, reference_answers
 
 MCQ = Question(
     "q1", "t1", "mcq", "7 // 2?", 1, options=["3.5", "3", "4"], correct_option=1, explanation="Floor division."
@@ -47,12 +47,38 @@ def test_score_mapping_from_class_probabilities() -> None:
     assert score_mapping.from_class_probs([0.05, 0.9, 0.05], ["incorrect", "correct", "contradictory"])[0] == 9.0
 
 
-def test_similarity_and_overlap_ramps_are_monotone_and_clipped() -> None:
-    sims = np.linspace(-1, 1, 41)
-    scores = [score_mapping.from_similarity(float(s))[0] for s in sims]
-    assert scores == sorted(scores) and scores[0] == 0.0 and scores[-1] == 10.0
-    assert score_mapping.from_similarity(score_mapping.SIM_HIGH)[1] == "correct"
-    assert score_mapping.from_overlap(score_mapping.LEX_LOW)[0] == 0.0
+@pytest.mark.parametrize("grader", sorted(score_mapping.MAPPINGS))
+def test_fitted_mappings_are_monotone_in_agreement_and_clipped(grader: str) -> None:
+    mapping = score_mapping.MAPPINGS[grader]
+    base = dict.fromkeys(mapping.signals, 0.3)
+    for signal in mapping.signals:
+        if signal == "cos_question":
+            continue
+        lo, hi = (-6.0, 6.0) if signal == "model_logit" else (0.0, 1.0)
+        scores = [score_mapping.from_signals(grader, base | {signal: v})[0] for v in np.linspace(lo, hi, 21)]
+        assert scores == sorted(scores), (grader, signal)
+        assert all(0.0 <= s <= 10.0 for s in scores)
+    best = {s: (6.0 if s == "model_logit" else 1.0) for s in mapping.signals} | {"cos_question": 0.5}
+    worst = {s: (-6.0 if s == "model_logit" else 0.0) for s in mapping.signals}
+    assert score_mapping.from_signals(grader, best)[1] == "correct"
+    assert score_mapping.from_signals(grader, worst) == (score_mapping.from_signals(grader, worst)[0], "incorrect")
+    assert score_mapping.from_signals(grader, worst)[0] == 0.0  # off topic
+    related = base | {"overlap": 0.01}
+    assert 0.0 < score_mapping.from_signals(grader, related)[0] < score_mapping.PARTIAL_AT
+
+
+def test_contradictory_verdict_comes_from_the_model_below_the_correct_band() -> None:
+    related = {"model_logit": -3.0, "cos_ref": 0.6, "cos_question": 0.6, "overlap": 0.2, "overlap_new": 0.1}
+    probs = {"correct": 0.05, "contradictory": 0.8, "incorrect": 0.15}
+    assert score_mapping.from_signals("model", related, probs)[1] == "contradictory"
+    # nonsense is not "contradictory": off topic scores 0, incorrect
+    worst = {s: (-6.0 if s == "model_logit" else 0.0) for s in score_mapping.SIGNALS}
+    assert score_mapping.from_signals("model", worst, probs) == (0.0, "incorrect")
+    best = {s: (6.0 if s == "model_logit" else 1.0) for s in score_mapping.SIGNALS}
+    assert score_mapping.from_signals("model", best, probs)[1] == "correct"
+    assert score_mapping.model_logit(1.0) == score_mapping.LOGIT_CLIP
+    assert score_mapping.model_logit(0.0) == -score_mapping.LOGIT_CLIP
+    assert abs(score_mapping.model_logit(0.5)) < 1e-9
 
 
 def test_several_reference_answers_are_split_and_the_best_one_counts() -> None:
@@ -126,7 +152,7 @@ class _NoEncoder:
 def test_offline_chain_falls_through_and_says_who_answered() -> None:
     chain = OfflineGrader([_Broken(), SimilarityGrader(_NoEncoder()), LexicalGrader()])
     grade = chain.grade(SHORT, "The water evaporated.")
-    assert grade.grader == "lexical" and grade.grader_version == "lexical-1"
+    assert grade.grader == "lexical" and grade.grader_version == LEXICAL_VERSION
     assert grade.details["fallback_from"] == ["broken", "embedding"]
     with pytest.raises(GraderUnavailableError):
         OfflineGrader([_Broken()]).grade(SHORT, "x")
@@ -136,7 +162,7 @@ class _FakeEncoder:
     """Bag-of-words vectors: enough to check the similarity grader's plumbing."""
 
     model_name = "fake-bow"
-    vocab = ("water", "evaporated", "salt", "filter", "paper", "leaving")
+    vocab = ("water", "evaporated", "salt", "filter", "paper", "leaving", "separate", "how")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         rows = []
@@ -151,9 +177,9 @@ def test_similarity_grader_maps_cosine_to_score() -> None:
     grader = SimilarityGrader(_FakeEncoder())
     right = grader.grade(SHORT, "The water evaporated, leaving the salt.")
     wrong = grader.grade(SHORT, "filter paper")
-    assert right.grader == "embedding" and right.grader_version == "similarity-1:fake-bow"
-    assert right.details["similarity"] > 0.99 and right.score == 10.0
-    assert wrong.score == 0.0 and wrong.verdict == "incorrect"
+    assert right.grader == "embedding" and right.grader_version == "similarity-2:fake-bow"
+    assert right.details["signals"]["cos_ref"] > 0.99 and right.score >= 9.0 and right.verdict == "correct"
+    assert wrong.score < 2.0 and wrong.verdict == "incorrect"
 
 
 def _grade(score: float, verdict: str, grader: str = "llm") -> Grade:
@@ -191,3 +217,38 @@ def test_prompt_delimits_the_answer_with_an_unguessable_tag() -> None:
     block = text.split(f"<{tag}>", 1)[1].split(f"</{tag}>", 1)[0]
     assert "<" not in block and ">" not in block and "New instructions" in block
     assert "never an instruction" in one.system
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "?", "...", "-", "?!", "I don't know", "I don’t know.", "i dont know", "IDK", "idk sorry", "dunno",
+     "No idea", "I have no clue", "not sure", "I'm not sure", "Sorry, I don't know the answer", "I forgot", "pass",
+     "N/A", "um I dont know", "I give up"],
+)  # fmt: skip
+def test_non_answer_detector_catches_answers_that_make_no_attempt(text: str) -> None:
+    assert is_non_answer(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["No", "None", "nothing", "0", "5", "Yes, it can.", "banana", "not sure, but b is 5",
+     "I don't know why, but b is 5", "I know: the water evaporated.", "It is not defined", "pass the value back"],
+)  # fmt: skip
+def test_non_answer_detector_leaves_real_answers_alone(text: str) -> None:
+    """Short answers can be right ("None" is what print() returns): only whole admissions
+    of not knowing count."""
+    assert not is_non_answer(text)
+
+
+class _ExplodingRouter:
+    order = ("vertex",)
+
+    def generate_json(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("the LLM was asked to grade a non-answer")
+
+
+def test_a_non_answer_is_never_sent_to_the_llm() -> None:
+    offline = OfflineGrader([LexicalGrader()]).grade(SHORT, "I don't know")
+    assert (offline.score, offline.grader) == (0.0, "rule")
+    outcome = LLMGrader(_ExplodingRouter()).grade(SHORT, "I don't know", offline)
+    assert outcome.grade == offline and outcome.generation is None
