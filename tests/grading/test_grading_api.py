@@ -61,7 +61,7 @@ def test_mcq_wrong_answer_lowers_mastery_and_explains(client: Any, course: Any, 
 
 def test_short_answer_is_scored_with_feedback_and_soft_mastery_evidence(client: Any, course: Any, bearer: Any) -> None:
     good = grade(client, bearer(ALICE), question_id="q-salt", answer="Let the water evaporate; the salt is left.").json
-    assert good["grader"] == "lexical" and good["grader_version"] == "lexical-1"
+    assert good["grader"] == "lexical" and good["grader_version"] == "lexical-2"
     assert good["verdict"] in {"correct", "partially_correct"} and good["score"] >= 4.0
     expected = update(BKTParams().p_init, good["score"] / 10, BKTParams())
     assert good["mastery"] == pytest.approx(expected, abs=1e-4)
