@@ -9,7 +9,7 @@ import flask
 import functions_framework
 from pydantic import Field
 
-from shared.api.models import NotBool, StrictModel
+from shared.api.models import IntegerOnly, StrictModel
 from shared.db import get_engine
 from shared.feedback import label_interaction, record_feedback, review_queue
 from shared.http import Request, Router
@@ -22,7 +22,7 @@ router = Router("feedback")
 
 class FeedbackIn(StrictModel):
     interaction_id: uuid.UUID
-    score: Annotated[Literal[-1, 1], NotBool] = Field(description="1 = thumbs up, -1 = thumbs down")
+    score: Annotated[Literal[-1, 1], IntegerOnly] = Field(description="1 = thumbs up, -1 = thumbs down")
     comment: str | None = Field(None, max_length=2000)
 
 

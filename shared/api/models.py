@@ -5,15 +5,15 @@ from __future__ import annotations
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
-def _not_bool(value: object) -> object:
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true/false")
+def _integer_only(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
     return value
 
 
-# For a Literal of numbers: strict mode cannot apply to a Literal, and `true == 1`
-# would pass it. Usage: `score: Annotated[Literal[-1, 1], NotBool]`.
-NotBool = BeforeValidator(_not_bool)
+# For a Literal of integers: strict mode cannot apply to a Literal, and `true == 1 == 1.0`
+# would pass it. Usage: `score: Annotated[Literal[-1, 1], IntegerOnly]`.
+IntegerOnly = BeforeValidator(_integer_only)
 
 
 class StrictModel(BaseModel):

@@ -119,7 +119,7 @@ class GradingService:
         with engine.connect() as conn:
             question = load_question(conn, question_id)
             if question is None:
-                raise not_found(f"No question {question_id!r}.")
+                raise not_found("No such question.")
             if attempt_id is not None:
                 _check_open_attempt(conn, attempt_id, user_id, question.id)
 
@@ -214,7 +214,7 @@ def _check_open_attempt(conn: sa.Connection, attempt_id: str, user_id: str, ques
     """Fail fast (before grading) on an attempt that cannot be completed by this call."""
     row = get_attempt(conn, attempt_id)
     if row is None:
-        raise not_found(f"No attempt {attempt_id!r}.")
+        raise not_found("No such attempt.")
     if row["user_id"] != user_id:
         raise ApiError(403, "forbidden", "This attempt belongs to another student.")
     if row["status"] == "completed":

@@ -124,17 +124,15 @@ def resolve_task(
     if question_id is not None:
         question = question_row(conn, question_id)
         if question is None:
-            raise QuestionNotFoundError(f"No question {question_id!r}.")
+            raise QuestionNotFoundError("No such question.")
         if topic_id is not None and topic_id != question["topic_id"]:
-            raise AttemptMismatchError(
-                f"Question {question_id!r} belongs to topic {question['topic_id']!r}, not {topic_id!r}."
-            )
+            raise AttemptMismatchError("The question belongs to another topic than topic_id.")
         topic_id = question["topic_id"]
         difficulty = int(question["difficulty"]) if difficulty is None else difficulty
     if topic_id is None:
         raise AttemptMismatchError("Name a topic_id or a question_id.")
     if not topic_exists(conn, topic_id):
-        raise TopicNotFoundError(f"No topic {topic_id!r}.")
+        raise TopicNotFoundError("No such topic.")
     difficulty = 2 if difficulty is None else int(difficulty)  # the schema's default
     if not 1 <= difficulty <= 5:
         raise AttemptMismatchError(f"difficulty must be 1-5, got {difficulty}.")
@@ -239,7 +237,7 @@ def complete_attempt(
             # predicted for a topic, answered on a question: it must be of that topic
             question = question_row(conn, question_id)
             if question is None:
-                raise QuestionNotFoundError(f"No question {question_id!r}.")
+                raise QuestionNotFoundError("No such question.")
             if question["topic_id"] != row["topic_id"]:
                 raise AttemptMismatchError(
                     f"Attempt {attempt_id} is for topic {row['topic_id']!r}; question {question_id!r} is not."
@@ -345,7 +343,7 @@ def get_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any] | None:
 
 def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
     if not _is_uuid(attempt_id):
-        raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
+        raise AttemptNotFoundError("No such attempt.")
     row = (
         conn.execute(
             sa.text(
@@ -359,7 +357,7 @@ def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
         .first()
     )
     if row is None:
-        raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
+        raise AttemptNotFoundError("No such attempt.")
     return dict(row)
 
 
