@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import flask
 import pytest
@@ -18,6 +21,7 @@ from shared.http import Request, Router
 from shared.http.auth import verify_bearer
 from shared.http.errors import ApiError
 
+REPO = Path(__file__).resolve().parents[2]
 PROJECT = "prod-cognitive-core"
 # A safe cloud configuration: what terraform/ sets.
 SAFE_CLOUD = {
@@ -182,3 +186,28 @@ def test_local_stack_keeps_an_explicit_choice_of_real_verification(env, monkeypa
     monkeypatch.setattr(cli, "get_settings", lambda: Settings())
     monkeypatch.setattr(cli, "reset_settings_cache", lambda: None)
     assert cli.local_settings().auth_emulator_host is None
+
+
+def _run_local(args: list[str], **env_changes: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in RUNTIME_AND_DEBUG}
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run(
+        [sys.executable, "-m", "local", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_local_token_command_works_with_zero_configuration():
+    done = _run_local(["token", "--uid", "alice"], COGNITIVE_ENV="local", FIREBASE_AUTH_EMULATOR_HOST=None)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().count(".") == 2
+
+
+def test_local_token_command_refuses_in_the_cloud():
+    done = _run_local(["token", "--uid", "root", "--admin"], COGNITIVE_ENV="local", K_SERVICE="cc-prod-chat")
+    assert done.returncode == 2
+    assert "eyJ" not in done.stdout  # no token printed; the refusal is logged
+    assert "refusing to run the local stack in the cloud" in done.stdout
