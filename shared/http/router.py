@@ -96,6 +96,7 @@ class Router:
         self._routes: dict[str, Route] = {}
         if flask.has_app_context():  # functions-framework is loading the function module
             self.install(flask.current_app)
+            self._unsafe_configuration()  # say so at cold start, not only at the first request
 
     @property
     def settings(self) -> Settings:
@@ -195,19 +196,21 @@ class Router:
         """Fail closed: in the cloud, a configuration that switches on a local-only
         convenience (unsigned tokens, open CORS, default database credentials, the
         debugger) refuses every request; the log says why, once per process."""
+        if self._unsafe_configuration():
+            raise ApiError(
+                503, "misconfigured", "This service is not configured safely and refuses to serve; see its logs."
+            )
+
+    def _unsafe_configuration(self) -> list[str]:
         problems = self.settings.cloud_refusals()
-        if not problems:
-            return
         key = tuple(problems)
-        if key not in _refusals_logged:
+        if problems and key not in _refusals_logged:
             _refusals_logged.add(key)
             log.critical(
                 "refusing to serve: local-only settings in the cloud: " + "; ".join(problems),
                 extra={"function": self.name, "problems": problems},
             )
-        raise ApiError(
-            503, "misconfigured", "This service is not configured safely and refuses to serve; see its logs."
-        )
+        return problems
 
     def _dispatch(self, request: flask.Request, request_id: str, origin: str | None, cors_ok: bool) -> flask.Response:
         path = self._local_path(request.path)

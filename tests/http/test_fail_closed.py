@@ -122,6 +122,19 @@ def test_emulator_mode_in_the_cloud_refuses_to_serve_with_a_log_line(env, caplog
     assert "FIREBASE_AUTH_EMULATOR_HOST" in critical[0].getMessage()
 
 
+def test_refusal_is_logged_at_cold_start(env, caplog, monkeypatch):
+    """functions-framework executes the function module inside its app's context: the
+    router says why it will refuse as soon as it is created, before any request."""
+    import shared.http.router as router_module
+
+    monkeypatch.setattr(router_module, "_refusals_logged", set())
+    settings = env({**SAFE_CLOUD, "CORS_ORIGINS": "*"})
+    with caplog.at_level(logging.CRITICAL, logger="shared.http"), flask.Flask("cold").app_context():
+        Router("cold", settings=settings)
+    critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1 and "CORS_ORIGINS" in critical[0].getMessage()
+
+
 def test_forged_token_refused_in_the_cloud_whatever_the_environment_says(env):
     """Even with emulator mode configured and firebase-admin's switch in the process
     environment, verification in the cloud never accepts an unsigned token."""
