@@ -7,6 +7,13 @@ CORS, body size limit, routing (404/405), authentication and roles, JSON
 parsing (400/415), validation (422), the error shape, and one access log line
 per request. Handlers only see validated input and a verified principal.
 
+Hardening (docs/security.md): in the cloud an unsafe configuration refuses to
+serve (503 `misconfigured`); bodies are validated strictly and no field may hold
+a NUL, an unpaired surrogate or an integer beyond a bigint; JSON deeper than
+MAX_JSON_DEPTH is a 400; no error repeats the client's input; a database that
+cannot be reached is a 503 with Retry-After; errors Flask raises before the
+handler (functions-framework's /favicon.ico) get the same JSON shape.
+
 Paths: behind Firebase Hosting a function sees the whole path
 (`/api/grading/grade`), deployed alone it sees `/grade`, and under the local
 server's dispatcher it sees `/grade` too; the router accepts all three.

@@ -268,3 +268,30 @@ def test_json_error_body_is_compact(client):
     # The error shape is one small object, whatever the request looked like.
     response = client.get("/api/chat/" + "y" * 5000)
     assert len(json.dumps(response.get_json())) < 300
+
+
+def test_the_reported_10000_level_body_under_a_64_kb_limit_is_400(settings):
+    """The issue's case exactly: about 60 KB of nesting, under the production limit."""
+    import flask
+
+    from shared.api.models import StrictModel
+    from shared.http import Request, Router
+
+    class Body(StrictModel):
+        comment: str | None = None
+
+    router = Router("deep", settings=settings.model_copy(update={"max_request_bytes": 64 * 1024}))
+
+    @router.post("/", auth=False, body=Body)
+    def accept(req: Request) -> dict:
+        return {}
+
+    app = flask.Flask("deep")
+    app.add_url_rule("/", view_func=lambda: router.handle(flask.request), methods=["POST"])
+    deep = "[" * 10_000 + "]" * 10_000
+    assert 19_000 < len(deep) < 64 * 1024
+    response = app.test_client().post("/", data=deep, headers={"Content-Type": "application/json"})
+    assert error_of(response, 400)["code"] == "invalid_json"
+    objects = '{"a":' * 10_000 + "1" + "}" * 10_000  # 60 KB
+    response = app.test_client().post("/", data=objects, headers={"Content-Type": "application/json"})
+    assert error_of(response, 400)["code"] == "invalid_json"
