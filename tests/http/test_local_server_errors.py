@@ -47,3 +47,19 @@ def test_health_and_unknown_paths_over_a_real_socket(base_url):
     )
     missing = requests.get(f"{base_url}/api/chat/favicon.ico", timeout=30)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_malformed_request_line_is_a_json_400(base_url):
+    import json
+    import socket
+
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"GET /api/health extra HTTP/1.1\r\n\r\n")  # one word too many
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 400 " in head.split(b"\r\n")[0]
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body)["error"]["code"] == "bad_request"
