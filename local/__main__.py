@@ -9,19 +9,37 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
-from shared.config import get_settings
+from shared.config import Settings, get_settings, reset_settings_cache
 from shared.logs import configure_logging
 
 log = logging.getLogger("local")
+
+# The Firebase Auth emulator's usual address. Nothing connects to it: firebase-admin only
+# needs the variable set to accept emulator (unsigned) tokens.
+LOCAL_AUTH_EMULATOR_HOST = "127.0.0.1:9099"
+
+
+def local_settings() -> Settings:
+    """The local stack's settings, with its one explicit opt-in: Auth emulator mode
+    (unsigned tokens minted by `python -m local token`) unless FIREBASE_AUTH_EMULATOR_HOST
+    is configured either way (an empty value keeps real verification). Nothing else
+    opts in: a function deployed without this module verifies real tokens."""
+    settings = get_settings()
+    if "auth_emulator_host" not in settings.model_fields_set:
+        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = LOCAL_AUTH_EMULATOR_HOST
+        reset_settings_cache()
+        settings = get_settings()
+    return settings
 
 
 def _token(args: argparse.Namespace) -> int:
     from local.tokens import mint_emulator_token
 
-    settings = get_settings()
+    settings = local_settings()
     if not settings.auth_emulator_host:
         print(
             "FIREBASE_AUTH_EMULATOR_HOST is empty: the functions verify real Firebase tokens, "
@@ -36,11 +54,11 @@ def _token(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import run_simple
 
-    from local.server import build_app
+    from local.server import JsonErrorRequestHandler, build_app
     from local.stack import prepare
     from local.tokens import mint_emulator_token
 
-    settings = get_settings()
+    settings = local_settings()
     prepare(settings, demo=not args.no_demo)
     app = build_app()
     base = f"http://{args.host}:{args.port}"
@@ -53,7 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"  try:        curl -H 'Authorization: Bearer {student}' {base}/api/chat/topics\n",
         flush=True,
     )
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False, request_handler=JsonErrorRequestHandler)
     return 0
 
 
@@ -81,7 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("prepare", help="migrate the database and load the demo course")
     args = parser.parse_args(argv)
 
-    configure_logging(get_settings().log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    if settings.in_cloud:
+        # Token minting, the demo course and the local server are local conveniences.
+        log.critical("refusing to run the local stack in the cloud (COGNITIVE_ENV=cloud or K_SERVICE/CLOUD_RUN_JOB)")
+        print("python -m local is for a local machine; this environment is the cloud.", file=sys.stderr)
+        return 2
     # SIGTERM (a supervisor, `timeout`, `kill`) must stop the embedded database too: exit
     # through SystemExit so the exit hooks that stop it run, as they do for Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

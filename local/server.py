@@ -3,20 +3,30 @@
 Each function is loaded with functions-framework's own `create_app`, the code
 path Cloud Functions runs, and mounted with werkzeug's dispatcher, so a request
 to /api/grading/attempts reaches the grading function as /attempts.
+
+Every answer is in the JSON error shape, whatever produces it: the functions'
+routers, the health and fallback routers (plain WSGI apps, so any method reaches
+them), and the HTTP server itself (a header too large, a malformed request line).
+The local server is a local convenience: it refuses to start in the cloud.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import flask
 import functions_framework
+from werkzeug.serving import WSGIRequestHandler
 
 from shared.config import get_settings
 from shared.health import health
 from shared.http import Request, Router
+from shared.http.errors import for_status
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HTTP_FUNCTIONS = ("chat", "grading", "prediction", "feedback")
@@ -29,30 +39,38 @@ def _health(req: Request) -> dict:
     return health(get_settings())
 
 
-def _not_found_app() -> flask.Flask:
-    app = flask.Flask("cognitive-core-local")
-    fallback = Router("local")  # no routes: every path is a 404 in the standard error shape
-
-    @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-    @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-    def not_found(path: str) -> flask.Response:
-        return fallback.handle(flask.request)
-
-    return app
-
-
-def _health_app() -> flask.Flask:
-    app = flask.Flask("health")
-
-    @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "OPTIONS"])
-    @app.route("/<path:path>", methods=["GET", "POST", "OPTIONS"])
-    def serve(path: str) -> flask.Response:
-        return health_router.handle(flask.request)
-
-    return app
-
-
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def router_app(router: Router) -> WsgiApp:
+    """A router as a WSGI app of its own: every method and path reaches it, so even
+    TRACE or an unknown path gets the router's JSON answer (405 with Allow, 404)."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return router.handle(flask.Request(environ))(environ, start_response)
+
+    return app
+
+
+class JsonErrorRequestHandler(WSGIRequestHandler):
+    """What the HTTP server answers by itself, before any WSGI app runs (431 for an
+    oversized header line, 414, 400 for a malformed request line), in the usual error
+    shape with a request id instead of http.server's HTML page."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        request_id = uuid.uuid4().hex
+        body = json.dumps(for_status(code).body(request_id)).encode()
+        self.log_error("code %d, message %s", code, message)
+        self.send_response(code)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Request-Id", request_id)
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.close_connection = True
+        if self.command != "HEAD" and code >= 200 and code not in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):
+            self.wfile.write(body)
 
 
 def dispatcher(mounts: dict[str, WsgiApp], fallback: WsgiApp) -> WsgiApp:
@@ -71,12 +89,19 @@ def dispatcher(mounts: dict[str, WsgiApp], fallback: WsgiApp) -> WsgiApp:
     return app
 
 
+class LocalServerRefused(RuntimeError):
+    """The local server was asked to start in the cloud."""
+
+
 def build_app() -> WsgiApp:
+    if get_settings().in_cloud:
+        raise LocalServerRefused("the local server (emulator tokens, demo data) does not run in the cloud")
     mounts: dict[str, WsgiApp] = {
         f"/api/{name}": functions_framework.create_app(  # the Cloud Functions code path
             target=name, source=str(REPO_ROOT / "functions" / name / "main.py")
         )
         for name in HTTP_FUNCTIONS
     }
-    mounts["/api/health"] = _health_app()
-    return dispatcher(mounts, _not_found_app())
+    mounts["/api/health"] = router_app(health_router)
+    # No routes: every other path is a 404 in the standard error shape.
+    return dispatcher(mounts, router_app(Router("local")))

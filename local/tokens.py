@@ -1,8 +1,9 @@
 """Mint Firebase ID tokens the way the Firebase Auth emulator does (unsigned).
 
-They are accepted only while the functions run in Auth emulator mode
-(FIREBASE_AUTH_EMULATOR_HOST set); a function verifying real tokens rejects them
-because they carry no signature and no key id.
+They are accepted only while the functions run in Auth emulator mode, the explicit
+local opt-in (FIREBASE_AUTH_EMULATOR_HOST set, which `python -m local` does), and
+never in the cloud: a function verifying real tokens rejects them because they carry
+no signature and no key id (docs/security.md).
 """
 
 from __future__ import annotations

@@ -8,14 +8,34 @@ all; the cloud overrides them through the function's environment (see
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Variables the Google runtimes set themselves: Cloud Run services and Cloud Functions
+# (2nd gen, and 1st gen on Python 3.8+) set K_SERVICE, Cloud Run jobs CLOUD_RUN_JOB.
+# FUNCTION_TARGET is deliberately not one of them: functions-framework's create_app
+# sets it in-process, so the local server (which uses create_app) would look like the
+# cloud. See docs/security.md.
+CLOUD_RUNTIME_VARS = ("K_SERVICE", "CLOUD_RUN_JOB")
+
+
+def process_env_is_cloud(environ: Mapping[str, str] | None = None) -> bool:
+    """The cloud detection, from the process environment alone (no .env file)."""
+    env = os.environ if environ is None else environ
+    return env.get("COGNITIVE_ENV", "").strip().lower() == "cloud" or any(env.get(v) for v in CLOUD_RUNTIME_VARS)
+
+
+def _truthy(value: str | None) -> bool:
+    """A flag as the tools that read it understand it; anything unusual counts as on."""
+    return value is not None and value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
 class Settings(BaseSettings):
@@ -31,6 +51,14 @@ class Settings(BaseSettings):
 
     # --- where we run -------------------------------------------------------
     environment: Literal["local", "test", "cloud"] = Field("local", validation_alias="COGNITIVE_ENV")
+    k_service: str | None = Field(
+        None,
+        validation_alias="K_SERVICE",
+        description="Set by Cloud Run and Cloud Functions; its presence means the cloud, whatever COGNITIVE_ENV says.",
+    )
+    cloud_run_job: str | None = Field(
+        None, validation_alias="CLOUD_RUN_JOB", description="Set by Cloud Run jobs; its presence means the cloud."
+    )
     state_dir: Path = Field(
         REPO_ROOT / ".state",
         validation_alias="STATE_DIR",
@@ -85,11 +113,12 @@ class Settings(BaseSettings):
     # --- auth ---------------------------------------------------------------
     firebase_project_id: str | None = Field(None, validation_alias="FIREBASE_PROJECT_ID")
     auth_emulator_host: str | None = Field(
-        "127.0.0.1:9099",
+        None,
         validation_alias="FIREBASE_AUTH_EMULATOR_HOST",
         description=(
-            "Firebase Auth emulator mode: ID tokens are verified for issuer, audience "
-            "and expiry but not signature. Set to an empty string in the cloud."
+            "Firebase Auth emulator mode, an explicit local/test opt-in: ID tokens are "
+            "checked for issuer, audience and times but not signature. Unset (the default) "
+            "means real verification; in the cloud a set value refuses to serve."
         ),
     )
 
@@ -206,8 +235,31 @@ class Settings(BaseSettings):
         None, validation_alias="TRAINING_STAGING_URI", description="gs:// staging folder of Vertex AI jobs."
     )
 
-    # --- logging ------------------------------------------------------------
+    # --- logging and debugging ------------------------------------------------
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    ff_debug: str | None = Field(
+        None,
+        validation_alias="DEBUG",
+        description="functions-framework's --debug: Flask's development server and debugger. Refused in the cloud.",
+    )
+    flask_debug: str | None = Field(
+        None, validation_alias="FLASK_DEBUG", description="Flask's debug mode. Refused in the cloud."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """A `.env` file is a local convenience: in the cloud only the function's own
+        environment counts, so a stray `.env` in a deployed folder changes nothing."""
+        if process_env_is_cloud():
+            return (init_settings, env_settings, file_secret_settings)
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
 
     @field_validator("cors_origins", "llm_providers", mode="before")
     @classmethod
@@ -219,6 +271,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "auth_emulator_host",
+        "k_service",
+        "cloud_run_job",
         "database_url",
         "cloud_sql_instance",
         "openai_api_key",
@@ -232,6 +286,49 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @property
+    def in_cloud(self) -> bool:
+        """Running in Google Cloud: COGNITIVE_ENV=cloud, or a variable only the Google
+        runtimes set (K_SERVICE, CLOUD_RUN_JOB). Either one is enough."""
+        return self.environment == "cloud" or bool(self.k_service) or bool(self.cloud_run_job)
+
+    @property
+    def unsigned_tokens_allowed(self) -> bool:
+        """Auth emulator mode: opted into locally, never honoured in the cloud."""
+        return bool(self.auth_emulator_host) and not self.in_cloud
+
+    def cloud_refusals(self) -> list[str]:
+        """Local-only conveniences this configuration would switch on in the cloud.
+
+        Empty outside the cloud. In the cloud every entry is a reason to refuse to
+        serve (the HTTP router answers 503 and logs them); docs/security.md lists
+        each convenience and how it is refused. Messages name settings, never secrets.
+        """
+        if not self.in_cloud:
+            return []
+        problems: list[str] = []
+        if self.auth_emulator_host:
+            problems.append("FIREBASE_AUTH_EMULATOR_HOST is set: Auth emulator mode would accept unsigned ID tokens")
+        if "*" in self.cors_origins:
+            problems.append("CORS_ORIGINS allows every origin ('*')")
+        plain = [o for o in self.cors_origins if o != "*" and not o.lower().startswith("https://")]
+        if plain:
+            problems.append(f"CORS_ORIGINS has origins that are not https:// (local development origins?): {plain}")
+        if self.cloud_sql_instance:
+            if not self.db_iam_auth and not self.db_password:
+                problems.append("Cloud SQL without DB_IAM_AUTH=true or DB_PASSWORD: the local passwordless login")
+            if self.db_user == "postgres":
+                problems.append("DB_USER is the default 'postgres' superuser; use the function's own IAM user")
+        elif self.database_url:
+            url = urlsplit(self.database_url)
+            if not url.password and (url.username or "postgres") == "postgres":
+                problems.append("DATABASE_URL logs in as 'postgres' without a password: the local default credentials")
+        else:
+            problems.append("no CLOUD_SQL_INSTANCE or DATABASE_URL: the embedded local Postgres would be started")
+        if _truthy(self.ff_debug) or _truthy(self.flask_debug):
+            problems.append("DEBUG/FLASK_DEBUG is on: Flask's debugger would answer clients")
+        return problems
 
     @property
     def project_id(self) -> str:

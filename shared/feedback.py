@@ -19,7 +19,7 @@ from shared.http.errors import forbidden, not_found
 def _owner(conn: sa.Connection, interaction_id: uuid.UUID) -> str:
     owner = conn.execute(sa.text("SELECT user_id FROM interactions WHERE id = :id"), {"id": interaction_id}).scalar()
     if owner is None:
-        raise not_found(f"No interaction {interaction_id}.")
+        raise not_found("No such interaction.")
     return owner
 
 

@@ -31,7 +31,7 @@ def session_messages(
 ) -> list[dict[str, Any]]:
     owner = conn.execute(sa.text("SELECT user_id FROM chat_sessions WHERE id = :id"), {"id": session_id}).scalar()
     if owner is None:
-        raise not_found(f"No chat session {session_id}.")
+        raise not_found("No such chat session.")
     principal.require_self_or_admin(owner)
     rows = conn.execute(
         sa.text(

@@ -206,3 +206,30 @@ def test_real_verification_rejects_bad_signature(real_settings, signing_key):
 def test_real_verification_rejects_unsigned_emulator_token(real_settings, token):
     unsigned = token("alice", project=REAL_PROJECT)
     assert status_of(lambda: verify_bearer(f"Bearer {unsigned}", real_settings)) == 401
+
+
+def test_real_verification_rejects_a_token_issued_in_the_future(real_settings, signing_key):
+    now = int(time.time())
+    future = signed_token(signing_key, iat=now + 365 * 86400, auth_time=now + 365 * 86400, exp_in=400 * 86400)
+    assert status_of(lambda: verify_bearer(f"Bearer {future}", real_settings)) == 401
+
+
+def test_cloud_verifies_real_tokens_even_with_the_emulator_switch_in_the_environment(
+    real_settings, signing_key, token, monkeypatch
+):
+    """Whatever the environment says: with emulator mode configured and firebase-admin's
+    own switch set, a cloud function still checks signatures."""
+    import os
+
+    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
+    cloud = real_settings.model_copy(update={"environment": "cloud", "auth_emulator_host": "127.0.0.1:9099"})
+    forged_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    forged = signed_token((forged_key, signing_key[1]), role="admin")  # RS256 with a known kid, wrong key
+    assert status_of(lambda: verify_bearer(f"Bearer {forged}", cloud)) == 401
+    os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = "127.0.0.1:9099"
+    unsigned = token("root", admin=True, project=REAL_PROJECT)
+    assert status_of(lambda: verify_bearer(f"Bearer {unsigned}", cloud)) == 401
+    genuine = signed_token(signing_key, role="admin")
+    assert verify_bearer(f"Bearer {genuine}", cloud).is_admin

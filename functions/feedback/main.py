@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 import flask
 import functions_framework
 from pydantic import Field
 
-from shared.api.models import StrictModel
+from shared.api.models import IntegerOnly, StrictModel
 from shared.db import get_engine
 from shared.feedback import label_interaction, record_feedback, review_queue
 from shared.http import Request, Router
@@ -22,13 +22,13 @@ router = Router("feedback")
 
 class FeedbackIn(StrictModel):
     interaction_id: uuid.UUID
-    score: Literal[-1, 1] = Field(description="1 = thumbs up, -1 = thumbs down")
+    score: Annotated[Literal[-1, 1], IntegerOnly] = Field(description="1 = thumbs up, -1 = thumbs down")
     comment: str | None = Field(None, max_length=2000)
 
 
 class QueueQuery(StrictModel):
     limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000)
 
 
 class LabelIn(StrictModel):

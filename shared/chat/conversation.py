@@ -46,7 +46,7 @@ def open_session(
         sa.text("SELECT user_id, topic_id FROM chat_sessions WHERE id = :id FOR UPDATE"), {"id": session_id}
     ).one_or_none()
     if row is None:
-        raise not_found(f"No chat session {session_id}.")
+        raise not_found("No such chat session.")
     if row.user_id != principal.uid:
         raise forbidden("You can only write to your own chat sessions.")
     if topic_id and topic_id != row.topic_id:

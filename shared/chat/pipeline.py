@@ -176,7 +176,7 @@ class ChatPipeline:
                 if inp.topic_id is not None:
                     turn.topic_title = conversation.topic_title(conn, inp.topic_id)
                     if turn.topic_title is None:
-                        raise not_found(f"No topic {inp.topic_id!r}.")
+                        raise not_found("No such topic.")
                 turn.session_id, turn.topic_id = conversation.open_session(
                     conn, turn.user, inp.session_id, inp.topic_id, turn.message
                 )

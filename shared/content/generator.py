@@ -85,7 +85,7 @@ def plan(conn: sa.Connection, user: Principal, req: ContentRequest) -> Plan:
     ensure_user(conn, user)
     title = conn.execute(sa.text("SELECT title FROM topics WHERE id = :t"), {"t": req.topic_id}).scalar()
     if title is None:
-        raise not_found(f"No topic {req.topic_id!r}.")
+        raise not_found("No such topic.")
     mastery = current_mastery(conn, user.uid, req.topic_id)
     lvl: Level = req.level or _BY_MASTERY[mastery_level(mastery if mastery is not None else 0.0)]  # type: ignore[assignment]
     style = req.style or _profile_style(conn, user.uid)

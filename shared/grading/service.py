@@ -141,7 +141,7 @@ class GradingService:
         with engine.connect() as conn:
             question = load_question(conn, question_id)
             if question is None:
-                raise QuestionNotFoundError(f"No question {question_id!r}.")
+                raise QuestionNotFoundError("No such question.")
             if attempt_id is not None:
                 _check_open_attempt(conn, attempt_id, user_id, question.id)
 
@@ -235,13 +235,13 @@ def _check_open_attempt(conn: sa.Connection, attempt_id: str, user_id: str, ques
     """Fail fast (before grading) on an attempt that cannot be completed by this call."""
     row = get_attempt(conn, attempt_id)
     if row is None:
-        raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
+        raise AttemptNotFoundError("No such attempt.")
     if row["user_id"] != user_id:
         raise AttemptForbiddenError("This attempt belongs to another student.")
     if row["status"] != "predicted":
         raise AttemptCompletedError(f"Attempt {attempt_id} is already completed.")
     if row["question_id"] is not None and row["question_id"] != question_id:
-        raise AttemptMismatchError(f"Attempt {attempt_id} is for question {row['question_id']!r}, not {question_id!r}.")
+        raise AttemptMismatchError(f"This attempt is for another question: {row['question_id']!r}.")
 
 
 _service: GradingService | None = None

@@ -7,6 +7,8 @@ generic message, so no stack trace or internal detail ever reaches a client.
 
 from __future__ import annotations
 
+import re
+from http import HTTPStatus
 from typing import Any
 
 
@@ -62,3 +64,16 @@ def conflict(message: str) -> ApiError:
 
 def unavailable(message: str) -> ApiError:
     return ApiError(503, "unavailable", message, headers={"Retry-After": "5"})
+
+
+def for_status(status: int, headers: dict[str, str] | None = None) -> ApiError:
+    """The error for a bare HTTP status (raised by werkzeug, Flask or the HTTP server
+    itself), in the usual shape: the code is the status phrase in snake case, the
+    message the phrase. Nothing from the request is repeated."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    code = {404: "not_found", 413: "payload_too_large", 405: "method_not_allowed"}.get(status)
+    code = code or re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+    return ApiError(status, code, f"{phrase}.", headers=headers)

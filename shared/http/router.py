@@ -7,6 +7,13 @@ CORS, body size limit, routing (404/405), authentication and roles, JSON
 parsing (400/415), validation (422), the error shape, and one access log line
 per request. Handlers only see validated input and a verified principal.
 
+Hardening (docs/security.md): in the cloud an unsafe configuration refuses to
+serve (503 `misconfigured`); bodies are validated strictly and no field may hold
+a NUL, an unpaired surrogate or an integer beyond a bigint; JSON deeper than
+MAX_JSON_DEPTH is a 400; no error repeats the client's input; a database that
+cannot be reached is a 503 with Retry-After; errors Flask raises before the
+handler (functions-framework's /favicon.ico) get the same JSON shape.
+
 Paths: behind Firebase Hosting a function sees the whole path
 (`/api/grading/grade`), deployed alone it sees `/grade`, and under the local
 server's dispatcher it sees `/grade` too; the router accepts all three.
@@ -24,20 +31,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flask
+import sqlalchemy.exc as sa_exc
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
-from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
-from werkzeug.routing import Map, Rule
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.routing import Map, RequestRedirect, Rule
 
 from shared.config import Settings, get_settings
 from shared.http.auth import Principal, verify_bearer
-from shared.http.errors import ApiError, bad_request
+from shared.http.errors import ApiError, bad_request, for_status
 from shared.logs import request_id_var, trace_var
 
 log = logging.getLogger("shared.http")
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 _ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-Id, Accept"
+_SLASHES = re.compile(r"/{2,}")
+
+# Request bodies are flat objects; anything nested deeper than this is not ours.
+MAX_JSON_DEPTH = 32
+# What a Postgres bigint holds: an integer outside it cannot name anything we store.
+_INT64 = (-(2**63), 2**63 - 1)
+# SQLSTATEs meaning "the database cannot take this request now", not "the request is wrong":
+# class 08 (connection exception), too many connections, admin/crash shutdown, starting up.
+_UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
+DB_RETRY_AFTER_S = 5
+
+_refusals_logged: set[tuple[str, ...]] = set()
 
 HandlerResult = dict[str, Any] | tuple[dict[str, Any], int] | flask.Response
 Handler = Callable[["Request"], HandlerResult]
@@ -79,8 +99,11 @@ class Router:
     def __init__(self, name: str, settings: Settings | None = None) -> None:
         self.name = name
         self._settings = settings
-        self._rules = Map(strict_slashes=False, merge_slashes=True)
+        self._rules = Map(strict_slashes=False, merge_slashes=False)
         self._routes: dict[str, Route] = {}
+        if flask.has_app_context():  # functions-framework is loading the function module
+            self.install(flask.current_app)
+            self._unsafe_configuration()  # say so at cold start, not only at the first request
 
     @property
     def settings(self) -> Settings:
@@ -112,22 +135,43 @@ class Router:
         return self.route(["POST"], path, **kw)
 
     # -- serving -----------------------------------------------------------------
-    def handle(self, request: flask.Request) -> flask.Response:
-        """Entry point: every function's handler is `return router.handle(request)`."""
+    def handle(self, request: flask.Request, *, error: ApiError | None = None) -> flask.Response:
+        """Entry point: every function's handler is `return router.handle(request)`.
+
+        With `error`, answer that error with the same conventions (request id, CORS,
+        access log): how errors raised outside the router (by Flask or werkzeug) are
+        turned into the usual shape."""
         started = time.perf_counter()
         request_id = self._request_id(request)
         rid_token = request_id_var.set(request_id)
         trace_token = trace_var.set(self._trace(request))
         origin = request.headers.get("Origin")
-        cors_ok = self._origin_allowed(origin)
+        cors_ok = False
         try:
+            cors_ok = self._origin_allowed(origin)
+            self._refuse_unsafe_configuration()
+            if error is not None:
+                raise error
             response = self._dispatch(request, request_id, origin, cors_ok)
         except ApiError as exc:
             response = self._json(exc.body(request_id), exc.status, exc.headers)
-        except Exception:
-            log.exception("unhandled error", extra={"path": request.path, "request_id": request_id})
-            err = ApiError(500, "internal", "Internal error; the request id identifies it in the logs.")
-            response = self._json(err.body(request_id), 500)
+        except Exception as exc:
+            if _database_unreachable(exc):
+                # Expected during an outage: one line with the cause, no stack trace.
+                log.error(
+                    "database unreachable",
+                    extra={"path": request.path, "request_id": request_id, "cause": _cause(exc)},
+                )
+                err = ApiError(
+                    503,
+                    "database_unavailable",
+                    "The database cannot be reached right now; retry shortly.",
+                    headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+                )
+            else:
+                log.exception("unhandled error", extra={"path": request.path, "request_id": request_id})
+                err = ApiError(500, "internal", "Internal error; the request id identifies it in the logs.")
+            response = self._json(err.body(request_id), err.status, err.headers)
         finally:
             request_id_var.reset(rid_token)
             trace_var.reset(trace_token)
@@ -140,6 +184,41 @@ class Router:
         self._access_log(request, response, request_id, started)
         return response
 
+    def install(self, app: flask.Flask) -> None:
+        """Answer the errors Flask and werkzeug raise before our handler runs (the
+        404 functions-framework gives /favicon.ico and /robots.txt, a method its
+        rules do not take) in the usual JSON shape instead of HTML. Called for the
+        app functions-framework is building when the function module creates its
+        router (the module is executed inside that app's context, in the cloud as
+        locally). A 500 keeps functions-framework's own crash handler."""
+        app.register_error_handler(HTTPException, self._flask_http_error)
+
+    def _flask_http_error(self, exc: HTTPException) -> flask.Response:
+        headers = {}
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return self.handle(flask.request, error=for_status(exc.code or 500, headers))
+
+    def _refuse_unsafe_configuration(self) -> None:
+        """Fail closed: in the cloud, a configuration that switches on a local-only
+        convenience (unsigned tokens, open CORS, default database credentials, the
+        debugger) refuses every request; the log says why, once per process."""
+        if self._unsafe_configuration():
+            raise ApiError(
+                503, "misconfigured", "This service is not configured safely and refuses to serve; see its logs."
+            )
+
+    def _unsafe_configuration(self) -> list[str]:
+        problems = self.settings.cloud_refusals()
+        key = tuple(problems)
+        if problems and key not in _refusals_logged:
+            _refusals_logged.add(key)
+            log.critical(
+                "refusing to serve: local-only settings in the cloud: " + "; ".join(problems),
+                extra={"function": self.name, "problems": problems},
+            )
+        return problems
+
     def _dispatch(self, request: flask.Request, request_id: str, origin: str | None, cors_ok: bool) -> flask.Response:
         path = self._local_path(request.path)
         adapter = self._rules.bind("localhost")
@@ -149,14 +228,15 @@ class Router:
 
         try:
             endpoint, path_params = adapter.match(path, method=request.method)
-        except NotFound:
-            raise ApiError(404, "not_found", f"No route {request.method} {request.path}.") from None
+        except (NotFound, RequestRedirect):
+            # The path is the client's: it is not repeated back (nor logged beyond the access line).
+            raise ApiError(404, "not_found", "No such route.") from None
         except MethodNotAllowed as exc:
             allowed = ", ".join(sorted(exc.valid_methods or []))
             raise ApiError(
                 405,
                 "method_not_allowed",
-                f"{request.method} is not allowed here; allowed: {allowed}.",
+                f"This method is not allowed here; allowed: {allowed}.",
                 headers={"Allow": allowed},
             ) from None
         route = self._routes[endpoint]
@@ -170,9 +250,11 @@ class Router:
 
         ctx = Request(request, request_id, principal, path_params)
         if route.query is not None:
+            # Query strings are text: the model parses "50" into 50 (lax mode).
             ctx.query = self._validate(route.query, request.args.to_dict(), "query")
         if route.body is not None:
-            ctx.body = self._validate(route.body, self._json_body(request), "body")
+            # JSON has types: strict mode refuses true for 1, 1 for "1", "2" for 2.
+            ctx.body = self._validate(route.body, self._json_body(request), "body", strict=True)
 
         result = route.handler(ctx)
         if isinstance(result, flask.Response):
@@ -186,6 +268,8 @@ class Router:
 
     # -- pieces --------------------------------------------------------------------
     def _local_path(self, path: str) -> str:
+        # `//` is one `/` (werkzeug would answer it with a redirect, not a route).
+        path = _SLASHES.sub("/", path)
         prefix = f"/api/{self.name}"
         if path == prefix or path.startswith(prefix + "/"):
             path = path[len(prefix) :]
@@ -210,7 +294,9 @@ class Router:
         return ApiError(413, "payload_too_large", f"Request body exceeds {limit} bytes.")
 
     @staticmethod
-    def _json_body(request: flask.Request) -> Any:
+    def _json_body(request: flask.Request) -> str:
+        """The body as JSON text, checked to be well-formed and shallow; the model
+        validates it from the text (so strict mode still reads a UUID from a string)."""
         mimetype = request.mimetype or ""
         if not (mimetype == "application/json" or mimetype.endswith("+json")):
             raise ApiError(415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json).")
@@ -218,35 +304,46 @@ class Router:
         if not raw.strip():
             raise bad_request("The request body is empty; a JSON object is required.", "invalid_json")
         try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise bad_request(f"The request body is not valid JSON: {exc}.", "invalid_json") from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request("The request body is not valid UTF-8.", "invalid_json") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            message = f"The request body is not valid JSON: {exc.msg} at character {exc.pos}."
+            raise bad_request(message, "invalid_json") from None
+        except RecursionError:
+            raise _too_deep() from None
+        if _depth(data) > MAX_JSON_DEPTH:
+            raise _too_deep()
+        return text
 
     @staticmethod
-    def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    def _validate(model: type[BaseModel], data: Any, where: str, *, strict: bool = False) -> BaseModel:
         try:
-            return model.model_validate(data)
+            if isinstance(data, str):
+                value = model.model_validate_json(data, strict=strict)
+            else:
+                value = model.model_validate(data, strict=strict)
         except ValidationError as exc:
-            details = [
-                {"loc": [where, *exc_loc], "msg": err["msg"], "type": err["type"]}
-                for err in exc.errors(include_url=False, include_input=False)
-                for exc_loc in [list(err["loc"])]
-            ]
-            first = details[0]
-            where_txt = ".".join(str(p) for p in first["loc"])
-            raise ApiError(
-                422, "validation_error", f"Invalid {where}: {where_txt}: {first['msg']}", details=details
-            ) from None
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            if any(err["type"] == "json_invalid" for err in errors):
+                raise bad_request("The request body is not valid JSON.", "invalid_json") from None
+            raise _validation_error(where, [_detail(model, where, err) for err in errors]) from None
+        bad = _bad_values(value, [where])
+        if bad:
+            raise _validation_error(where, bad)
+        return value
 
     def _preflight(self, adapter: Any, path: str, origin: str | None, cors_ok: bool) -> flask.Response:
         if not cors_ok:
-            raise ApiError(403, "cors_origin_not_allowed", f"Origin {origin!r} is not allowed.")
+            raise ApiError(403, "cors_origin_not_allowed", "This origin is not allowed.")
         try:
             methods = adapter.allowed_methods(path)
         except NotFound:
             methods = []
         if not methods:
-            raise ApiError(404, "not_found", f"No route {path}.")
+            raise ApiError(404, "not_found", "No such route.")
         response = flask.Response(status=204)
         response.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(set(methods) | {"OPTIONS"}))
         response.headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
@@ -298,3 +395,115 @@ class Router:
                 },
             },
         )
+
+
+# -- request parsing helpers -------------------------------------------------------------
+def _too_deep() -> ApiError:
+    return bad_request(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.", "invalid_json")
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                break
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _validation_error(where: str, details: list[dict[str, Any]]) -> ApiError:
+    first = details[0]
+    where_txt = ".".join(str(p) for p in first["loc"])
+    return ApiError(422, "validation_error", f"Invalid {where}: {where_txt}: {first['msg']}", details=details)
+
+
+def _detail(model: type[BaseModel], where: str, err: Any) -> dict[str, Any]:
+    """One validation error, without the client's input: no value, no unknown field
+    name, no fragment of an unparsable value."""
+    loc = list(err["loc"])
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        loc = loc[:-1]  # the object holding the unknown field, not its (client-chosen) name
+        if not loc:
+            allowed = ", ".join(f.alias or name for name, f in model.model_fields.items())
+            msg = f"Unknown field; the fields are: {allowed}"
+        else:
+            msg = "Unknown field"
+    elif err["type"].endswith("_parsing"):
+        msg = msg.split(",", 1)[0]  # "Input should be a valid UUID, invalid character: found `x`..."
+    return {"loc": [where, *loc], "msg": msg, "type": err["type"]}
+
+
+def _bad_values(value: Any, loc: list[Any]) -> list[dict[str, Any]]:
+    """What no field may hold, whatever its model says: NUL characters and unpaired
+    surrogates (PostgreSQL text cannot store them, UTF-8 cannot encode them) and
+    integers beyond a bigint. Walks validated data, so every location is a field name
+    of the model (never a client-chosen key) or a list index."""
+    bad: list[dict[str, Any]] = []
+    stack: list[tuple[Any, list[Any]]] = [(value, loc)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                bad.append({"loc": where, "msg": "must not contain NUL (U+0000) characters", "type": "string_nul"})
+            elif not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    bad.append({"loc": where, "msg": "must be valid Unicode text", "type": "string_unicode"})
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not _INT64[0] <= item <= _INT64[1]:
+                bad.append({"loc": where, "msg": "integer out of range", "type": "int_out_of_range"})
+        elif isinstance(item, BaseModel):
+            for name, info in type(item).model_fields.items():
+                stack.append((getattr(item, name), [*where, info.alias or name]))
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend((child, [*where, i]) for i, child in enumerate(item))
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                stack.append((key, where))
+                stack.append((child, where))
+    return sorted(bad, key=lambda d: [str(p) for p in d["loc"]])
+
+
+# -- database availability ---------------------------------------------------------------
+def _sqlstate(exc: BaseException | None) -> str | None:
+    args = getattr(exc, "args", None)
+    if args and isinstance(args[0], dict):  # pg8000 server errors carry the fields by code letter
+        code = args[0].get("C")
+        return code if isinstance(code, str) else None
+    return None
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    """A failure to reach the database (down, unreachable, refusing connections, out
+    of connections), as opposed to a bug: walks the exception chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.TimeoutError):  # no pooled connection came free in time
+            return True
+        if isinstance(current, sa_exc.DBAPIError):
+            if current.connection_invalidated:
+                return True
+            if isinstance(current, sa_exc.InterfaceError | sa_exc.OperationalError) and current.statement is None:
+                return True  # failed while connecting, before any statement
+            code = _sqlstate(current.orig)
+            if code and code.startswith(_UNAVAILABLE_SQLSTATES):
+                return True
+        if type(current).__module__.startswith("google.cloud.sql.connector"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _cause(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

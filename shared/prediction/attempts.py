@@ -153,17 +153,15 @@ def resolve_task(
     if question_id is not None:
         question = question_row(conn, question_id)
         if question is None:
-            raise QuestionNotFoundError(f"No question {question_id!r}.")
+            raise QuestionNotFoundError("No such question.")
         if topic_id is not None and topic_id != question["topic_id"]:
-            raise AttemptMismatchError(
-                f"Question {question_id!r} belongs to topic {question['topic_id']!r}, not {topic_id!r}."
-            )
+            raise AttemptMismatchError("The question belongs to another topic than topic_id.")
         topic_id = question["topic_id"]
         difficulty = int(question["difficulty"]) if difficulty is None else difficulty
     if topic_id is None:
         raise AttemptMismatchError("Name a topic_id or a question_id.")
     if not topic_exists(conn, topic_id):
-        raise TopicNotFoundError(f"No topic {topic_id!r}.")
+        raise TopicNotFoundError("No such topic.")
     difficulty = 2 if difficulty is None else int(difficulty)  # the schema's default
     if not 1 <= difficulty <= 5:
         raise AttemptMismatchError(f"difficulty must be 1-5, got {difficulty}.")
@@ -275,16 +273,14 @@ def complete_attempt(
             raise AttemptCompletedError(f"Attempt {attempt_id} is already completed.")
         for name, given in (("topic_id", topic_id), ("question_id", question_id), ("difficulty", difficulty)):
             if given is not None and row[name] is not None and given != row[name]:
-                raise AttemptMismatchError(f"Attempt {attempt_id} is for {name} {row[name]!r}, not {given!r}.")
+                raise AttemptMismatchError(f"This attempt is for another {name}: {row[name]!r}.")
         if row["question_id"] is None and question_id is not None:
             # predicted for a topic, answered on a question: it must be of that topic
             question = question_row(conn, question_id)
             if question is None:
-                raise QuestionNotFoundError(f"No question {question_id!r}.")
+                raise QuestionNotFoundError("No such question.")
             if question["topic_id"] != row["topic_id"]:
-                raise AttemptMismatchError(
-                    f"Attempt {attempt_id} is for topic {row['topic_id']!r}; question {question_id!r} is not."
-                )
+                raise AttemptMismatchError(f"This attempt is for topic {row['topic_id']!r}; the question is not.")
         topic_id = row["topic_id"]
         question_id = row["question_id"] if row["question_id"] is not None else question_id
         if self_reported and question_id is not None:
@@ -433,7 +429,7 @@ def get_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any] | None:
 def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
     canonical = canonical_attempt_id(attempt_id)
     if canonical is None:
-        raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
+        raise AttemptNotFoundError("No such attempt.")
     row = (
         conn.execute(
             sa.text(
@@ -447,7 +443,7 @@ def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
         .first()
     )
     if row is None:
-        raise AttemptNotFoundError(f"No attempt {attempt_id!r}.")
+        raise AttemptNotFoundError("No such attempt.")
     return dict(row)
 
 
