@@ -139,10 +139,13 @@ class Settings(BaseSettings):
     vertex_embedding_model: str = Field("text-embedding-005", validation_alias="VERTEX_EMBEDDING_MODEL")
     vertex_embedding_dim: int | None = Field(None, ge=1, validation_alias="VERTEX_EMBEDDING_DIM")
     embedding_cache_size: int = Field(4096, ge=0, validation_alias="EMBEDDING_CACHE_SIZE")
-    redis_url: SecretStr | None = Field(
+    redis_url: str | None = Field(
         None,
         validation_alias="REDIS_URL",
-        description="redis://host:6379/0 of the shared embedding cache (Memorystore); unset: in-process LRU only.",
+        description=(
+            "redis://host:6379/0 of the shared embedding cache (Memorystore, reached over the VPC); "
+            "unset: in-process LRU only. No password here: it is a plain environment variable."
+        ),
     )
     embedding_cache_ttl_s: int = Field(30 * 24 * 3600, ge=60, validation_alias="EMBEDDING_CACHE_TTL_S")
 
