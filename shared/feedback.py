@@ -70,12 +70,15 @@ def record_feedback(
 
 def review_queue(conn: sa.Connection, limit: int, offset: int) -> list[dict[str, Any]]:
     """Unlabelled queries waiting for a human, oldest first, each with why it is there
-    (`reasons`: low_confidence, thumbs_down)."""
+    (`reasons`: low_confidence, thumbs_down). Only those two rules queue a query, so one
+    queued without a thumbs-down was queued for its confidence (by the chat pipeline's
+    threshold, which a model version may set above the seed 0.60)."""
     rows = conn.execute(
         sa.text(
             """SELECT id, user_id, query, intent, intent_confidence, intent_probs, feedback_score, created_at,
                       array_remove(ARRAY[
-                          CASE WHEN intent_confidence < :below THEN 'low_confidence' END,
+                          CASE WHEN intent_confidence < :below OR feedback_score IS DISTINCT FROM -1
+                               THEN 'low_confidence' END,
                           CASE WHEN feedback_score = -1 THEN 'thumbs_down' END
                       ], NULL) AS reasons
                  FROM interactions

@@ -22,6 +22,7 @@ data); consumers dedupe on it, not on Pub/Sub's message id, which differs per pu
 
 Message shape (what `shared.learning.runs.parse_pubsub_event` reads):
     data        base64 of JSON {"trigger", "models", "request_id", "reason", "params": {...payload, "request_id"}}
+                (the payload without PRIVATE_PAYLOAD_KEYS: no student uid leaves in a message)
     attributes  {"trigger": "tasks"|"labels"|"schedule"|"manual", "models": "intent,predictor",
                  "request_id": "<row id>", "reason": "<row reason>"}
 
@@ -57,6 +58,8 @@ REASON_DEFAULTS: dict[str, tuple[str, list[str]]] = {
     "schedule": ("schedule", ["intent", "predictor"]),
 }
 LOCAL_SUBSCRIPTION = "projects/local/subscriptions/retrain-requests-local"
+#: Payload keys that stay in the database: a student's uid is no training parameter.
+PRIVATE_PAYLOAD_KEYS = frozenset({"last_user_id"})
 
 
 class OutboxError(RuntimeError):
@@ -73,7 +76,7 @@ class OutboxMessage:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> OutboxMessage:
-        payload = dict(row.get("payload") or {})
+        payload = {k: v for k, v in dict(row.get("payload") or {}).items() if k not in PRIVATE_PAYLOAD_KEYS}
         reason = str(row["reason"])
         default_trigger, default_models = REASON_DEFAULTS.get(reason, ("manual", []))
         trigger = str(payload.get("trigger") or default_trigger)

@@ -60,6 +60,11 @@ def test_message_shape_is_what_the_retrain_function_reads():
     request = parse_pubsub_event(envelope)
     assert request.trigger == "labels" and request.message_id == "m-1"
     assert request.params["request_id"] == 42 and request.params["threshold"] == 500
+    # a student's uid in the payload stays in the database
+    tasks = OutboxMessage.from_row(
+        {"id": 3, "reason": "tasks_threshold", "payload": {"threshold": 5, "last_user_id": "alice"}}
+    )
+    assert b"alice" not in tasks.data and tasks.attributes["models"] == "predictor"
     # rows without a trigger in their payload get their reason's
     nightly = OutboxMessage.from_row({"id": 7, "reason": "schedule", "payload": {"date": "2026-11-30"}})
     assert nightly.attributes["trigger"] == "schedule" and nightly.attributes["models"] == "intent,predictor"
