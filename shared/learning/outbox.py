@@ -210,13 +210,25 @@ class LocalPublisher:
         return message_id
 
 
+_pubsub_publishers: dict[str, PubSubPublisher] = {}
+_pubsub_lock = threading.Lock()
+
+
 def default_publisher() -> Publisher:
-    """Pub/Sub when RETRAIN_TOPIC is set; the local subscriber otherwise (never in the cloud)."""
+    """Pub/Sub when RETRAIN_TOPIC is set; the local subscriber otherwise (never in the cloud).
+
+    One PubSubPublisher (one client, one channel) per topic and process: a function
+    instance reuses it across requests.
+    """
     from shared.config import get_settings
 
     settings = get_settings()
     if settings.retrain_topic:
-        return PubSubPublisher(settings.retrain_topic)
+        with _pubsub_lock:
+            publisher = _pubsub_publishers.get(settings.retrain_topic)
+            if publisher is None:
+                publisher = _pubsub_publishers[settings.retrain_topic] = PubSubPublisher(settings.retrain_topic)
+            return publisher
     if settings.environment == "cloud":
         raise OutboxError("RETRAIN_TOPIC is not set: refusing to deliver retrain requests locally in the cloud")
     return LocalPublisher()

@@ -216,5 +216,6 @@ def test_the_cloud_without_a_topic_refuses_local_delivery(monkeypatch):
         default_publisher()
     monkeypatch.setattr(settings, "retrain_topic", "projects/p/topics/t")
     assert isinstance(default_publisher(), PubSubPublisher)
+    assert default_publisher() is default_publisher()  # one client per topic and process
     with pytest.raises(OutboxError):
         PubSubPublisher("retrain-requests")
