@@ -225,7 +225,27 @@ class Settings(BaseSettings):
     datasets_uri: str | None = Field(
         None,
         validation_alias="DATASETS_URI",
-        description="gs://bucket/datasets (or a folder) for the nightly Parquet exports.",
+        description="gs://bucket/datasets or a folder for the nightly Parquet exports (default <state_dir>/datasets).",
+    )
+    retrain_after_verified_labels: int = Field(
+        500,
+        ge=1,
+        validation_alias="RETRAIN_AFTER_VERIFIED_LABELS",
+        description="A retrain request for the intent model when verified labels since its last training exceed this.",
+    )
+    retrain_publish_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        validation_alias="RETRAIN_PUBLISH_TIMEOUT_S",
+        description="How long the outbox sweep waits for one publish to be confirmed before leaving the row pending.",
+    )
+    dataset_pseudonym_key: SecretStr | None = Field(
+        None,
+        validation_alias="DATASET_PSEUDONYM_KEY",
+        description=(
+            "HMAC key that pseudonymises user ids in the dataset exports. Required in the cloud; "
+            "locally a fixed development key is used."
+        ),
     )
     training_image_uri: str | None = Field(
         None, validation_alias="TRAINING_IMAGE_URI", description="model_export/ container for Vertex AI jobs."
@@ -284,6 +304,9 @@ class Settings(BaseSettings):
         "openai_base_url",
         "anthropic_base_url",
         "redis_url",
+        "retrain_topic",
+        "datasets_uri",
+        "dataset_pseudonym_key",
         mode="before",
     )
     @classmethod
@@ -345,6 +368,10 @@ class Settings(BaseSettings):
     @property
     def model_store(self) -> str:
         return self.model_store_uri or str(self.state_dir / "models")
+
+    @property
+    def datasets_store(self) -> str:
+        return self.datasets_uri or str(self.state_dir / "datasets")
 
 
 @lru_cache(maxsize=1)

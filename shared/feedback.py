@@ -2,7 +2,9 @@
 
 Feedback belongs to the student who received the reply; labels are an admin
 job. Both write into the interaction's own row, so the training export reads
-one table.
+one table. A thumbs-down puts the reply's query in the review queue (issue 10); the
+rules, the label taxonomy, the audit and the label counter live in
+`shared.learning.signals`. Errors are `SignalError`s, mapped to HTTP by the function.
 """
 
 from __future__ import annotations
@@ -12,36 +14,53 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared.http.auth import Principal
-from shared.http.errors import forbidden, not_found
+from shared.learning.signals import (
+    REVIEW_CONFIDENCE_BELOW,
+    LabelResult,
+    NotYourReplyError,
+    Taxonomy,
+    UnknownInteractionError,
+)
+from shared.learning.signals import label_interaction as _label_interaction
 
 
 def _owner(conn: sa.Connection, interaction_id: uuid.UUID) -> str:
     owner = conn.execute(sa.text("SELECT user_id FROM interactions WHERE id = :id"), {"id": interaction_id}).scalar()
     if owner is None:
-        raise not_found("No such interaction.")
+        raise UnknownInteractionError("No such interaction.")
     return owner
 
 
 def record_feedback(
     conn: sa.Connection,
-    principal: Principal,
+    uid: str,
     interaction_id: uuid.UUID,
     score: int,
     comment: str | None,
 ) -> dict[str, Any]:
-    if _owner(conn, interaction_id) != principal.uid:
+    """Store the student's thumbs on their reply.
+
+    A thumbs-down queues the query for a human label unless it is labelled already; a
+    thumbs-up that replaces a thumbs-down takes it out again unless its confidence alone
+    keeps it there.
+    """
+    if _owner(conn, interaction_id) != uid:
         # Even admins do not rate other people's replies: feedback is the student's voice.
-        raise forbidden("You can only rate replies you received.")
+        raise NotYourReplyError("You can only rate replies you received.")
     row = (
         conn.execute(
             sa.text(
                 """UPDATE interactions
-                  SET feedback_score = :score, feedback_comment = :comment, feedback_at = now()
+                  SET feedback_score = :score, feedback_comment = :comment, feedback_at = now(),
+                      needs_review = CASE
+                          WHEN human_label IS NOT NULL THEN needs_review
+                          WHEN :score = -1 THEN true
+                          WHEN feedback_score = -1 THEN coalesce(intent_confidence < :below, false)
+                          ELSE needs_review END
                 WHERE id = :id
-            RETURNING id, feedback_score, feedback_comment, feedback_at"""
+            RETURNING id, feedback_score, feedback_comment, feedback_at, needs_review"""
             ),
-            {"id": interaction_id, "score": score, "comment": comment},
+            {"id": interaction_id, "score": score, "comment": comment, "below": REVIEW_CONFIDENCE_BELOW},
         )
         .mappings()
         .one()
@@ -50,33 +69,36 @@ def record_feedback(
 
 
 def review_queue(conn: sa.Connection, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Unlabelled queries waiting for a human, oldest first, each with why it is there
+    (`reasons`: low_confidence, thumbs_down). Only those two rules queue a query, so one
+    queued without a thumbs-down was queued for its confidence (by the chat pipeline's
+    threshold, which a model version may set above the seed 0.60)."""
     rows = conn.execute(
         sa.text(
-            """SELECT id, user_id, query, intent, intent_confidence, intent_probs, created_at
+            """SELECT id, user_id, query, intent, intent_confidence, intent_probs, feedback_score, created_at,
+                      array_remove(ARRAY[
+                          CASE WHEN intent_confidence < :below OR feedback_score IS DISTINCT FROM -1
+                               THEN 'low_confidence' END,
+                          CASE WHEN feedback_score = -1 THEN 'thumbs_down' END
+                      ], NULL) AS reasons
                  FROM interactions
                 WHERE needs_review AND human_label IS NULL
                 ORDER BY created_at
                 LIMIT :limit OFFSET :offset"""
         ),
-        {"limit": limit, "offset": offset},
+        {"limit": limit, "offset": offset, "below": REVIEW_CONFIDENCE_BELOW},
     ).mappings()
-    return [dict(r) for r in rows]
+    return [{**dict(r), "reasons": list(r["reasons"] or [])} for r in rows]
 
 
-def label_interaction(conn: sa.Connection, admin: Principal, interaction_id: uuid.UUID, label: str) -> dict[str, Any]:
-    _owner(conn, interaction_id)  # 404 for an unknown id
-    row = (
-        conn.execute(
-            sa.text(
-                """UPDATE interactions
-                  SET human_label = :label, labelled_by = :admin, labelled_at = now(),
-                      needs_review = false
-                WHERE id = :id
-            RETURNING id, human_label, labelled_by, labelled_at"""
-            ),
-            {"id": interaction_id, "label": label, "admin": admin.uid},
-        )
-        .mappings()
-        .one()
-    )
-    return dict(row)
+def label_interaction(
+    conn: sa.Connection,
+    admin_uid: str,
+    interaction_id: uuid.UUID,
+    label: str,
+    taxonomy: Taxonomy,
+    *,
+    retrain_after: int,
+) -> LabelResult:
+    """Label a query with an intent of the model in service (audited and counted)."""
+    return _label_interaction(conn, admin_uid, interaction_id, label, taxonomy, retrain_after=retrain_after)

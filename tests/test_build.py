@@ -14,7 +14,7 @@ def test_build_produces_one_deterministic_zip_per_function(tmp_path):
     cmd = [sys.executable, str(REPO / "scripts/build_functions.py"), "--out", str(tmp_path)]
     subprocess.run(cmd, check=True, capture_output=True)
     zips = sorted(p.name for p in tmp_path.glob("*.zip"))
-    assert zips == ["chat.zip", "feedback.zip", "grading.zip", "prediction.zip", "retrain.zip"]
+    assert zips == ["chat.zip", "feedback.zip", "grading.zip", "nightly.zip", "prediction.zip", "retrain.zip"]
     first = (tmp_path / "grading.zip").read_bytes()
 
     with zipfile.ZipFile(tmp_path / "grading.zip") as zf:

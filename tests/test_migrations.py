@@ -33,6 +33,8 @@ EXPECTED_TABLES = {
     "model_versions",
     "retrain_requests",
     "prediction_counters",
+    "label_events",
+    "label_counters",
 }
 
 

@@ -11,8 +11,6 @@ the configuration, and every var./local./resource reference resolves (the part o
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import shutil
 import subprocess
@@ -159,7 +157,11 @@ def test_every_function_is_deployed_with_its_trigger_kind():
         assert "source[each.key]" in fn["build_config"][0]["source"][0]["storage_source"][0]["object"]
     trigger = event["event_trigger"][0]
     assert unquote(trigger["event_type"]) == "google.cloud.pubsub.topic.v1.messagePublished"
-    assert trigger["pubsub_topic"] == "${google_pubsub_topic.retrain_requests.id}"
+    assert trigger["pubsub_topic"] == "${local.event_topics[each.key]}"
+    topics = module_locals()["event_topics"]
+    assert set(topics) == {n for n, spec in declared.items() if spec["kind"] == "event"}
+    assert topics["retrain"] == "${google_pubsub_topic.retrain_requests.id}"
+    assert topics["nightly"] == "${google_pubsub_topic.learning_nightly.id}"
     assert unquote(trigger["retry_policy"]) == "RETRY_POLICY_RETRY"
 
 
@@ -231,6 +233,15 @@ def test_llm_keys_are_secrets_never_plain_environment():
         if SecretStr in getattr(f.annotation, "__args__", (f.annotation,))
     }
     secret_fields.discard("DB_PASSWORD")  # IAM database auth: no password in the cloud
+    # The dataset pseudonymisation key is its own secret, mounted into the nightly function only.
+    secret_fields.discard("DATASET_PSEUDONYM_KEY")
+    res = resources(MODULE)
+    assert "google_secret_manager_secret.dataset_pseudonym_key" in res
+    event = res["google_cloudfunctions2_function.event"]["service_config"][0]
+    dataset_env = event["dynamic"][0]['"secret_environment_variables"']
+    assert 'each.key == "nightly"' in dataset_env["for_each"] and "DATASET_PSEUDONYM_KEY" in dataset_env["for_each"]
+    accessor = res["google_secret_manager_secret_iam_member.dataset_key_accessor"]
+    assert accessor["member"] == '${google_service_account.group["nightly"].member}'
     secret_names = set(default_of(blocks(MODULE, "variable")["llm_secret_names"]))
     assert secret_fields <= secret_names, f"settings secrets without a secret: {secret_fields - secret_names}"
 
@@ -382,17 +393,23 @@ def test_artifacts_bucket_and_events():
     assert unquote(topic["name"]).endswith("-retrain-requests")
     assert unquote(res["google_pubsub_topic.retrain_dead_letter"]["name"]).endswith("-dead-letter")
 
-    # The nightly message must be one the retrain function accepts.
+    # The nightly tick goes to the nightly function, which exports the dataset version and
+    # publishes the night's retrain request through the outbox (shared/learning/nightly.py);
+    # the request it publishes is one the retrain function accepts.
+    from shared.learning.outbox import OutboxMessage
     from shared.learning.runs import parse_pubsub_event
 
-    target = res["google_cloud_scheduler_job.nightly_retrain"]["pubsub_target"][0]
-    assert target["topic_name"] == "${google_pubsub_topic.retrain_requests.id}"
-    body = re.fullmatch(r"\$\{base64encode\(jsonencode\((\{.*\})\)\)\}", target["data"])
-    assert body, target["data"]
-    as_json = re.sub(r"(\w+)\s*=", r'"\1":', body.group(1))
-    data = base64.b64encode(json.dumps(json.loads(as_json)).encode()).decode()
-    request = parse_pubsub_event({"message": {"messageId": "1", "data": data}})
+    target = res["google_cloud_scheduler_job.nightly_learning"]["pubsub_target"][0]
+    assert target["topic_name"] == "${google_pubsub_topic.learning_nightly.id}"
+    assert unquote(res["google_pubsub_topic.learning_nightly"]["name"]).endswith("-learning-nightly")
+    assert "google_cloud_scheduler_job.nightly_retrain" not in res  # no publish that bypasses the outbox
+    message = OutboxMessage.from_row({"id": 1, "reason": "schedule", "payload": {"date": "2026-11-30"}})
+    request = parse_pubsub_event(message.push_envelope("1"))
     assert request.trigger == "schedule"
+    groups = module_locals()["groups"]
+    assert unquote(groups["nightly"]["models"]) == "datasets" and groups["nightly"]["publish"] in (True, "true")
+    writer = res["google_storage_bucket_iam_member.datasets_writer"]
+    assert "/objects/datasets/" in writer["condition"][0]["expression"]
 
 
 def test_cloudbuild_runs_tests_build_deploy_and_migrations():

@@ -12,6 +12,7 @@ from shared.api.models import StrictModel, UserQuery
 from shared.curriculum import TopicNotFoundError, list_questions
 from shared.db import get_engine
 from shared.http import ApiError, Request, Router
+from shared.learning.outbox import sweep_after_commit
 from shared.logs import configure_logging
 from shared.mastery.store import mastery_by_topic
 from shared.prediction.attempts import (
@@ -143,6 +144,8 @@ def complete(req: Request) -> dict:
             )
         except AttemptError as exc:
             raise _api_error(exc) from None
+    if done.retrain_request is not None:
+        sweep_after_commit()  # the request is committed: publish it now (best effort, see outbox)
     return done.as_dict()
 
 

@@ -62,7 +62,7 @@ resource "google_cloudfunctions2_function" "event" {
   project     = var.project_id
   location    = var.region
   name        = "${local.prefix}-${each.key}"
-  description = "cognitive-core ${each.key} (Pub/Sub ${google_pubsub_topic.retrain_requests.name})"
+  description = "cognitive-core ${each.key} (Pub/Sub ${local.event_topics[each.key]})"
   labels      = local.labels
 
   build_config {
@@ -90,15 +90,27 @@ resource "google_cloudfunctions2_function" "event" {
     environment_variables            = local.function_env[each.key]
     vpc_connector                    = local.private_sql ? google_vpc_access_connector.functions[0].id : null
     vpc_connector_egress_settings    = local.private_sql ? "PRIVATE_RANGES_ONLY" : null
+
+    # The dataset export's pseudonymisation key, once it has a version (see secrets.tf).
+    dynamic "secret_environment_variables" {
+      for_each = each.key == "nightly" && var.mount_dataset_pseudonym_key ? { DATASET_PSEUDONYM_KEY = google_secret_manager_secret.dataset_pseudonym_key.secret_id } : {}
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
   }
 
   event_trigger {
     trigger_region        = var.region
     event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic          = google_pubsub_topic.retrain_requests.id
+    pubsub_topic          = local.event_topics[each.key]
     service_account_email = google_service_account.group[each.value.group].email
-    # Handling is idempotent (the message id is the run's key) and malformed messages
-    # are acknowledged by the function, so every raised error is worth a retry.
+    # Handling is idempotent (retrain: the message id is the run's key; nightly: every
+    # step is idempotent per date) and malformed messages are acknowledged by the
+    # function, so every raised error is worth a retry.
     retry_policy = "RETRY_POLICY_RETRY"
   }
 
@@ -107,5 +119,6 @@ resource "google_cloudfunctions2_function" "event" {
     google_project_iam_member.sql_client,
     google_project_iam_member.sql_instance_user,
     google_project_iam_member.retrain_event_receiver,
+    google_project_iam_member.nightly_event_receiver,
   ]
 }

@@ -49,6 +49,22 @@ resource "google_storage_bucket_iam_member" "artifacts_admin" {
   member = google_service_account.group[each.key].member
 }
 
+# The nightly export writes datasets/ only: object admin limited by an IAM condition to
+# that prefix (the bucket has uniform bucket-level access), so it can never touch models/.
+resource "google_storage_bucket_iam_member" "datasets_writer" {
+  for_each = { for g, cfg in local.groups : g => cfg if cfg.models == "datasets" }
+
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectAdmin"
+  member = google_service_account.group[each.key].member
+
+  condition {
+    title       = "datasets-prefix-only"
+    description = "Objects under datasets/ (the nightly Parquet exports) and nothing else."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.artifacts.name}/objects/datasets/\")"
+  }
+}
+
 # --- Vertex AI: Gemini and embeddings (tutor), custom jobs (retrain) ---------------------
 
 resource "google_project_iam_member" "vertex_user" {
@@ -83,6 +99,20 @@ resource "google_project_iam_member" "retrain_event_receiver" {
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"
   member  = google_service_account.group["retrain"].member
+}
+
+resource "google_project_iam_member" "nightly_event_receiver" {
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = google_service_account.group["nightly"].member
+}
+
+resource "google_cloud_run_service_iam_member" "nightly_invoker" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.event["nightly"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.group["nightly"].member
 }
 
 resource "google_cloud_run_service_iam_member" "retrain_invoker" {
@@ -147,4 +177,13 @@ resource "google_project_iam_member" "human_sql" {
   project = var.project_id
   role    = each.value.role
   member  = "user:${each.value.user}"
+}
+
+# --- Secret Manager: the dataset pseudonymisation key, to the nightly export only ----------
+
+resource "google_secret_manager_secret_iam_member" "dataset_key_accessor" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.dataset_pseudonym_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.group["nightly"].member
 }

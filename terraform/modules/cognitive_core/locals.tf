@@ -21,24 +21,37 @@ locals {
     prediction = { kind = "http", group = "predictor" }
     feedback   = { kind = "http", group = "feedback" }
     retrain    = { kind = "event", group = "retrain" }
+    nightly    = { kind = "event", group = "nightly" }
   }
   http_functions  = { for name, f in local.functions : name => f if f.kind == "http" }
   event_functions = { for name, f in local.functions : name => f if f.kind == "event" }
 
+  # The topic each event function is triggered by.
+  event_topics = {
+    retrain = google_pubsub_topic.retrain_requests.id
+    nightly = google_pubsub_topic.learning_nightly.id
+  }
+
   # Service-account groups and what each may do (least privilege):
   #   models: read    = objectViewer on the artifacts bucket (load models/)
   #           write   = objectAdmin on the artifacts bucket (publish models/, datasets/)
+  #           datasets = objectAdmin on datasets/ only (an IAM condition on the prefix)
   #   llm             = Vertex AI user (Gemini, embeddings) + the LLM key secrets
-  #   publish         = publisher on retrain-requests (thresholds crossed)
+  #   publish         = publisher on retrain-requests (the outbox sweep after a threshold crossing)
   #   train           = Vertex AI user + act as the trainer account (submit custom jobs)
+  #   nightly         = the daily tick: writes datasets/, publishes the outbox; the only
+  #                     group that reads DATASET_PSEUDONYM_KEY
+  # feedback reads models/ for the intent taxonomy that labels are checked against;
+  # predictor, tutor and feedback publish the retrain outbox right after their commits.
   # Every group also gets Cloud SQL client + IAM database login (the trainer reads the
   # database to export training data).
   groups = {
     tutor     = { models = "read", llm = true, publish = true, train = false }
-    predictor = { models = "read", llm = false, publish = false, train = false }
-    feedback  = { models = "none", llm = false, publish = true, train = false }
+    predictor = { models = "read", llm = false, publish = true, train = false }
+    feedback  = { models = "read", llm = false, publish = true, train = false }
     retrain   = { models = "write", llm = false, publish = false, train = true }
     trainer   = { models = "write", llm = false, publish = false, train = false }
+    nightly   = { models = "datasets", llm = false, publish = true, train = false }
   }
 
   # Sizing: function_overrides, then what a function needs by nature, then the defaults.
@@ -46,6 +59,7 @@ locals {
   # longest timeout an event-driven function may have.
   builtin_sizing = {
     retrain = { concurrency = 1, timeout_seconds = 540 }
+    nightly = { concurrency = 1, timeout_seconds = 540 }
   }
   sizing = {
     for name in keys(local.functions) : name => {
@@ -59,6 +73,7 @@ locals {
 
   artifacts_bucket = coalesce(var.artifacts_bucket_name, "${var.project_id}-${local.prefix}-artifacts")
   model_store_uri  = "gs://${local.artifacts_bucket}/models"
+  datasets_uri     = "gs://${local.artifacts_bucket}/datasets"
 
   # Postgres user name of an IAM service account: its email without ".gserviceaccount.com".
   db_users = { for g, sa in google_service_account.group : g => trimsuffix(sa.email, ".gserviceaccount.com") }
@@ -91,7 +106,7 @@ locals {
 
   # Only the retrain function submits training jobs.
   training_env = {
-    DATASETS_URI             = "gs://${local.artifacts_bucket}/datasets"
+    DATASETS_URI             = local.datasets_uri
     TRAINING_IMAGE_URI       = var.training_image_uri
     TRAINING_MACHINE_TYPE    = var.training_machine_type
     TRAINING_SERVICE_ACCOUNT = google_service_account.group["trainer"].email
@@ -102,6 +117,7 @@ locals {
     for name, f in local.functions : name => merge(
       local.common_env,
       { for k, v in local.training_env : k => v if f.group == "retrain" },
+      f.group == "nightly" ? { DATASETS_URI = local.datasets_uri } : {},
       {
         DB_USER = local.db_users[f.group]
         # One intra-op thread per vCPU: more only adds contention on a small instance.

@@ -1,6 +1,8 @@
-# retrain-requests: published by the serving functions when labels or completed tasks
-# cross their thresholds, and nightly by Cloud Scheduler; consumed by the retrain
-# function. Undeliverable messages end on the dead-letter topic.
+# retrain-requests: published from the retrain outbox (shared/learning/outbox.py) by the
+# serving functions when labels or completed tasks cross their thresholds, and by the
+# nightly function; consumed by the retrain function. Undeliverable messages end on the
+# dead-letter topic.
+# learning-nightly: Cloud Scheduler's daily tick, consumed by the nightly function.
 
 locals {
   pubsub_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
@@ -9,6 +11,15 @@ locals {
 resource "google_pubsub_topic" "retrain_requests" {
   project                    = var.project_id
   name                       = "${local.prefix}-retrain-requests"
+  message_retention_duration = "86400s"
+  labels                     = local.labels
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_pubsub_topic" "learning_nightly" {
+  project                    = var.project_id
+  name                       = "${local.prefix}-learning-nightly"
   message_retention_duration = "86400s"
   labels                     = local.labels
 

@@ -1,19 +1,22 @@
-# The nightly learning loop: a retrain request on the topic, like any other trigger.
+# The nightly learning loop: a daily tick on the learning-nightly topic. The nightly
+# function exports yesterday's dataset version, records the night's retrain request in
+# the outbox (one per date) and publishes every pending request to retrain-requests
+# (shared/learning/nightly.py). Going through the outbox, the nightly request names the
+# dataset version it was made for, and a retried tick records nothing twice.
 
-resource "google_cloud_scheduler_job" "nightly_retrain" {
+resource "google_cloud_scheduler_job" "nightly_learning" {
   project     = var.project_id
   region      = var.region
-  name        = "${local.prefix}-nightly-retrain"
-  description = "Nightly retrain request for cognitive-core ${var.environment}."
+  name        = "${local.prefix}-nightly-learning"
+  description = "Nightly dataset export and retrain request for cognitive-core ${var.environment}."
   schedule    = var.retrain_schedule
   time_zone   = var.retrain_schedule_time_zone
 
   pubsub_target {
-    topic_name = google_pubsub_topic.retrain_requests.id
-    # The shape shared/learning/runs.py parses; Pub/Sub's message id makes it idempotent.
-    data = base64encode(jsonencode({ trigger = "schedule", params = {} }))
+    topic_name = google_pubsub_topic.learning_nightly.id
+    data       = base64encode(jsonencode({ task = "nightly" }))
     attributes = {
-      trigger = "schedule"
+      task = "nightly"
     }
   }
 

@@ -309,7 +309,7 @@ variable "noncurrent_version_retention_days" {
 }
 
 variable "retrain_schedule" {
-  description = "Cron schedule of the nightly retrain request."
+  description = "Cron schedule of the nightly tick (dataset export, then the nightly retrain request)."
   type        = string
   default     = "0 3 * * *"
 }
@@ -318,6 +318,12 @@ variable "retrain_schedule_time_zone" {
   description = "Time zone of retrain_schedule."
   type        = string
   default     = "Etc/UTC"
+}
+
+variable "mount_dataset_pseudonym_key" {
+  description = "Give the nightly function DATASET_PSEUDONYM_KEY from its secret. Set only after the secret has a version (Cloud Functions refuses to deploy otherwise); until then the nightly export refuses to run."
+  type        = bool
+  default     = false
 }
 
 variable "retrain_max_delivery_attempts" {
