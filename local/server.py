@@ -79,4 +79,8 @@ def build_app() -> WsgiApp:
         for name in HTTP_FUNCTIONS
     }
     mounts["/api/health"] = _health_app()
-    return dispatcher(mounts, _not_found_app())
+    # The web client and, in the local environment only, its development sign-in (local/web.py).
+    from local.web import dev_mounts, web_app
+
+    mounts.update(dev_mounts(get_settings()))
+    return dispatcher(mounts, web_app(_not_found_app()))
