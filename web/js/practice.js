@@ -196,11 +196,6 @@ export function masteryChart(rows) {
     role: "img",
     "aria-label": `Mastery per topic: ${rows.map((r) => `${r.title} ${pct(r.p_mastery)}`).join(", ")}`,
   });
-  for (const mark of [0.4, 0.8]) {
-    const x = labelW + mark * barW;
-    svg.append(h("svg:line", { x1: x, x2: x, y1: 0, y2: height - 20, class: "band" }));
-    svg.append(h("svg:text", { x, y: height - 6, class: "axis", "text-anchor": "middle" }, pct(mark)));
-  }
   rows.forEach((r, i) => {
     const y = i * rowH + 4;
     const band = r.p_mastery >= 0.8 ? "high" : r.p_mastery < 0.4 ? "low" : "mid";
@@ -212,5 +207,10 @@ export function masteryChart(rows) {
       h("svg:text", { x: labelW + barW + 6, y: y + 15, class: "value" }, pct(r.p_mastery)),
     );
   });
+  for (const mark of [0.4, 0.8]) {
+    const x = labelW + mark * barW;
+    svg.append(h("svg:line", { x1: x, x2: x, y1: 0, y2: height - 20, class: "band" }));
+    svg.append(h("svg:text", { x, y: height - 6, class: "axis", "text-anchor": "middle" }, pct(mark)));
+  }
   return h("figure", { class: "chart-wrap" }, svg);
 }
