@@ -31,6 +31,17 @@ function writeOutbox(uid, items) {
   localStorage.setItem(outboxKey(uid), JSON.stringify(items.map(({ el, ...rest }) => rest)));
 }
 
+// Material Design "thumb_up" (Apache-2.0), drawn as SVG: no emoji font needed.
+const THUMB = "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z";
+
+function thumbIcon(down) {
+  return h(
+    "svg:svg",
+    { viewBox: "0 0 24 24", width: 16, height: 16, "aria-hidden": "true", class: "icon" },
+    h("svg:path", { d: THUMB, transform: down ? "rotate(180 12 12)" : null }),
+  );
+}
+
 export async function chatView(view, { user }) {
   const state = {
     uid: user.uid,
@@ -253,8 +264,8 @@ export async function chatView(view, { user }) {
         showError(err, "Feedback");
       }
     };
-    const up = h("button", { type: "button", class: "thumb", "aria-pressed": "false", "aria-label": "Helpful" }, "👍");
-    const down = h("button", { type: "button", class: "thumb", "aria-pressed": "false", "aria-label": "Not helpful" }, "👎");
+    const up = h("button", { type: "button", class: "thumb", "aria-pressed": "false" }, thumbIcon(false), " Helpful");
+    const down = h("button", { type: "button", class: "thumb", "aria-pressed": "false" }, thumbIcon(true), " Not helpful");
     up.addEventListener("click", () => rate(1, up, down));
     down.addEventListener("click", () => rate(-1, down, up));
     return h("div", { class: "thumbs", role: "group", "aria-label": "Rate this reply" }, up, down, status);
