@@ -84,7 +84,7 @@ def dev_mounts(settings: Settings) -> dict[str, WsgiApp]:
     """`/api/dev` when the local environment allows it, else nothing (a 404 as any unknown route)."""
     if not dev_signin_enabled(settings):
         return {}
-    app = flask.Flask("dev")
+    app = flask.Flask(f"{__name__}.dev")
 
     @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "OPTIONS"])
     @app.route("/<path:path>", methods=["GET", "POST", "OPTIONS"])
@@ -97,7 +97,7 @@ def dev_mounts(settings: Settings) -> dict[str, WsgiApp]:
 # -- static files ----------------------------------------------------------------------
 def web_app(api_fallback: WsgiApp, settings: Settings | None = None) -> WsgiApp:
     """`web/` for every path outside /api (unknown API paths keep the JSON 404)."""
-    app = flask.Flask("web", static_folder=None)
+    app = flask.Flask(__name__, static_folder=None)
 
     def finish(response: flask.Response, cache: str) -> flask.Response:
         response.headers.update(SECURITY_HEADERS)
