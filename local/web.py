@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,36 @@ def dev_signin_enabled(settings: Settings) -> bool:
     return settings.environment == "local" and bool(settings.auth_emulator_host)
 
 
+def _emulator_origin(settings: Settings) -> str | None:
+    """The Auth emulator's origin when `WEB_AUTH=emulator` asks for its sign-in flow."""
+    if os.environ.get("WEB_AUTH", "").lower() != "emulator" or not settings.auth_emulator_host:
+        return None
+    return f"http://{settings.auth_emulator_host}"
+
+
 def local_client_config(settings: Settings) -> dict[str, Any]:
     """What `web/config.json` says in a deployment, for the local server."""
+    emulator = _emulator_origin(settings)
+    if emulator:  # Firebase Auth's own flow, against the emulator (firebase emulators:start --only auth)
+        auth: dict[str, Any] = {
+            "mode": "firebase",
+            "apiKey": "fake-api-key",  # the emulator accepts any key
+            "identityUrl": f"{emulator}/identitytoolkit.googleapis.com",
+            "tokenUrl": f"{emulator}/securetoken.googleapis.com",
+        }
+    else:
+        auth = {"mode": "dev" if dev_signin_enabled(settings) else "firebase"}
     return {
         "apiBase": "/api",
         "streamUrl": "/api/chat",  # werkzeug does not buffer: stream on the same origin
-        "auth": {"mode": "dev" if dev_signin_enabled(settings) else "firebase"},
+        "auth": auth,
         "environment": settings.environment,
     }
+
+
+def csp_for(settings: Settings) -> str:
+    emulator = _emulator_origin(settings)
+    return CSP.replace("connect-src 'self'", f"connect-src 'self' {emulator}") if emulator else CSP
 
 
 # -- development sign-in ---------------------------------------------------------------
@@ -101,6 +124,7 @@ def web_app(api_fallback: WsgiApp, settings: Settings | None = None) -> WsgiApp:
 
     def finish(response: flask.Response, cache: str) -> flask.Response:
         response.headers.update(SECURITY_HEADERS)
+        response.headers["Content-Security-Policy"] = csp_for(settings or get_settings())
         response.headers["Cache-Control"] = cache
         return response
 

@@ -98,3 +98,11 @@ def test_firebase_hosting_config_matches_the_local_server():
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     cached = {b["source"] for b in hosting["headers"] if any(h["key"] == "Cache-Control" for h in b["headers"])}
     assert "**/*.@(js|css)" in cached
+
+
+def test_auth_emulator_flow_on_request(local_env, monkeypatch):
+    monkeypatch.setenv("WEB_AUTH", "emulator")
+    c = client(local_env)
+    auth = c.get("/config.json").json["auth"]
+    assert auth["mode"] == "firebase" and auth["identityUrl"] == "http://127.0.0.1:9099/identitytoolkit.googleapis.com"
+    assert "connect-src 'self' http://127.0.0.1:9099;" in c.get("/").headers["Content-Security-Policy"]

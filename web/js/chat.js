@@ -42,6 +42,11 @@ function thumbIcon(down) {
   );
 }
 
+/** The reply's text with its **bold** spans as <strong> (text nodes only, never markup). */
+export function richText(text) {
+  return text.split(/\*\*([^*\n]+)\*\*/).map((part, i) => (i % 2 ? h("strong", {}, part) : part));
+}
+
 export async function chatView(view, { user }) {
   const state = {
     uid: user.uid,
@@ -177,7 +182,7 @@ export async function chatView(view, { user }) {
   function renderReply(li, data, question) {
     clear(li);
     const needsRephrase = data.needs_rephrase || (typeof data.confidence === "number" && data.confidence < REPHRASE_BELOW);
-    const text = h("p", { class: "text" }, data.reply ?? "");
+    const text = h("p", { class: "text" }, richText(data.reply ?? ""));
     if (needsRephrase) {
       li.classList.add("rephrase");
       li.append(
