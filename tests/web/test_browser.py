@@ -394,6 +394,13 @@ def test_student_never_sees_and_is_refused_the_staff_screens(page, stack):
     assert "staff only" in box.inner_text() and "request id" in box.inner_text()
     shot(page, "student-refused.png")
 
+    # an expired sign-in (401) returns to the sign-in screen with the reason and request id
+    expired = {"error": {"code": "unauthenticated", "message": "Token expired.", "request_id": "req-expired-1"}}
+    page.route("**/api/chat/topics", lambda r: r.fulfill(status=401, json=expired))
+    nav(page).get_by_role("link", name="Practice").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    page.locator("#errors .error", has_text="request id req-expired-1").wait_for()
+
 
 def test_phone_width(browser, stack):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
@@ -407,3 +414,45 @@ def test_phone_width(browser, stack):
         shot(pg, "chat-phone.png")
     finally:
         context.close()
+
+
+def test_models_screen_against_the_assumed_learning_loop_contract(page, stack):
+    """The learning-loop routes are not on this branch: stub them in the shapes
+    web/js/learning.js documents, and check the screen shows gate numbers and rolls back."""
+    current = {"version": "v2"}
+    posted: list[dict] = []
+
+    def versions(route):
+        rows = [
+            {"version": "v2", "parent_version": "v1", "status": "published", "metrics": {"intent": {"accuracy": 0.95}}},
+            {"version": "v1", "parent_version": None, "status": "retired", "metrics": {"intent": {"accuracy": 0.94}}},
+        ]
+        route.fulfill(json={"current": current["version"], "versions": rows, "request_id": "stub-versions"})
+
+    def rollback(route):
+        posted.append(route.request.post_data_json)
+        current["version"] = posted[-1]["version"]
+        route.fulfill(json={"current": current["version"], "previous": "v2", "request_id": "stub-rollback"})
+
+    run = {
+        "id": str(uuid.uuid4()),
+        "trigger": "labels",
+        "status": "rejected",
+        "created_at": "2026-12-01T20:00:00Z",
+        "produced_version": None,
+        "gate": {"passed": False, "reasons": ["intent accuracy dropped 3.1 points"], "intent": {"drop_points": 3.1}},
+    }
+    page.route("**/api/feedback/training-runs**", lambda r: r.fulfill(json={"runs": [run], "request_id": "stub"}))
+    page.route("**/api/feedback/model-versions", versions)
+    page.route("**/api/feedback/model-versions/rollback", rollback)
+    page.on("dialog", lambda d: d.accept())
+
+    sign_in(page, stack, "staff-2", admin=True)
+    nav(page).get_by_role("link", name="Models").click()
+    runs = page.locator("table.data").first
+    runs.wait_for()
+    assert "refused" in runs.inner_text() and "intent.drop_points: 3.100" in runs.inner_text()
+    page.get_by_role("button", name="Roll back to v1").click()
+    page.get_by_role("row", name=re.compile(r"v1 in service")).wait_for()
+    assert posted == [{"version": "v1"}]
+    shot(page, "staff-models-stubbed.png")

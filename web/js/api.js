@@ -38,6 +38,12 @@ async function toApiError(res, requestId) {
   });
 }
 
+/** A 401 means the sign-in is over (expired or revoked): the app shows the sign-in screen. */
+function expired(err) {
+  if (err.status === 401) window.dispatchEvent(new CustomEvent("auth:expired", { detail: err }));
+  return err;
+}
+
 async function headers(requestId, accept, json) {
   const out = { Accept: accept, "X-Request-Id": requestId };
   const token = await auth.token();
@@ -72,7 +78,7 @@ export async function api(path, { method = "GET", body, query, signal } = {}) {
     signal,
   };
   const res = await send(url, init, requestId);
-  if (!res.ok) throw await toApiError(res, requestId);
+  if (!res.ok) throw expired(await toApiError(res, requestId));
   return res.json();
 }
 
@@ -90,7 +96,7 @@ export async function streamPost(url, body, { onEvent, signal } = {}) {
     signal,
   };
   const res = await send(new URL(url, location.origin), init, requestId);
-  if (!res.ok) throw await toApiError(res, requestId);
+  if (!res.ok) throw expired(await toApiError(res, requestId));
   if (!(res.headers.get("Content-Type") || "").includes("text/event-stream")) {
     const data = await res.json();
     onEvent?.("final", data);

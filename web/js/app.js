@@ -21,10 +21,11 @@ let cleanup = null;
 /** Show an error (an ApiError, or any Error) as a readable message with its request id. */
 export function showError(err, where = "") {
   const box = document.getElementById("errors");
+  if (err?.requestId && [...box.children].some((el) => el.dataset.requestId === err.requestId)) return; // shown
   const text = err?.readable || err?.message || String(err);
   const item = h(
     "div",
-    { class: "error", dataset: { code: err?.code || "error" } },
+    { class: "error", dataset: { code: err?.code || "error", requestId: err?.requestId || "" } },
     h("span", {}, where ? `${where}: ${text}` : text),
     h("button", { type: "button", class: "link", "aria-label": "Dismiss this message", onclick: () => item.remove() }, "Dismiss"),
   );
@@ -92,6 +93,11 @@ async function start() {
     route();
   });
   window.addEventListener("hashchange", route);
+  window.addEventListener("auth:expired", async (e) => {
+    auth.signOut();
+    await route();
+    showError(e.detail, "Please sign in again");
+  });
   route();
 }
 
