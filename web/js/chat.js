@@ -397,7 +397,9 @@ export async function chatView(view, { user }) {
       }, REPLY_TIMEOUT_MS);
     };
     arm();
-    const shown = showTyping();
+    // While offline, retries do not pretend the tutor is typing: the indicator (and its
+    // 800 ms) starts with the first sign of life.
+    let shown = state.offline ? null : showTyping();
     let bubble = null;
     let text = "";
     try {
@@ -405,6 +407,7 @@ export async function chatView(view, { user }) {
         signal: controller.signal,
         onEvent: (event, data) => {
           arm(); // the timeout is for silence: any event proves the tutor is there
+          shown = shown || showTyping();
           if (event === "metadata") adoptSession(data.session_id);
           if (event === "delta") text += data.text;
           if (event === "reset") text = "";
@@ -419,7 +422,7 @@ export async function chatView(view, { user }) {
         },
       });
       clearTimeout(timer);
-      await shown;
+      await (shown || showTyping());
       hideTyping();
       if (state.stopped) return "offline";
       adoptSession(final.session_id);
@@ -527,7 +530,8 @@ export async function chatView(view, { user }) {
       refreshSessions();
       input.focus();
     } catch (err) {
-      showError(err, "History");
+      if (err.status === 404 || err.status === 403) newChat(); // a session that is gone, or not ours
+      else showError(err, "History");
     }
   }
 
