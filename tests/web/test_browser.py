@@ -191,6 +191,10 @@ def test_page_is_served_with_a_strict_csp_and_no_inline_code(stack):
 
 
 def test_sign_in_streamed_chat_indicator_sources_thumbs_and_history(page, stack):
+    page.goto(f"{stack}/")
+    page.get_by_role("heading", name="Sign in").wait_for()
+    assert page.get_by_role("navigation", name="Main").is_hidden()  # nothing before sign-in
+    shot(page, "signin.png")
     sign_in(page, stack, "stu-chat")
     page.evaluate(
         """() => {
