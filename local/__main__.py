@@ -65,6 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
     student = mint_emulator_token("demo-student", settings.project_id, expires_in=12 * 3600)
     print(
         f"\ncognitive-core is running at {base}/api/  (Ctrl-C stops it and the database)\n"
+        f"  web client: {base}/\n"
         f"  health:     curl {base}/api/health\n"
         f"  functions:  {base}/api/chat  /api/grading  /api/prediction  /api/feedback\n"
         f"  a token:    .venv/bin/python -m local token --uid alice [--admin]\n"

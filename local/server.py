@@ -103,5 +103,9 @@ def build_app() -> WsgiApp:
         for name in HTTP_FUNCTIONS
     }
     mounts["/api/health"] = router_app(health_router)
-    # No routes: every other path is a 404 in the standard error shape.
-    return dispatcher(mounts, router_app(Router("local")))
+    # The web client and, in the local environment only, its development sign-in (local/web.py);
+    # every other path is a 404 in the standard error shape.
+    from local.web import dev_mounts, web_app
+
+    mounts.update(dev_mounts(get_settings()))
+    return dispatcher(mounts, web_app(router_app(Router("local"))))

@@ -5,8 +5,10 @@
 #   binutils   objdump, to read the embedded server's machine code (tests/db)
 #   gcc        compiles the AVX-512 sample that proves that check can fail (tests/db)
 #   redis-server  the shared embedding cache's tests (tests/embeddings)
+#   chromium   the browser Playwright drives in the web client tests (tests/web)
+#   fonts-liberation  a font for that browser (a Recommends of chromium, skipped by --no-install-recommends)
 set -euo pipefail
-packages=(qemu-user binutils gcc redis-server)
+packages=(qemu-user binutils gcc redis-server chromium fonts-liberation)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
