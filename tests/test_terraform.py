@@ -208,8 +208,8 @@ def test_function_environment_is_what_shared_config_reads():
     assert re.search(r'THREADS_ENV = "ONNX_THREADS"', onnx_model)
 
     # The literal values, read by the real settings class: cloud mode, IAM database
-    # auth, and real Firebase token verification (an unset emulator host would mean
-    # the local default, i.e. unsigned tokens accepted).
+    # auth, and real Firebase token verification (an empty emulator host, explicit even
+    # though unset means the same since emulator mode became an opt-in).
     assert env["FIREBASE_AUTH_EMULATOR_HOST"] == ""
     assert env["MODEL_STORE_URI"] == "${local.model_store_uri}"
     assert unquote(loc["model_store_uri"]) == "gs://${local.artifacts_bucket}/models"

@@ -41,8 +41,7 @@ class GradeRequest(StrictModel):
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValueError("must be an option index (integer) or the answer text")
         if isinstance(value, str):
-            if not value.strip():
-                raise ValueError("must not be empty")
+            # An empty answer is an answer (graded 0 by rule), not a malformed request.
             if len(value) > MAX_ANSWER_CHARS:
                 raise ValueError(f"must be at most {MAX_ANSWER_CHARS} characters")
         return value

@@ -158,9 +158,7 @@ class GradingService:
         else:
             if not isinstance(answer, str):
                 raise InvalidAnswerError("answer must be text for a short-answer question.")
-            text = answer.strip()
-            if not text:
-                raise InvalidAnswerError("answer is empty.")
+            text = answer.strip()  # empty is a non-answer: graded 0 by rule, without a model
             if len(text) > MAX_ANSWER_CHARS:
                 raise InvalidAnswerError(f"answer is longer than {MAX_ANSWER_CHARS} characters.")
             if not question.references:  # the schema requires one, but it may be blank

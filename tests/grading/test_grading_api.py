@@ -149,12 +149,22 @@ def test_admin_may_grade_for_a_student_and_read_their_attempts(client: Any, cour
     assert own["attempts"][0]["verdict"] == "correct"
 
 
+@pytest.mark.parametrize("answer", ["", "   \n ", "I don't know"])
+def test_an_empty_or_dont_know_answer_is_a_zero_not_an_error(
+    client: Any, course: Any, bearer: Any, answer: str
+) -> None:
+    """A student who submits nothing has answered: 0, graded by rule (no model), and recorded."""
+    r = grade(client, bearer(BOB), question_id="q-salt", answer=answer)
+    assert r.status_code == 200, r.json
+    assert (r.json["score"], r.json["verdict"], r.json["grader"]) == (0.0, "incorrect", "rule")
+    listed = client.get("/api/grading/attempts", headers=bearer(BOB)).json
+    assert [a["id"] for a in listed["attempts"]] == [r.json["attempt_id"]]
+
+
 @pytest.mark.parametrize(
     "body,status,code",
     [
         ({"question_id": "nope", "answer": "x"}, 404, "not_found"),
-        ({"question_id": "q-salt", "answer": ""}, 422, "validation_error"),
-        ({"question_id": "q-salt", "answer": "   \n "}, 422, "validation_error"),
         ({"question_id": "q-salt", "answer": "x" * 5000}, 422, "validation_error"),
         ({"question_id": "q-salt", "answer": "x", "time_seconds": -1}, 422, "validation_error"),
         ({"question_id": "q-mcq", "answer": 4}, 422, "validation_error"),

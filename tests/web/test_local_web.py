@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client
 
-from local.server import HTTP_FUNCTIONS, _not_found_app
+from local.server import HTTP_FUNCTIONS, router_app
 from local.web import CSP, WEB_ROOT, dev_mounts, web_app
 from shared.config import Settings, get_settings, reset_settings_cache
+from shared.http import Router
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def local_env(monkeypatch):
 
 
 def client(settings: Settings) -> Client:
-    return Client(web_app(_not_found_app(), settings))
+    return Client(web_app(router_app(Router("local")), settings))
 
 
 def test_static_files_carry_the_strict_csp():
