@@ -150,7 +150,9 @@ def web_app(api_fallback: WsgiApp, settings: Settings | None = None) -> WsgiApp:
 
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
-        if path == "/api" or path.startswith("/api/"):
+        # The web client is read-only: any other method, like any unknown API path, gets
+        # the API's JSON error (never Flask's HTML 405).
+        if path == "/api" or path.startswith("/api/") or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return api_fallback(environ, start_response)
         return app(environ, start_response)
 

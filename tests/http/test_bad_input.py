@@ -158,6 +158,10 @@ def test_other_methods_on_a_function_are_json_405(client, bearer, method):
 
 def test_unknown_path_outside_the_functions_is_json_404_for_any_method(client):
     for method in ("GET", "TRACE", "PROPFIND"):
+        assert error_of(client.open("/api/nope", method=method), 404)["code"] == "not_found"
+    # Outside /api the web client answers GET (its shell, for client-side routes); any
+    # other method gets the same JSON error, never an HTML page.
+    for method in ("TRACE", "PROPFIND", "POST", "DELETE"):
         assert error_of(client.open("/nope", method=method), 404)["code"] == "not_found"
 
 
