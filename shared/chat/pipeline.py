@@ -355,8 +355,16 @@ class ChatPipeline:
         return self.finish(turn, generation)
 
     def stream(self, user: Principal, inp: ChatInput, request_id: str) -> Iterator[tuple[str, Any]]:
-        """(event, data) pairs: metadata, then deltas (or a reset), then the final contract."""
+        """(event, data) pairs: metadata, then deltas (or a reset), then the final contract.
+
+        Not a generator itself: everything that can refuse the request (an unknown topic,
+        another student's session) runs here, before the response's first byte, so the
+        caller gets the proper 4xx status. Only failures after that become SSE errors.
+        """
         turn = self.prepare(user, inp, request_id)
+        return self._events(turn)
+
+    def _events(self, turn: Turn) -> Iterator[tuple[str, Any]]:
         assert turn.prompt is not None and turn.spec is not None
         yield "metadata", self.metadata(turn)
         t0 = time.perf_counter()
