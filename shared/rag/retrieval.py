@@ -12,10 +12,18 @@ filter never starves the result list; the similarity floor drops vector-only
 hits too far from the query (a full-text hit stands on its exact match).
 Full text ORs the query's terms (a student's question rarely contains every
 word of the node that answers it) and ranks by cover density.
+
+The work one message can cause is bounded, so a 4,000-character message costs about
+what a short question does: full text sees at most `max_query_terms` distinct terms
+(identifiers and the message's most repeated words first, see `query_terms`), each at
+most `MAX_TERM_CHARS` long, and ranks at most `text_match_cap` matching rows; the vector
+side sees the encoder's truncated input and at most `candidates` rows.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +43,7 @@ class RetrievalParams:
     text_weight: float = 1.0
     ef_search: int = 64  # HNSW search breadth: recall vs latency
     text_match_cap: int = 1000  # full-text matches ranked at most (bounds latency on big bases)
+    max_query_terms: int = 24  # distinct terms ORed on the full-text side (bounds long messages)
     iterative_scan: str = "relaxed_order"  # pgvector 0.8: keep scanning when filters remove rows
 
 
@@ -61,6 +70,49 @@ class RetrievedNode:
         if end >= max_chars // 2:
             return cut[: end + 1]
         return cut[: cut.rfind(" ")].rstrip(",;:") + " …"
+
+
+# Postgres' english stop words (tsearch_data/english.stop): dropped by the parser anyway,
+# so they must not use up the term budget of a long message.
+STOP_WORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
+    herself it its itself they them their theirs themselves what which who whom this that these those am is are
+    was were be been being have has had having do does did doing a an the and but if or because as until while of
+    at by for with about against between into through during before after above below to from up down in out on
+    off over under again further then once here there when where why how all any both each few more most other
+    some such no nor not only own same so than too very s t can will just don should now""".split()
+)
+MAX_TERM_CHARS = 40  # longer "words" (pasted hashes, base64, minified code) are noise to full text
+_TERM = re.compile(r"\w+(?:\.\w+)*")
+_IDENTIFIER = re.compile(r"[._]|(?-i:[a-z][A-Z])|(?:error|exception|warning)$", re.I)
+
+
+def query_terms(text: str, max_terms: int) -> list[str]:
+    """The terms full-text search is given for `text`: at most `max_terms` distinct words
+    (case-insensitively), in the order they appear.
+
+    A short question keeps every word that is not a stop word. A long message keeps the
+    identifiers first (`dict.get`, `my_list`, `ZeroDivisionError`: what exact search is
+    for), then the words it repeats most (what the message is about), then the earliest.
+    """
+    seen: dict[str, tuple[str, int]] = {}
+    counts: Counter[str] = Counter()
+    for match in _TERM.finditer(text):
+        word = match.group().strip("_.")
+        key = word.lower()
+        if not word or key in STOP_WORDS or len(word) > MAX_TERM_CHARS:
+            continue
+        counts[key] += 1
+        seen.setdefault(key, (word, len(seen)))
+    if len(seen) <= max_terms:
+        return [word for word, _ in seen.values()]
+
+    def salience(key: str) -> tuple[int, int, int]:
+        word, position = seen[key]
+        return (0 if _IDENTIFIER.search(word) else 1, -counts[key], position)
+
+    kept = sorted(sorted(seen, key=salience)[:max_terms], key=lambda k: seen[k][1])
+    return [seen[k][0] for k in kept]
 
 
 # The query's terms ORed, from the text as typed and with dotted identifiers split
@@ -160,7 +212,7 @@ def hybrid_search(
         TEXT_ONLY_SQL if query_vector is None else HYBRID_SQL,
         {
             "qvec": None if query_vector is None else np.asarray(query_vector, dtype=np.float32),
-            "qtext": query_text,
+            "qtext": " ".join(query_terms(query_text, params.max_query_terms)),
             "topics": list(params.topic_ids) if params.topic_ids else None,
             "kinds": list(params.kinds) if params.kinds else None,
             "candidates": params.candidates,
