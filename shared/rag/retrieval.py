@@ -55,7 +55,7 @@ class RetrievedNode:
     kind: str
     content: str
     score: float
-    similarity: float | None
+    similarity: float | None  # cosine similarity to the question (None without vectors)
     text_rank: int | None
     vector_rank: int | None = None
     extra: dict = field(default_factory=dict, compare=False)
@@ -168,7 +168,8 @@ HYBRID_SQL = sa.text(
           FROM vec FULL OUTER JOIN fts ON fts.id = vec.id
          WHERE fts.id IS NOT NULL OR vec.similarity >= CAST(:floor AS float8)
     )
-    SELECT n.id, n.title, n.topic_id, n.kind, n.content, f.score, f.similarity, f.text_rank, f.vector_rank
+    SELECT n.id, n.title, n.topic_id, n.kind, n.content, f.score,
+           1 - (n.embedding <=> CAST(:qvec AS vector)) AS similarity, f.text_rank, f.vector_rank
       FROM fused f JOIN knowledge_nodes n ON n.id = f.id
      ORDER BY f.score DESC, n.id
      LIMIT :k
