@@ -113,7 +113,9 @@ def main() -> int:
         "clinc_tutoring_intent_acted_on_model_only": round(float(acted.mean()), 4),
         "clinc_tutoring_intent_acted_on_with_rule": round(float(kept.mean()), 4),
         "course_queries_grounded_share": round(float((in_sims >= grounding.GROUNDED_SIMILARITY).mean()), 4),
-        "course_queries_not_grounded": [q for q, s in zip(in_domain, in_sims, strict=True) if s < grounding.GROUNDED_SIMILARITY],
+        "course_queries_not_grounded": [
+            q for q, s in zip(in_domain, in_sims, strict=True) if s < grounding.GROUNDED_SIMILARITY
+        ],
         "served_constants": {
             "GROUNDED_SIMILARITY": grounding.GROUNDED_SIMILARITY,
             "KNOWN_WORD_SHARE": grounding.KNOWN_WORD_SHARE,
