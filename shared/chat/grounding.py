@@ -84,6 +84,12 @@ def grounded(hits: Sequence[RetrievedNode]) -> bool:
     return any(h.similarity is not None and h.similarity >= GROUNDED_SIMILARITY for h in hits)
 
 
+def measurable(hits: Sequence[RetrievedNode], have_query_vector: bool) -> bool:
+    """Whether similarity to the course can be judged: a query vector, and a knowledge
+    base with vectors (or nothing near the message at all)."""
+    return have_query_vector and (not hits or any(h.similarity is not None for h in hits))
+
+
 def choose_topic(
     session_topic: str | None,
     hits: Sequence[RetrievedNode],

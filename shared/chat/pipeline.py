@@ -266,9 +266,9 @@ class ChatPipeline:
                     return
                 elif (
                     turn.topic_id is None
-                    and turn.query_vector is not None
                     and not about_course
                     and turn.intent in grounding.TUTORING_INTENTS
+                    and grounding.measurable(hits, turn.query_vector is not None)
                 ):
                     self._doubt(turn, hits, "out_of_domain")
                 if requested_topic:
