@@ -16,8 +16,9 @@ word of the node that answers it) and ranks by cover density.
 The work one message can cause is bounded, so a 4,000-character message costs about
 what a short question does: full text sees at most `max_query_terms` distinct terms
 (identifiers and the message's most repeated words first, see `query_terms`), each at
-most `MAX_TERM_CHARS` long, and ranks at most `text_match_cap` matching rows; the vector
-side sees the encoder's truncated input and at most `candidates` rows.
+most `MAX_TERM_CHARS` long, and ranks at most `text_match_cap` matching rows, fewer when
+the query has many terms (ranking costs terms x rows; `text_work` bounds the product);
+the vector side sees the encoder's truncated input and at most `candidates` rows.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class RetrievalParams:
     text_weight: float = 1.0
     ef_search: int = 64  # HNSW search breadth: recall vs latency
     text_match_cap: int = 1000  # full-text matches ranked at most (bounds latency on big bases)
-    max_query_terms: int = 24  # distinct terms ORed on the full-text side (bounds long messages)
+    max_query_terms: int = 12  # distinct terms ORed on the full-text side (bounds long messages)
+    text_work: int = 4000  # terms x matches ranked at most: more terms, fewer matches ranked
     iterative_scan: str = "relaxed_order"  # pgvector 0.8: keep scanning when filters remove rows
 
 
@@ -84,6 +86,7 @@ STOP_WORDS = frozenset(
 )
 MAX_TERM_CHARS = 40  # longer "words" (pasted hashes, base64, minified code) are noise to full text
 _TERM = re.compile(r"\w+(?:\.\w+)*")
+_NUMBER = re.compile(r"[\d._]+")
 _IDENTIFIER = re.compile(r"[._]|(?-i:[a-z][A-Z])|(?:error|exception|warning)$", re.I)
 
 
@@ -109,7 +112,8 @@ def query_terms(text: str, max_terms: int) -> list[str]:
 
     def salience(key: str) -> tuple[int, int, int]:
         word, position = seen[key]
-        return (0 if _IDENTIFIER.search(word) else 1, -counts[key], position)
+        identifier = _IDENTIFIER.search(word) and not _NUMBER.fullmatch(word)
+        return (0 if identifier else 1, -counts[key], position)
 
     kept = sorted(sorted(seen, key=salience)[:max_terms], key=lambda k: seen[k][1])
     return [seen[k][0] for k in kept]
@@ -190,6 +194,11 @@ TEXT_ONLY_SQL = sa.text(
 )
 
 
+def text_match_cap(params: RetrievalParams, n_terms: int) -> int:
+    """How many full-text matches are ranked for a query of `n_terms` terms."""
+    return max(params.candidates, min(params.text_match_cap, params.text_work // max(n_terms, 1)))
+
+
 def _configure_hnsw(conn: sa.Connection, params: RetrievalParams) -> None:
     # set_config(..., is_local => true) scopes the settings to this transaction.
     conn.execute(
@@ -208,16 +217,17 @@ def hybrid_search(
     """
     if params.k <= 0:
         return []
+    terms = query_terms(query_text, params.max_query_terms)
     _configure_hnsw(conn, params)
     rows = conn.execute(
         TEXT_ONLY_SQL if query_vector is None else HYBRID_SQL,
         {
             "qvec": None if query_vector is None else np.asarray(query_vector, dtype=np.float32),
-            "qtext": " ".join(query_terms(query_text, params.max_query_terms)),
+            "qtext": " ".join(terms),
             "topics": list(params.topic_ids) if params.topic_ids else None,
             "kinds": list(params.kinds) if params.kinds else None,
             "candidates": params.candidates,
-            "text_match_cap": params.text_match_cap,
+            "text_match_cap": text_match_cap(params, len(terms)),
             "rrf_k": float(params.rrf_k),
             "wv": params.vector_weight,
             "wt": params.text_weight,

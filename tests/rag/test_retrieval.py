@@ -159,9 +159,10 @@ def _long_message(core: str, chars: int = 4000) -> str:
 
 
 def test_full_text_of_a_long_message_is_bounded(kb):
-    """A 4,000-character message sends at most `max_query_terms` terms to full text (the
-    cost of ORing hundreds of terms and ranking every match with them is what made long
-    messages slow), and the identifier it is about still finds its node."""
+    """A 4,000-character message sends at most `max_query_terms` terms to full text and
+    ranks fewer matches the more terms it has (the cost of ORing hundreds of terms and
+    ranking every match with them is what made long messages slow: over 30 s at 1,000
+    nodes), and the identifier it is about still finds its node."""
     from shared.rag.retrieval import query_terms
 
     message = _long_message("my code fails with ZeroDivisionError ZeroDivisionError when dividing")
@@ -171,18 +172,22 @@ def test_full_text_of_a_long_message_is_bounded(kb):
     def capture(conn, cursor, statement, parameters, context, executemany):
         named = context.compiled_parameters[0] if context.compiled_parameters else {}
         if "qtext" in named:
-            sent.append(named["qtext"])
+            sent.append((named["qtext"], named["text_match_cap"]))
 
     sa.event.listen(kb, "before_cursor_execute", capture)
     try:
-        hits = search(kb, message, None, k=3, max_query_terms=24)
+        hits = search(kb, message, None, k=3)
+        search(kb, "why ZeroDivisionError", None, k=3)
     finally:
         sa.event.remove(kb, "before_cursor_execute", capture)
-    assert len(sent) == 1
-    terms = sent[0].split()
-    assert len(terms) <= 24 and len(sent[0]) <= 24 * 41
+    (long_text, long_cap), (short_text, short_cap) = sent
+    terms = long_text.split()
+    assert len(terms) <= RetrievalParams().max_query_terms and len(long_text) <= len(terms) * 41
     assert "ZeroDivisionError" in terms
     assert hits and hits[0].id == "errors-1"
+    # Ranking work (terms x matches ranked) is bounded: a long query ranks fewer matches.
+    assert len(terms) * long_cap <= RetrievalParams().text_work
+    assert short_cap == RetrievalParams().text_match_cap and long_cap < short_cap
     # A short question is passed whole (less stop words); repeated words count once.
     assert query_terms("why does my while loop never stop, the loop", 24) == ["loop", "never", "stop"]
 
