@@ -180,7 +180,7 @@ def test_full_text_of_a_long_message_is_bounded(kb):
         search(kb, "why ZeroDivisionError", None, k=3)
     finally:
         sa.event.remove(kb, "before_cursor_execute", capture)
-    (long_text, long_cap), (short_text, short_cap) = sent
+    (long_text, long_cap), (_short_text, short_cap) = sent
     terms = long_text.split()
     assert len(terms) <= RetrievalParams().max_query_terms and len(long_text) <= len(terms) * 41
     assert "ZeroDivisionError" in terms
