@@ -51,9 +51,10 @@ class NamedTopic:
 def named_topics(conn: sa.Connection, terms: str) -> dict[str, NamedTopic]:
     """Topics whose title words occur in the message (stemmed, as full text sees them).
 
-    `fully` needs every word of the title: the strict test for moving to a topic. Any
-    word is enough to count as naming the session's own topic (the lenient test for
-    staying): "can a variable hold a list?" in Variables and types stays there.
+    `fully` needs every word of the title: the strict test for moving to a topic ("what
+    types of loops are there?" names Loops, not Variables and types). Any word is enough
+    to count as naming the session's own topic when no other topic is fully named: "is
+    the energy conserved?" stays in Work and energy.
     """
     if not terms.strip():
         return {}
@@ -97,12 +98,15 @@ def choose_topic(
 ) -> TopicDecision:
     """The turn's topic from the session's, the topics the message names, and the hits."""
     by_topic = best_by_topic(hits)
-    if session_topic is not None and session_topic in named:
+    session_named = named.get(session_topic) if session_topic is not None else None
+    if session_named is not None and session_named.fully:
         return TopicDecision(session_topic, "kept")
     fully_named = [t for t, n in named.items() if n.fully]
     if fully_named:
         # The student named another topic; with several, the one whose material fits best.
         return TopicDecision(max(fully_named, key=lambda t: by_topic.get(t, -1.0)), "named")
+    if session_named is not None:
+        return TopicDecision(session_topic, "kept")
     if not by_topic:
         if session_topic is not None:
             return TopicDecision(session_topic, "kept")

@@ -34,8 +34,14 @@ def test_naming_a_topic_moves_the_session_and_naming_the_session_topic_keeps_it(
     hits = [hit("loop-1", "py-loops", 0.6), hit("list-1", "py-lists", 0.5)]
     named = {"py-lists": NamedTopic("py-lists", True)}
     assert choose_topic("py-loops", hits, named) == grounding.TopicDecision("py-lists", "named")
-    both = {**named, "py-variables": NamedTopic("py-variables", False)}
-    assert choose_topic("py-variables", hits, both).reason == "kept"
+    # Any word of its title keeps the session topic, unless another topic is named in full.
+    partly = {"phys-energy": NamedTopic("phys-energy", False)}
+    assert choose_topic("phys-energy", hits, partly).reason == "kept"
+    assert choose_topic("py-variables", hits, {**named, "py-variables": NamedTopic("py-variables", False)}) == (
+        grounding.TopicDecision("py-lists", "named")
+    )
+    both_full = {**named, "py-loops": NamedTopic("py-loops", True)}
+    assert choose_topic("py-loops", hits, both_full).reason == "kept"
 
 
 def test_a_new_session_takes_a_topic_only_from_a_grounded_message():
