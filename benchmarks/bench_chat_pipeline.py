@@ -1,12 +1,15 @@
 """The chat pipeline without the LLM call, at 1k and 100k knowledge nodes.
 
     .venv/bin/python benchmarks/bench_chat_pipeline.py [--sizes 1000 100000] [--queries 300]
+        [--message-chars 4000] [--reuse]
 
 For each size: a fresh database on the embedded server (in .state/bench), filled with
 synthetic nodes recombined from the demo course's sentences and embedded by the
 published INT8 encoder; then real student-like queries through `ChatPipeline.prepare`
 (encode, intent, session, confusion, retrieval, mastery, prompt), reporting p50/p95 per
 stage and in total, plus recall@10 of the HNSW index against exact search.
+`--message-chars N` makes every message about N characters long (the question, then
+course sentences a student might paste around it): what one long message costs.
 Budget (DESIGN.md): p95 well under 200 ms; aim 25 ms at 100k nodes.
 """
 
@@ -104,11 +107,29 @@ def fill(engine: sa.Engine, n: int, embed, model_name: str) -> float:
     return time.perf_counter() - t0
 
 
+def long_message(question: str, chars: int, rng: random.Random) -> str:
+    """The question inside about `chars` characters of course prose (distinct sentences,
+    so full text sees hundreds of real terms, as with a pasted page of notes)."""
+    if chars <= len(question):
+        return question
+    course = json.loads((REPO / "local" / "demo" / "course.json").read_text())
+    sentences = [s for n in course["nodes"] for s in re.split(r"(?<=[.!?])\s+", n["content"])]
+    rng.shuffle(sentences)
+    padding, total = [], len(question)
+    for sentence in sentences:
+        if total + len(sentence) + 1 > chars:
+            break
+        padding.append(sentence)
+        total += len(sentence) + 1
+    half = len(padding) // 2
+    return " ".join([*padding[:half], question, *padding[half:]])[:chars]
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def run(size: int, n_queries: int, reuse: bool = False) -> dict:
+def run(size: int, n_queries: int, reuse: bool = False, message_chars: int = 0) -> dict:
     from shared.chat import conversation
     from shared.chat.pipeline import ChatInput, ChatPipeline
     from shared.config import get_settings, reset_settings_cache
@@ -162,7 +183,7 @@ def run(size: int, n_queries: int, reuse: bool = False) -> dict:
     for i in range(n_queries):
         # Conversations of ~8 turns (new session, then follow-ups), like real use; unseen
         # text each time, so the embedding cache does not flatter the encoder.
-        q = f"{rng.choice(QUERIES)} (attempt {i} of {size})"
+        q = long_message(f"{rng.choice(QUERIES)} (attempt {i} of {size})", message_chars, rng)
         session = sessions[-1] if sessions and i % 8 else None
         turn = pipeline.prepare(user, ChatInput(q, session_id=session), f"b{i}")
         if session is None:
@@ -177,6 +198,7 @@ def run(size: int, n_queries: int, reuse: bool = False) -> dict:
     return {
         "nodes": size,
         "queries": n_queries,
+        "message_chars": message_chars,
         "load_s": round(load_s, 1),
         "recall@10": round(recall, 4),
         "stages": {
@@ -190,13 +212,15 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--reuse", action="store_true", help="keep a database already filled by a previous run")
+    parser.add_argument("--message-chars", type=int, default=0, help="pad every message to about this many chars")
     args = parser.parse_args()
     from shared.logs import configure_logging
 
     configure_logging("WARNING")
-    results = [run(size, args.queries, args.reuse) for size in args.sizes]
+    results = [run(size, args.queries, args.reuse, args.message_chars) for size in args.sizes]
     for r in results:
-        print(f"\n== {r['nodes']} nodes, {r['queries']} queries, HNSW recall@10 vs exact {r['recall@10']}")
+        length = f", messages of ~{r['message_chars']} chars" if r["message_chars"] else ""
+        print(f"\n== {r['nodes']} nodes, {r['queries']} queries{length}, HNSW recall@10 vs exact {r['recall@10']}")
         print(f"{'stage':<16}{'p50 ms':>10}{'p95 ms':>10}")
         for stage, v in r["stages"].items():
             print(f"{stage:<16}{v['p50']:>10.2f}{v['p95']:>10.2f}")

@@ -67,9 +67,15 @@ def content(req: Request):
     meta = describe(the_plan)
     try:
         if body.kind == "quiz":
-            quiz, generation = generate_quiz(get_router(), the_plan)
+            quiz, generation, source = generate_quiz(get_router(), the_plan)
             _log(generation, req.request_id)
-            return {**meta, "quiz": quiz.model_dump(), "provider": generation.provider, "llm": generation.usage()}
+            return {
+                **meta,
+                "quiz": quiz.model_dump(),
+                "source": source,
+                "provider": generation.provider,
+                "llm": generation.usage(),
+            }
         if req.wants_event_stream():
             return sse_response(_explanation_events(the_plan, meta, req.request_id), req.request_id)
         generation = get_router().generate("explanation", the_plan.prompt)

@@ -15,13 +15,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
-from shared.chat import conversation
+from shared.chat import conversation, grounding
 from shared.chat.fallbacks import heuristic_confusion, keyword_intent
 from shared.chat.prompt_book import Behaviour, PromptSpec, adapt, spec_for, system_prompt
 from shared.http.auth import Principal
@@ -29,7 +29,7 @@ from shared.http.errors import ApiError, not_found
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source, StreamReset
 from shared.mastery.store import current_mastery
 from shared.models.confusion import MessageTiming
-from shared.rag.retrieval import RetrievedNode, hybrid_search
+from shared.rag.retrieval import RetrievedNode, hybrid_search, query_terms
 from shared.users import ensure_user
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ class Turn:
     session_id: uuid.UUID | None = None
     topic_id: str | None = None
     topic_title: str | None = None
+    topic_reason: str = "none"  # how the topic was decided (see shared.chat.grounding)
+    known_words: float = 1.0  # share of the message's words the intent model can read
+    rephrase_reason: str | None = None  # unreadable | out_of_domain | unsure (when confidence is low)
     confusion: float = 0.0
     confusion_threshold: float = 0.5
     confusion_source: str = "confusion-heuristic"
@@ -78,6 +81,10 @@ class Turn:
     @property
     def is_confused(self) -> bool:
         return self.confusion >= self.confusion_threshold
+
+    @property
+    def needs_rephrase(self) -> bool:
+        return self.confidence < REPHRASE_BELOW
 
     def source_dicts(self, with_content: bool = False) -> list[dict[str, Any]]:
         out = []
@@ -143,7 +150,7 @@ class ChatPipeline:
         with _Stage(turn, "confusion"):
             self._confusion(turn, registry, history)
         with _Stage(turn, "retrieval"):
-            self._retrieve(turn)
+            self._retrieve(turn, requested_topic=inp.topic_id)
         with _Stage(turn, "mastery"):
             self._mastery(turn)
         with _Stage(turn, "prompt"):
@@ -160,8 +167,12 @@ class ChatPipeline:
 
     def _intent(self, turn: Turn, registry: Any) -> None:
         try:
-            prediction = registry.get("intent").predict([turn.message])[0]
+            model = registry.get("intent")
+            prediction = model.predict([turn.message])[0]
             turn.intent_source = f"intent-model@{turn.model_version}"
+            turn.known_words = _safe(lambda: float(model.known_word_share(turn.message)))
+            if turn.known_words is None:
+                turn.known_words = 1.0
         except Exception:
             log.warning("intent model unavailable; using keyword rules", exc_info=True)
             prediction = keyword_intent(turn.message)
@@ -216,20 +227,87 @@ class ChatPipeline:
             if "confusion" not in turn.degraded:
                 turn.degraded.append("confusion")
 
-    def _retrieve(self, turn: Turn) -> None:
-        turn.spec = spec_for(turn.intent, [turn.topic_id] if turn.topic_id else None)
-        if "database" in turn.degraded or turn.spec.retrieval.k == 0:
+    def _retrieve(self, turn: Turn, requested_topic: str | None = None) -> None:
+        """Retrieve, check the message is about the course, decide the turn's topic (sticky,
+        see `shared.chat.grounding`) and keep the sources relevant to the question.
+
+        The intent model is confident on what it has never seen, so its decision is checked
+        against the course (thresholds calibrated on CLINC150, see `grounding`): a bare
+        course term it calls off_topic ("force") is a question about the course; a
+        message it cannot read ("asdf qwer zxcv"), or a first question that neither names
+        nor resembles any course material, gets a low confidence and a rephrase request.
+        """
+        turn.spec = spec_for(turn.intent, [requested_topic] if requested_topic else None)
+        readable = turn.known_words >= grounding.KNOWN_WORD_SHARE
+        probe = turn.intent == "off_topic" or not readable
+        if requested_topic:
+            turn.topic_reason = "requested"
+        if "database" in turn.degraded or (turn.spec.retrieval.k == 0 and not probe):
             return
+        params = turn.spec.retrieval
+        # Wide enough to see the session topic and its rivals in one statement.
+        wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
         try:
             with self._engine().begin() as conn:
-                turn.sources = hybrid_search(conn, turn.message, turn.query_vector, turn.spec.retrieval)
-                if turn.topic_id is None and turn.sources and turn.sources[0].topic_id:
-                    # No topic named: the best-grounded node says what the question is about.
-                    turn.topic_id = turn.sources[0].topic_id
-                    turn.topic_title = conversation.topic_title(conn, turn.topic_id)
+                hits = hybrid_search(conn, turn.message, turn.query_vector, wide)
+                terms = " ".join(query_terms(turn.message, params.max_query_terms))
+                named = {} if requested_topic else grounding.named_topics(conn, terms)
+                similar = grounding.grounded(hits)
+                about_course = similar or any(n.fully for n in named.values())
+                if not readable and not about_course:
+                    self._doubt(turn, hits, "unreadable")
+                    return
+                if turn.intent == "off_topic":
+                    if not similar:
+                        return
+                    self._about_the_course(turn)
+                    hits = [h for h in hits if turn.spec.retrieval.kinds is None or h.kind in turn.spec.retrieval.kinds]
+                elif turn.spec.retrieval.k == 0:
+                    return
+                elif (
+                    turn.topic_id is None
+                    and not about_course
+                    and turn.intent in grounding.TUTORING_INTENTS
+                    and grounding.measurable(hits, turn.query_vector is not None)
+                ):
+                    self._doubt(turn, hits, "out_of_domain")
+                if requested_topic:
+                    decision = grounding.TopicDecision(requested_topic, "requested")
+                else:
+                    decision = grounding.choose_topic(turn.topic_id, hits, named)
+                turn.topic_reason = decision.reason
+                if decision.topic_id != turn.topic_id:
+                    turn.topic_id = decision.topic_id
+                    turn.topic_title = conversation.topic_title(conn, decision.topic_id) if decision.topic_id else None
+                    if turn.session_id is not None and decision.topic_id is not None:
+                        grounding.save_topic(conn, turn.session_id, decision.topic_id)
+                turn.sources = grounding.relevant_sources(hits, turn.topic_id, turn.spec.retrieval.k)
         except Exception:
             log.error("retrieval failed; answering without sources", exc_info=True)
             turn.degraded.append("retrieval")
+
+    def _about_the_course(self, turn: Turn) -> None:
+        """The intent model said off_topic, but the message is as close to the course material
+        as course questions are: answer it as a question about that material. The label is
+        a rule's, not the model's, so the confidence is the lowest the product still acts
+        on (answered, and queued for a human label)."""
+        others = {k: v for k, v in turn.probs.items() if k in grounding.TUTORING_INTENTS}
+        label = max(others, key=lambda k: others[k]) if others else "concept_explanation"
+        log.info("off_topic overruled: the message is grounded in the course (now %s)", label)
+        turn.intent = label
+        turn.confidence = min(turn.confidence, REPHRASE_BELOW)
+        turn.intent_source = f"{turn.intent_source}+grounding"
+        turn.spec = spec_for(label, None)
+
+    @staticmethod
+    def _doubt(turn: Turn, hits: list[RetrievedNode], reason: str) -> None:
+        """The model's confidence does not hold for this message: it becomes the message's
+        similarity to the course (below the calibrated grounding level, so below the
+        rephrase threshold), and the student is asked to rephrase."""
+        best = max((h.similarity for h in hits if h.similarity is not None), default=0.0)
+        turn.confidence = max(0.0, min(turn.confidence, best, REPHRASE_BELOW - 0.01))
+        turn.rephrase_reason = reason
+        log.info("intent confidence lowered (%s)", reason)
 
     def _mastery(self, turn: Turn) -> None:
         if turn.topic_id is None or "database" in turn.degraded:
@@ -268,7 +346,8 @@ class ChatPipeline:
             "intent": turn.intent,
             "confidence": round(turn.confidence, 4),
             "is_confused": turn.is_confused,
-            "needs_rephrase": turn.confidence < REPHRASE_BELOW,
+            "needs_rephrase": turn.needs_rephrase,
+            "rephrase_hint": rephrase_hint(turn) if turn.needs_rephrase else None,
             "mastery": None if turn.mastery is None else round(turn.mastery, 4),
             "suggestion": turn.behaviour.suggestion,
             "sources": [{k: v for k, v in s.items() if k != "score"} for s in turn.source_dicts()],
@@ -355,8 +434,16 @@ class ChatPipeline:
         return self.finish(turn, generation)
 
     def stream(self, user: Principal, inp: ChatInput, request_id: str) -> Iterator[tuple[str, Any]]:
-        """(event, data) pairs: metadata, then deltas (or a reset), then the final contract."""
+        """(event, data) pairs: metadata, then deltas (or a reset), then the final contract.
+
+        Not a generator itself: everything that can refuse the request (an unknown topic,
+        another student's session) runs here, before the response's first byte, so the
+        caller gets the proper 4xx status. Only failures after that become SSE errors.
+        """
         turn = self.prepare(user, inp, request_id)
+        return self._events(turn)
+
+    def _events(self, turn: Turn) -> Iterator[tuple[str, Any]]:
         assert turn.prompt is not None and turn.spec is not None
         yield "metadata", self.metadata(turn)
         t0 = time.perf_counter()
@@ -368,6 +455,24 @@ class ChatPipeline:
             else:
                 turn.timings["generate"] = round((time.perf_counter() - t0) * 1000, 3)
                 yield "final", self.finish(turn, item)
+
+
+_REPHRASE_HINTS = {
+    "unreadable": "I couldn't read that message. Could you write your question again in a full sentence?",
+    "out_of_domain": (
+        "I'm not sure that is about your course. Could you rephrase it, or name the topic it is about{topic}?"
+    ),
+    "unsure": (
+        'I\'m not sure what you would like me to do. Could you rephrase it, for example "explain ...", '
+        '"why does my code ..." or "quiz me on ..."{topic}?'
+    ),
+}
+
+
+def rephrase_hint(turn: Turn) -> str:
+    """What the client shows when `needs_rephrase` is set: why, and how to ask instead."""
+    topic = f" (we were on {turn.topic_title})" if turn.topic_title else ""
+    return _REPHRASE_HINTS[turn.rephrase_reason or "unsure"].format(topic=topic)
 
 
 def _safe(fn: Callable[[], Any]) -> Any:

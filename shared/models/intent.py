@@ -10,7 +10,9 @@ query is queued for a human label.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from shared.models.onnx_model import OnnxModel, load_tokenizer, tokenize
 LABELS_FILE = "intent_labels.json"
 TOKENIZER_FILE = "tokenizer.json"
 DEFAULT_THRESHOLDS = {"rephrase": 0.40, "human_review": 0.60}
+_WORD = re.compile(r"[a-z]+")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,15 @@ class IntentModel:
             )
         return out
 
+    @cached_property
+    def vocabulary(self) -> frozenset[str]:
+        """The tokenizer's whole-word entries (no `##` continuation pieces)."""
+        return frozenset(w for w in self.tokenizer.get_vocab() if w.isalpha())
+
+    def known_word_share(self, text: str) -> float:
+        """See `known_word_share`: how much of the text the model can read as words."""
+        return known_word_share(text, self.vocabulary)
+
     def action(self, prediction: IntentPrediction) -> str:
         """What the product does with a prediction (see `action_for`)."""
         return action_for(prediction.confidence, self.thresholds)
@@ -91,3 +103,14 @@ def action_for(confidence: float, thresholds: dict[str, float] = DEFAULT_THRESHO
     if confidence < thresholds["human_review"]:
         return "human_review"
     return "act"
+
+
+def known_word_share(text: str, vocabulary: frozenset[str] | set[str]) -> float:
+    """The share of the text's alphabetic words that the tokenizer knows as whole words
+    (1.0 when it has none). Real queries score high even with a typo or an identifier
+    ("wat is a varible": 0.75); keyboard mashing scores 0 ("asdf qwer zxcv"): the
+    classifier only sees word pieces there, and its confidence means nothing."""
+    words = _WORD.findall(text.lower())
+    if not words:
+        return 1.0
+    return sum(w in vocabulary for w in words) / len(words)

@@ -12,10 +12,19 @@ filter never starves the result list; the similarity floor drops vector-only
 hits too far from the query (a full-text hit stands on its exact match).
 Full text ORs the query's terms (a student's question rarely contains every
 word of the node that answers it) and ranks by cover density.
+
+The work one message can cause is bounded, so a 4,000-character message costs about
+what a short question does: full text sees at most `max_query_terms` distinct terms
+(identifiers and the message's most repeated words first, see `query_terms`), each at
+most `MAX_TERM_CHARS` long, and ranks at most `text_match_cap` matching rows, fewer when
+the query has many terms (ranking costs terms x rows; `text_work` bounds the product);
+the vector side sees the encoder's truncated input and at most `candidates` rows.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +44,8 @@ class RetrievalParams:
     text_weight: float = 1.0
     ef_search: int = 64  # HNSW search breadth: recall vs latency
     text_match_cap: int = 1000  # full-text matches ranked at most (bounds latency on big bases)
+    max_query_terms: int = 12  # distinct terms ORed on the full-text side (bounds long messages)
+    text_work: int = 4000  # terms x matches ranked at most: more terms, fewer matches ranked
     iterative_scan: str = "relaxed_order"  # pgvector 0.8: keep scanning when filters remove rows
 
 
@@ -46,7 +57,7 @@ class RetrievedNode:
     kind: str
     content: str
     score: float
-    similarity: float | None
+    similarity: float | None  # cosine similarity to the question (None without vectors)
     text_rank: int | None
     vector_rank: int | None = None
     extra: dict = field(default_factory=dict, compare=False)
@@ -61,6 +72,51 @@ class RetrievedNode:
         if end >= max_chars // 2:
             return cut[: end + 1]
         return cut[: cut.rfind(" ")].rstrip(",;:") + " …"
+
+
+# Postgres' english stop words (tsearch_data/english.stop): dropped by the parser anyway,
+# so they must not use up the term budget of a long message.
+STOP_WORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
+    herself it its itself they them their theirs themselves what which who whom this that these those am is are
+    was were be been being have has had having do does did doing a an the and but if or because as until while of
+    at by for with about against between into through during before after above below to from up down in out on
+    off over under again further then once here there when where why how all any both each few more most other
+    some such no nor not only own same so than too very s t can will just don should now""".split()
+)
+MAX_TERM_CHARS = 40  # longer "words" (pasted hashes, base64, minified code) are noise to full text
+_TERM = re.compile(r"\w+(?:\.\w+)*")
+_NUMBER = re.compile(r"[\d._]+")
+_IDENTIFIER = re.compile(r"[._]|(?-i:[a-z][A-Z])|(?:error|exception|warning)$", re.I)
+
+
+def query_terms(text: str, max_terms: int) -> list[str]:
+    """The terms full-text search is given for `text`: at most `max_terms` distinct words
+    (case-insensitively), in the order they appear.
+
+    A short question keeps every word that is not a stop word. A long message keeps the
+    identifiers first (`dict.get`, `my_list`, `ZeroDivisionError`: what exact search is
+    for), then the words it repeats most (what the message is about), then the earliest.
+    """
+    seen: dict[str, tuple[str, int]] = {}
+    counts: Counter[str] = Counter()
+    for match in _TERM.finditer(text):
+        word = match.group().strip("_.")
+        key = word.lower()
+        if not word or key in STOP_WORDS or len(word) > MAX_TERM_CHARS:
+            continue
+        counts[key] += 1
+        seen.setdefault(key, (word, len(seen)))
+    if len(seen) <= max_terms:
+        return [word for word, _ in seen.values()]
+
+    def salience(key: str) -> tuple[int, int, int]:
+        word, position = seen[key]
+        identifier = _IDENTIFIER.search(word) and not _NUMBER.fullmatch(word)
+        return (0 if identifier else 1, -counts[key], position)
+
+    kept = sorted(sorted(seen, key=salience)[:max_terms], key=lambda k: seen[k][1])
+    return [seen[k][0] for k in kept]
 
 
 # The query's terms ORed, from the text as typed and with dotted identifiers split
@@ -116,7 +172,8 @@ HYBRID_SQL = sa.text(
           FROM vec FULL OUTER JOIN fts ON fts.id = vec.id
          WHERE fts.id IS NOT NULL OR vec.similarity >= CAST(:floor AS float8)
     )
-    SELECT n.id, n.title, n.topic_id, n.kind, n.content, f.score, f.similarity, f.text_rank, f.vector_rank
+    SELECT n.id, n.title, n.topic_id, n.kind, n.content, f.score,
+           1 - (n.embedding <=> CAST(:qvec AS vector)) AS similarity, f.text_rank, f.vector_rank
       FROM fused f JOIN knowledge_nodes n ON n.id = f.id
      ORDER BY f.score DESC, n.id
      LIMIT :k
@@ -137,6 +194,11 @@ TEXT_ONLY_SQL = sa.text(
 )
 
 
+def text_match_cap(params: RetrievalParams, n_terms: int) -> int:
+    """How many full-text matches are ranked for a query of `n_terms` terms."""
+    return max(params.candidates, min(params.text_match_cap, params.text_work // max(n_terms, 1)))
+
+
 def _configure_hnsw(conn: sa.Connection, params: RetrievalParams) -> None:
     # set_config(..., is_local => true) scopes the settings to this transaction.
     conn.execute(
@@ -155,16 +217,17 @@ def hybrid_search(
     """
     if params.k <= 0:
         return []
+    terms = query_terms(query_text, params.max_query_terms)
     _configure_hnsw(conn, params)
     rows = conn.execute(
         TEXT_ONLY_SQL if query_vector is None else HYBRID_SQL,
         {
             "qvec": None if query_vector is None else np.asarray(query_vector, dtype=np.float32),
-            "qtext": query_text,
+            "qtext": " ".join(terms),
             "topics": list(params.topic_ids) if params.topic_ids else None,
             "kinds": list(params.kinds) if params.kinds else None,
             "candidates": params.candidates,
-            "text_match_cap": params.text_match_cap,
+            "text_match_cap": text_match_cap(params, len(terms)),
             "rrf_k": float(params.rrf_k),
             "wv": params.vector_weight,
             "wt": params.text_weight,

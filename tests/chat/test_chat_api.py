@@ -71,3 +71,24 @@ def test_chat_input_errors(client, bearer, course):
     assert client.post("/api/chat", json={"message": "hi"}).status_code == 401
     bob = client.post("/api/chat", json={"message": "hello"}, headers=bearer("bob")).get_json()["session_id"]
     assert client.post("/api/chat", json={"message": "hi", "session_id": bob}, headers=h).status_code == 403
+
+
+def test_streaming_refusals_keep_their_status(client, bearer, course):
+    """What refuses a request (someone else's session, an unknown topic) is decided before
+    the stream's first byte, so a streaming client gets the same status as a JSON one."""
+    sse = {"Accept": "text/event-stream"}
+    bob = client.post("/api/chat", json={"message": "hello"}, headers=bearer("bob")).get_json()["session_id"]
+    h = {**bearer("alice"), **sse}
+    cases = [
+        ({"message": "hi", "session_id": bob}, 403, "forbidden"),
+        ({"message": "hi", "session_id": str(uuid.uuid4())}, 404, "not_found"),
+        ({"message": "hi", "topic_id": "nope"}, 404, "not_found"),
+    ]
+    for body, status, code in cases:
+        response = client.post("/api/chat", json=body, headers=h)
+        assert response.status_code == status, response.get_data(as_text=True)
+        assert response.mimetype == "application/json"
+        assert response.get_json()["error"]["code"] == code
+    # Nothing was written to bob's session by the refused request.
+    history = client.get(f"/api/chat/sessions/{bob}/messages", headers=bearer("bob")).get_json()["messages"]
+    assert [m["content"] for m in history if m["role"] == "user"] == ["hello"]

@@ -103,3 +103,70 @@ def test_mastery_changes_the_suggestion(client, bearer, embedded_course):
     after = say(client, h, "explain how a for loop works", topic_id="py-loops")
     assert after["mastery"] > before["mastery"]
     assert "harder problem" in (after["suggestion"] or "")
+
+
+# --- issue 17: sessions must not drift, sources must be relevant, doubt must show ----------
+
+
+def sources_topics(out):
+    return {s["topic_id"] for s in out["sources"]}
+
+
+def test_follow_up_stays_in_the_session_topic(client, bearer, embedded_course):
+    h = bearer("drift-student")
+    first = say(client, h, "what is a variable in python?")
+    assert first["topic_id"] == "py-variables"
+    session = first["session_id"]
+    for follow_up in ("can it be true or false?", "what about its type?", "and can I change it later?"):
+        out = say(client, h, follow_up, session_id=session)
+        assert out["topic_id"] == "py-variables", (follow_up, out["topic_id"])
+        assert sources_topics(out) <= {"py-variables"}, (follow_up, out["sources"])
+
+
+def test_a_clearly_new_topic_moves_the_session(client, bearer, embedded_course):
+    h = bearer("loops-student")
+    first = say(client, h, "how does a for loop work?", topic_id="py-loops")  # a loops session
+    out = say(client, h, "list comprehensions", session_id=first["session_id"])
+    assert out["topic_id"] == "py-lists"
+    assert out["sources"] and out["sources"][0]["node_id"] == "py-list-06"
+    assert sources_topics(out) == {"py-lists"}
+    back = say(client, h, "and how do I sort one?", session_id=first["session_id"])
+    assert back["topic_id"] == "py-lists"
+
+
+def test_a_course_term_alone_is_a_question_not_small_talk(client, bearer, embedded_course):
+    out = say(client, bearer("golden"), "force")
+    assert out["intent"] == "concept_explanation"
+    assert 0.40 <= out["confidence"] < 0.60 and out["needs_rephrase"] is False
+    assert out["topic_id"] == "phys-newton" and sources_topics(out) == {"phys-newton"}
+    assert out["model_versions"]["intent"].endswith("+grounding")
+
+
+@pytest.mark.parametrize("message", ["asdf qwer zxcv", "kjh kjh lkj"])
+def test_gibberish_gets_low_confidence_and_a_rephrase_request(client, bearer, embedded_course, message):
+    out = say(client, bearer("golden"), message)
+    assert out["confidence"] < 0.40 and out["needs_rephrase"] is True
+    assert out["rephrase_hint"] and "couldn't read" in out["rephrase_hint"]
+    assert out["sources"] == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "explain how mortgage refinancing works",  # the model: concept_explanation 0.997
+        "explain the offside rule in football",  # concept_explanation 0.994
+        "what are the steps to request time off from work",  # interview_practice 0.992
+    ],
+)
+def test_an_out_of_domain_request_gets_low_confidence_and_a_rephrase_request(client, bearer, embedded_course, message):
+    out = say(client, bearer("golden"), message)
+    assert out["confidence"] < 0.40 and out["needs_rephrase"] is True
+    assert "course" in out["rephrase_hint"]
+    assert out["sources"] == [] and out["topic_id"] is None
+
+
+def test_an_out_of_domain_request_the_model_calls_off_topic_is_declined(client, bearer, embedded_course):
+    # off_topic is the model's own out-of-scope class: the tutor declines, cites nothing.
+    out = say(client, bearer("golden"), "what's the best way to pay off my credit card debt?")
+    assert out["intent"] == "off_topic" and out["sources"] == [] and out["topic_id"] is None
+    assert "only help with the course" in out["reply"]

@@ -144,3 +144,57 @@ def test_dotted_identifiers_are_found_by_their_parts(kb):
     for query in ("how do I use append", "what does get do on a dictionary", "nums.append"):
         hits = search(kb, query, None, k=3)
         assert hits and hits[0].id == "lists-9", query
+
+
+def _long_message(core: str, chars: int = 4000) -> str:
+    """A student's long message: many distinct words of prose around the real question."""
+    import random
+
+    rng = random.Random(7)
+    filler = " ".join(
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 9))) for _ in range(900)
+    )
+    half = (chars - len(core)) // 2
+    return f"{filler[:half]} {core} {filler[-half:]}"[:chars]
+
+
+def test_full_text_of_a_long_message_is_bounded(kb):
+    """A 4,000-character message sends at most `max_query_terms` terms to full text and
+    ranks fewer matches the more terms it has (the cost of ORing hundreds of terms and
+    ranking every match with them is what made long messages slow: over 30 s at 1,000
+    nodes), and the identifier it is about still finds its node."""
+    from shared.rag.retrieval import query_terms
+
+    message = _long_message("my code fails with ZeroDivisionError ZeroDivisionError when dividing")
+    assert len(message) == 4000 and len(set(message.split())) > 300
+    sent: list[str] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        named = context.compiled_parameters[0] if context.compiled_parameters else {}
+        if "qtext" in named:
+            sent.append((named["qtext"], named["text_match_cap"]))
+
+    sa.event.listen(kb, "before_cursor_execute", capture)
+    try:
+        hits = search(kb, message, None, k=3)
+        search(kb, "why ZeroDivisionError", None, k=3)
+    finally:
+        sa.event.remove(kb, "before_cursor_execute", capture)
+    (long_text, long_cap), (_short_text, short_cap) = sent
+    terms = long_text.split()
+    assert len(terms) <= RetrievalParams().max_query_terms and len(long_text) <= len(terms) * 41
+    assert "ZeroDivisionError" in terms
+    assert hits and hits[0].id == "errors-1"
+    # Ranking work (terms x matches ranked) is bounded: a long query ranks fewer matches.
+    assert len(terms) * long_cap <= RetrievalParams().text_work
+    assert short_cap == RetrievalParams().text_match_cap and long_cap < short_cap
+    # A short question is passed whole (less stop words); repeated words count once.
+    assert query_terms("why does my while loop never stop, the loop", 24) == ["loop", "never", "stop"]
+
+
+def test_query_terms_prefers_identifiers_then_repeated_words():
+    from shared.rag.retrieval import query_terms
+
+    text = "alpha beta gamma delta epsilon zeta eta theta my_list.append gamma gamma delta IndexError"
+    assert query_terms(text, 4) == ["gamma", "delta", "my_list.append", "IndexError"]
+    assert all(len(t) <= 40 for t in query_terms("x" * 500 + " loop", 24))
