@@ -118,6 +118,26 @@ def bearer(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
     return make
 
 
+@pytest.fixture(scope="session")
+def server_dir() -> Iterator[Callable[[str], Path]]:
+    """`server_dir("e2e")`: a fresh folder for a stack or server a test starts.
+
+    Not pytest's tmp_path: as root the embedded server runs as its own system user, which
+    must traverse to its data directory, and every pytest that starts on the machine resets
+    its temporary root (/tmp/pytest-of-<user>) to mode 0700."""
+    made: list[Path] = []
+
+    def make(prefix: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"cc-{prefix}-"))
+        path.chmod(0o755)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture()
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

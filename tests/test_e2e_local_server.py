@@ -81,8 +81,8 @@ def wait_for_database_stop(pgdata: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    state = tmp_path_factory.mktemp("e2e-state")
+def server(server_dir):
+    state = server_dir("e2e-state")
     proc, base, log = start_server(state)
     try:
         yield {"base": base, "proc": proc, "state": state}
@@ -138,12 +138,13 @@ def test_ctrl_c_stops_server_and_database(server):
     assert wait_for_database_stop(pgdata), "embedded Postgres still running after Ctrl-C"
 
 
-def test_sigterm_stops_server_and_database(tmp_path):
-    proc, _, log = start_server(tmp_path)
+def test_sigterm_stops_server_and_database(server_dir):
+    state = server_dir("sigterm")
+    proc, _, log = start_server(state)
     try:
-        assert (tmp_path / "pgdata" / "postmaster.pid").exists()
+        assert (state / "pgdata" / "postmaster.pid").exists()
         assert stop(proc, signal.SIGTERM) == 0
-        assert wait_for_database_stop(tmp_path / "pgdata"), "embedded Postgres still running after SIGTERM"
+        assert wait_for_database_stop(state / "pgdata"), "embedded Postgres still running after SIGTERM"
     finally:
         stop(proc, signal.SIGKILL)
         log.close()

@@ -81,9 +81,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def stack(browser, tmp_path_factory):
+def stack(browser, server_dir):
     """The local stack in the local environment (dev sign-in on), private state folder."""
-    state = tmp_path_factory.mktemp("web-state")
+    state = server_dir("web-state")
     port = _free_port()
     env = {
         **os.environ,
