@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from shared.errors import NotFoundError
+
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
 
@@ -177,8 +179,32 @@ def list_topics(conn: sa.Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-class TopicNotFoundError(LookupError):
+class TopicNotFoundError(NotFoundError):
     """No topic with this id."""
+
+
+class QuestionNotFoundError(NotFoundError):
+    """No question with this id."""
+
+
+def topic_exists(conn: sa.Connection, topic_id: str) -> bool:
+    return conn.execute(sa.text("SELECT 1 FROM topics WHERE id = :id"), {"id": topic_id}).first() is not None
+
+
+#: every column of a question: for graders and attempts, never for a student's eyes
+_ALL_QUESTION_COLUMNS = (
+    "id, topic_id, kind, prompt, options, correct_option, reference_answer, rubric, explanation, difficulty, max_score"
+)
+
+
+def question_by_id(conn: sa.Connection, question_id: str) -> dict[str, Any] | None:
+    """One question with its answer key and references (the one query that reads them)."""
+    row = (
+        conn.execute(sa.text(f"SELECT {_ALL_QUESTION_COLUMNS} FROM questions WHERE id = :id"), {"id": question_id})
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
 
 
 #: what a student may see of a question. The answer key (`correct_option`), the
@@ -192,8 +218,8 @@ def list_questions(
 ) -> list[dict[str, Any]]:
     """A topic's questions as a student sees them: text, kind, MCQ options (no key),
     difficulty and maximum score, easiest first. Raises TopicNotFoundError."""
-    if conn.execute(sa.text("SELECT 1 FROM topics WHERE id = :id"), {"id": topic_id}).first() is None:
-        raise TopicNotFoundError(f"No topic {topic_id!r}.")
+    if not topic_exists(conn, topic_id):
+        raise TopicNotFoundError("No such topic.")
     rows = conn.execute(
         sa.text(
             f"""SELECT {_PUBLIC_QUESTION_COLUMNS} FROM questions

@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shared.http.auth import Principal
-from shared.http.errors import not_found
+from shared.errors import NotFoundError
+from shared.identity import Principal
 
 
 def list_sessions(conn: sa.Connection, user_id: str, limit: int) -> list[dict[str, Any]]:
@@ -31,7 +31,7 @@ def session_messages(
 ) -> list[dict[str, Any]]:
     owner = conn.execute(sa.text("SELECT user_id FROM chat_sessions WHERE id = :id"), {"id": session_id}).scalar()
     if owner is None:
-        raise not_found("No such chat session.")
+        raise NotFoundError("No such chat session.")
     principal.require_self_or_admin(owner)
     rows = conn.execute(
         sa.text(

@@ -1,10 +1,14 @@
-"""The users table mirrors Firebase users the first time they write something."""
+"""The users table mirrors Firebase users the first time they write something.
+
+The one home of writes to `users`: the full upsert from a verified principal, and the
+bare row that foreign keys need when only an id is known (an admin acting for a student).
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from shared.http.auth import Principal
+from shared.identity import Principal
 
 
 def ensure_user(conn: sa.Connection, principal: Principal) -> None:
@@ -24,3 +28,8 @@ def ensure_user(conn: sa.Connection, principal: Principal) -> None:
         ),
         {"id": principal.uid, "email": principal.email, "role": principal.role},
     )
+
+
+def ensure_user_id(conn: sa.Connection, user_id: str) -> None:
+    """A users row for `user_id` if none exists (foreign keys need it); nothing else changes."""
+    conn.execute(sa.text("INSERT INTO users (id) VALUES (:id) ON CONFLICT (id) DO NOTHING"), {"id": user_id})

@@ -11,16 +11,13 @@ from pydantic import Field
 
 from shared.api.models import StrictModel, UserQuery
 from shared.chat.pipeline import ChatInput, ChatPipeline
-from shared.content.generator import ContentRequest, describe, generate_quiz, plan, stream_explanation
+from shared.content.generator import ContentRequest
+from shared.content.service import explanation_events, plan_content, write_content
 from shared.curriculum import list_topics
 from shared.db import get_engine
 from shared.history import list_sessions, session_messages
-from shared.http import ApiError, Request, Router
+from shared.http import Request, Router
 from shared.http.sse import sse_response
-from shared.llm.errors import LLMUnavailableError
-from shared.llm.generation_log import log_generation
-from shared.llm.router import get_router
-from shared.llm.types import StreamReset
 from shared.logs import configure_logging
 
 configure_logging()
@@ -39,10 +36,7 @@ def chat_turn(req: Request):
     inp = ChatInput(req.body.message, req.body.session_id, req.body.topic_id)
     if req.wants_event_stream():
         return sse_response(pipeline.stream(req.user, inp, req.request_id), req.request_id)
-    try:
-        return pipeline.run(req.user, inp, req.request_id)
-    except LLMUnavailableError as exc:
-        raise ApiError(503, "llm_unavailable", "No language model could answer right now; try again.") from exc
+    return pipeline.run(req.user, inp, req.request_id)
 
 
 class MessagesQuery(StrictModel):
@@ -61,45 +55,10 @@ class ContentBody(StrictModel):
 @router.post("/content", body=ContentBody)
 def content(req: Request):
     """Personalized explanation (streamed on request) or quiz (validated JSON) for a topic."""
-    body = req.body
-    with get_engine().begin() as conn:
-        the_plan = plan(conn, req.user, ContentRequest(**body.model_dump()))
-    meta = describe(the_plan)
-    try:
-        if body.kind == "quiz":
-            quiz, generation, source = generate_quiz(get_router(), the_plan)
-            _log(generation, req.request_id)
-            return {
-                **meta,
-                "quiz": quiz.model_dump(),
-                "source": source,
-                "provider": generation.provider,
-                "llm": generation.usage(),
-            }
-        if req.wants_event_stream():
-            return sse_response(_explanation_events(the_plan, meta, req.request_id), req.request_id)
-        generation = get_router().generate("explanation", the_plan.prompt)
-        _log(generation, req.request_id)
-        return {**meta, "text": generation.text, "provider": generation.provider, "llm": generation.usage()}
-    except LLMUnavailableError as exc:
-        raise ApiError(503, "llm_unavailable", "No language model could write this right now; try again.") from exc
-
-
-def _log(generation, request_id: str) -> None:
-    with get_engine().begin() as conn:
-        log_generation(conn, generation, request_id, None)
-
-
-def _explanation_events(the_plan, meta: dict, request_id: str):
-    yield "metadata", meta
-    for item in stream_explanation(get_router(), the_plan):
-        if isinstance(item, str):
-            yield "delta", {"text": item}
-        elif isinstance(item, StreamReset):
-            yield "reset", {"failed_provider": item.failed_provider}
-        else:
-            _log(item, request_id)
-            yield "final", {**meta, "text": item.text, "provider": item.provider, "llm": item.usage()}
+    the_plan = plan_content(get_engine(), req.user, ContentRequest(**req.body.model_dump()))
+    if req.body.kind == "explanation" and req.wants_event_stream():
+        return sse_response(explanation_events(get_engine(), the_plan, req.request_id), req.request_id)
+    return write_content(get_engine(), req.body.kind, the_plan, req.request_id)
 
 
 @router.get("/topics")

@@ -12,9 +12,9 @@ from pydantic import Field
 from shared.api.models import IntegerOnly, StrictModel
 from shared.db import get_engine
 from shared.feedback import label_interaction, record_feedback, review_queue
-from shared.http import ApiError, Request, Router
+from shared.http import Request, Router
 from shared.learning.outbox import sweep_after_commit
-from shared.learning.signals import SignalError, current_taxonomy, label_history
+from shared.learning.signals import current_taxonomy, label_history
 from shared.logs import configure_logging
 from shared.users import ensure_user
 
@@ -38,20 +38,12 @@ class LabelIn(StrictModel):
     label: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
 
 
-def _api_error(exc: SignalError) -> ApiError:
-    """Domain errors name their status; the message is safe to show."""
-    return ApiError(exc.status, exc.code, str(exc), details=exc.details)
-
-
 @router.post("/", body=FeedbackIn)
 def submit(req: Request) -> dict:
-    try:
-        with get_engine().begin() as conn:
-            ensure_user(conn, req.user)
-            body = req.body
-            return {"feedback": record_feedback(conn, req.user.uid, body.interaction_id, body.score, body.comment)}
-    except SignalError as exc:
-        raise _api_error(exc) from None
+    with get_engine().begin() as conn:
+        ensure_user(conn, req.user)
+        body = req.body
+        return {"feedback": record_feedback(conn, req.user.uid, body.interaction_id, body.score, body.comment)}
 
 
 @router.get("/review-queue", admin=True, query=QueueQuery)
@@ -62,46 +54,37 @@ def queue(req: Request) -> dict:
 
 @router.post("/label", admin=True, body=LabelIn)
 def label(req: Request) -> dict:
-    try:
-        taxonomy = current_taxonomy()
-        with get_engine().begin() as conn:
-            ensure_user(conn, req.user)
-            result = label_interaction(
-                conn,
-                req.user.uid,
-                req.body.interaction_id,
-                req.body.label,
-                taxonomy,
-                retrain_after=router.settings.retrain_after_verified_labels,
-            )
-    except SignalError as exc:
-        raise _api_error(exc) from None
+    taxonomy = current_taxonomy()
+    with get_engine().begin() as conn:
+        ensure_user(conn, req.user)
+        result = label_interaction(
+            conn,
+            req.user.uid,
+            req.body.interaction_id,
+            req.body.label,
+            taxonomy,
+            retrain_after=router.settings.retrain_after_verified_labels,
+        )
     if result.retrain_request is not None:
         sweep_after_commit()  # committed above: publish the new request now (best effort)
     return {"label": result.as_dict()}
 
 
-# --- learning loop (issue 10): the taxonomy and the label audit ----------------------
+# --- the taxonomy and the label audit -----------------------------------------------
 
 
 @router.get("/taxonomy", admin=True)
 def taxonomy(req: Request) -> dict:
     """The labels the model in service accepts."""
-    try:
-        return {"taxonomy": current_taxonomy().as_dict()}
-    except SignalError as exc:
-        raise _api_error(exc) from None
+    return {"taxonomy": current_taxonomy().as_dict()}
 
 
 @router.get("/labels/<uuid:interaction_id>/history", admin=True)
 def history(req: Request) -> dict:
     """Every label change of one interaction: who, when, the old and the new value."""
     interaction_id = req.path_params["interaction_id"]
-    try:
-        with get_engine().connect() as conn:
-            return {"interaction_id": str(interaction_id), "events": label_history(conn, interaction_id)}
-    except SignalError as exc:
-        raise _api_error(exc) from None
+    with get_engine().connect() as conn:
+        return {"interaction_id": str(interaction_id), "events": label_history(conn, interaction_id)}
 
 
 @functions_framework.http

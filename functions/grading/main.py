@@ -16,11 +16,10 @@ from pydantic import Field, field_validator
 
 from shared.api.models import StrictModel, UserQuery
 from shared.db import get_engine
-from shared.grading.service import MAX_ANSWER_CHARS, GradingError, get_grading_service
-from shared.http import ApiError, Request, Router
+from shared.grading.service import MAX_ANSWER_CHARS, get_grading_service
+from shared.http import Request, Router
 from shared.logs import configure_logging
 from shared.mastery.store import list_attempts
-from shared.prediction.attempts import AttemptError
 
 configure_logging()
 router = Router("grading")
@@ -50,19 +49,16 @@ class GradeRequest(StrictModel):
 @router.post("/", body=GradeRequest)
 def grade(req: Request) -> dict:
     body: GradeRequest = req.body
-    try:
-        return get_grading_service().grade(
-            get_engine(),
-            req.user,
-            question_id=body.question_id,
-            answer=body.answer,
-            time_seconds=body.time_seconds,
-            attempt_id=str(body.attempt_id) if body.attempt_id else None,
-            user_id=body.user_id,
-            request_id=req.request_id,
-        )
-    except (GradingError, AttemptError) as exc:  # domain errors name their status
-        raise ApiError(exc.status, exc.code, str(exc)) from None
+    return get_grading_service().grade(
+        get_engine(),
+        req.user,
+        question_id=body.question_id,
+        answer=body.answer,
+        time_seconds=body.time_seconds,
+        attempt_id=str(body.attempt_id) if body.attempt_id else None,
+        user_id=body.user_id,
+        request_id=req.request_id,
+    )
 
 
 @router.get("/attempts", query=UserQuery)

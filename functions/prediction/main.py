@@ -9,19 +9,13 @@ import functions_framework
 from pydantic import Field, StrictBool, model_validator
 
 from shared.api.models import StrictModel, UserQuery
-from shared.curriculum import TopicNotFoundError, list_questions
 from shared.db import get_engine
-from shared.http import ApiError, Request, Router
+from shared.http import Request, Router
 from shared.learning.outbox import sweep_after_commit
 from shared.logs import configure_logging
 from shared.mastery.store import mastery_by_topic
-from shared.prediction.attempts import (
-    AttemptError,
-    complete_attempt,
-    record_prediction,
-    resolve_task,
-)
-from shared.prediction.service import predict, predict_levels
+from shared.prediction.attempts import complete_attempt
+from shared.prediction.service import predict_and_record, questions_for
 from shared.users import ensure_user
 
 configure_logging()
@@ -57,10 +51,6 @@ class QuestionsQuery(StrictModel):
     limit: int = Field(100, ge=1, le=500)
 
 
-def _api_error(exc: AttemptError) -> ApiError:
-    return ApiError(exc.status, exc.code, str(exc))
-
-
 @router.get("/mastery", query=UserQuery)
 def mastery(req: Request) -> dict:
     user_id = req.query.user_id or req.user.uid
@@ -75,56 +65,26 @@ def questions(req: Request) -> dict:
     answers); with `predict=true`, each with this student's P(correct) and expected
     seconds. A read: nothing is recorded; POST / with a question_id starts an attempt."""
     query: QuestionsQuery = req.query
-    user_id = req.user.uid
     with get_engine().connect() as conn:
-        try:
-            items = list_questions(conn, query.topic_id, difficulty=query.difficulty, limit=query.limit)
-        except TopicNotFoundError as exc:
-            raise ApiError(404, "not_found", str(exc)) from None
-        if query.predict:
-            by_level = predict_levels(conn, user_id, query.topic_id, (q["difficulty"] for q in items))
-            for item in items:
-                p = by_level[item["difficulty"]]
-                item["prediction"] = {
-                    "p_correct": round(p.p_correct, 4),
-                    "expected_seconds": round(p.expected_seconds, 1),
-                    "model": p.model,
-                    "model_version": p.model_version,
-                }
-    return {"user_id": user_id, "topic_id": query.topic_id, "questions": items}
+        items = questions_for(
+            conn,
+            req.user.uid,
+            query.topic_id,
+            difficulty=query.difficulty,
+            limit=query.limit,
+            with_predictions=query.predict,
+        )
+    return {"user_id": req.user.uid, "topic_id": query.topic_id, "questions": items}
 
 
 @router.post("/", body=PredictBody)
 def predict_task(req: Request) -> dict:
     """Predict, and record the prediction as a 'predicted' attempt to complete later."""
     body: PredictBody = req.body
-    user_id = req.user.uid
     with get_engine().begin() as conn:
-        try:
-            topic_id, question_id, difficulty = resolve_task(conn, body.topic_id, body.question_id, body.difficulty)
-        except AttemptError as exc:
-            raise _api_error(exc) from None
-        ensure_user(conn, req.user)
-        prediction = predict(conn, user_id, topic_id, difficulty)
-        attempt_id = record_prediction(
-            conn,
-            user_id,
-            topic_id=topic_id,
-            question_id=question_id,
-            difficulty=difficulty,
-            p_correct=prediction.p_correct,
-            expected_seconds=prediction.expected_seconds,
-            predictor=prediction.model,
-            predictor_version=prediction.model_version,
+        return predict_and_record(
+            conn, req.user, topic_id=body.topic_id, question_id=body.question_id, difficulty=body.difficulty
         )
-    return {
-        **prediction.as_dict(),
-        "attempt_id": attempt_id,
-        "user_id": user_id,
-        "topic_id": topic_id,
-        "question_id": question_id,
-        "difficulty": difficulty,
-    }
 
 
 @router.post("/complete", body=CompleteBody)
@@ -133,17 +93,14 @@ def complete(req: Request) -> dict:
     body: CompleteBody = req.body
     with get_engine().begin() as conn:
         ensure_user(conn, req.user)
-        try:
-            done = complete_attempt(
-                conn,
-                req.user.uid,
-                body.attempt_id,
-                correct=1.0 if body.correct else 0.0,
-                time_seconds=body.time_seconds,
-                self_reported=True,
-            )
-        except AttemptError as exc:
-            raise _api_error(exc) from None
+        done = complete_attempt(
+            conn,
+            req.user.uid,
+            body.attempt_id,
+            correct=1.0 if body.correct else 0.0,
+            time_seconds=body.time_seconds,
+            self_reported=True,
+        )
     if done.retrain_request is not None:
         sweep_after_commit()  # the request is committed: publish it now (best effort, see outbox)
     return done.as_dict()

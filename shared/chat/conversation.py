@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from shared.http.auth import Principal
-from shared.http.errors import forbidden, not_found
+from shared.errors import ForbiddenError, NotFoundError
+from shared.identity import Principal
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,9 @@ def open_session(
         sa.text("SELECT user_id, topic_id FROM chat_sessions WHERE id = :id FOR UPDATE"), {"id": session_id}
     ).one_or_none()
     if row is None:
-        raise not_found("No such chat session.")
+        raise NotFoundError("No such chat session.")
     if row.user_id != principal.uid:
-        raise forbidden("You can only write to your own chat sessions.")
+        raise ForbiddenError("You can only write to your own chat sessions.")
     if topic_id and topic_id != row.topic_id:
         conn.execute(
             sa.text("UPDATE chat_sessions SET topic_id = :t WHERE id = :id"), {"t": topic_id, "id": session_id}

@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from shared.chat import conversation, grounding
 from shared.chat.fallbacks import heuristic_confusion, keyword_intent
 from shared.chat.prompt_book import Behaviour, PromptSpec, adapt, spec_for, system_prompt
-from shared.http.auth import Principal
-from shared.http.errors import ApiError, not_found
+from shared.curriculum import TopicNotFoundError
+from shared.errors import DomainError
+from shared.identity import Principal
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source, StreamReset
 from shared.mastery.store import current_mastery
 from shared.models.confusion import MessageTiming
@@ -187,14 +188,14 @@ class ChatPipeline:
                 if inp.topic_id is not None:
                     turn.topic_title = conversation.topic_title(conn, inp.topic_id)
                     if turn.topic_title is None:
-                        raise not_found("No such topic.")
+                        raise TopicNotFoundError("No such topic.")
                 turn.session_id, turn.topic_id = conversation.open_session(
                     conn, turn.user, inp.session_id, inp.topic_id, turn.message
                 )
                 if turn.topic_id and turn.topic_title is None:
                     turn.topic_title = conversation.topic_title(conn, turn.topic_id)
                 return conversation.recent_user_messages(conn, turn.session_id, HISTORY)
-        except ApiError:
+        except DomainError:
             raise
         except Exception:
             log.error("database unavailable for the chat session", exc_info=True)

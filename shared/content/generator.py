@@ -20,8 +20,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from shared.content.quiz import LEXEMES_ORED, Quiz, bank_quiz, quiz_of
-from shared.http.auth import Principal
-from shared.http.errors import ApiError, not_found
+from shared.curriculum import TopicNotFoundError
+from shared.errors import InvalidError, UpstreamError
+from shared.identity import Principal
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source
 from shared.mastery.bkt import level as mastery_level
 from shared.mastery.store import current_mastery
@@ -109,7 +110,7 @@ def plan(conn: sa.Connection, user: Principal, req: ContentRequest) -> Plan:
     ensure_user(conn, user)
     title = conn.execute(sa.text("SELECT title FROM topics WHERE id = :t"), {"t": req.topic_id}).scalar()
     if title is None:
-        raise not_found("No such topic.")
+        raise TopicNotFoundError("No such topic.")
     mastery = current_mastery(conn, user.uid, req.topic_id)
     lvl: Level = req.level or _BY_MASTERY[mastery_level(mastery if mastery is not None else 0.0)]  # type: ignore[assignment]
     style = req.style or _profile_style(conn, user.uid)
@@ -181,23 +182,31 @@ def generate_quiz(router: Any, plan_: Plan) -> tuple[Quiz, Generation, str]:
     generation = router.generate_json("quiz", prompt, quiz_of(wanted))
     quiz = generation.parsed
     if not isinstance(quiz, Quiz):  # the router guarantees this; a wrong type is a bug, not input
-        raise ApiError(502, "bad_generation", "The quiz could not be generated.")
+        raise QuizGenerationError("The quiz could not be generated.")
     return quiz, generation, "question_bank" if generation.provider == "offline" else "generated"
 
 
-def quiz_too_long(plan_: Plan) -> ApiError:
+class QuizGenerationError(UpstreamError):
+    code = "bad_generation"
+
+
+class QuizUnavailableError(InvalidError):
+    """No model can write the quiz and the bank cannot fill it: the request asks too much."""
+
+    code = "quiz_unavailable"
+
+
+def quiz_too_long(plan_: Plan) -> QuizUnavailableError:
     """422: no model can write the quiz and the bank holds fewer questions than asked for."""
     have = bank_size(plan_)
-    about = f" about {plan_.focus!r}" if plan_.focus_terms else ""
+    about = " matching that focus" if plan_.focus_terms else ""
     if have:
         limit = f"only {have} multiple-choice question{'s' if have != 1 else ''}{about}"
         advice = f"ask for at most {have}"
     else:
         limit = f"no multiple-choice question{about}"
         advice = "try without a focus" if plan_.focus_terms else "try another topic"
-    return ApiError(
-        422,
-        "quiz_unavailable",
+    return QuizUnavailableError(
         f"No AI model is connected to write a quiz, and the question bank has {limit} on "
         f"{plan_.topic_title}: {advice}.",
         details={"requested": plan_.questions, "available": have, "source": "question_bank"},

@@ -21,19 +21,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared.curriculum import QuestionNotFoundError, question_by_id
+from shared.errors import DomainError
 from shared.grading.contract import Grade, GraderUnavailableError, Question
 from shared.grading.llm_grader import LLMGrader, LLMOutcome, llm_configured
 from shared.grading.mcq import ChoiceOutOfRangeError, grade_mcq
 from shared.grading.offline import LexicalGrader, OfflineGrader, default_offline_grader
 from shared.grading.text import looks_like_injection, reference_answers
-from shared.http import Principal
+from shared.identity import Principal
 from shared.llm import log_failure, log_generation
 from shared.prediction.attempts import (
     AttemptCompletedError,
     AttemptForbiddenError,
     AttemptMismatchError,
     AttemptNotFoundError,
-    QuestionNotFoundError,
     complete_attempt,
     get_attempt,
 )
@@ -47,18 +48,8 @@ MAX_ANSWER_CHARS = 4000
 
 
 def load_question(conn: sa.Connection, question_id: str) -> Question | None:
-    row = (
-        conn.execute(
-            sa.text(
-                """SELECT id, topic_id, kind, prompt, options, correct_option, reference_answer, rubric,
-                      explanation, difficulty, max_score
-                 FROM questions WHERE id = :id"""
-            ),
-            {"id": question_id},
-        )
-        .mappings()
-        .first()
-    )
+    """The question as graders see it (its references split), from curriculum's one query."""
+    row = question_by_id(conn, question_id)
     if row is None:
         return None
     return Question(
@@ -76,23 +67,23 @@ def load_question(conn: sa.Connection, question_id: str) -> Question | None:
     )
 
 
-class GradingError(Exception):
-    """What grading refuses about the answer or the question; each maps to one status."""
+class GradingError(DomainError):
+    """What grading refuses about the answer or the question (a `DomainError`)."""
 
-    status = 400
+    kind = "invalid"
     code = "bad_request"
 
 
 class InvalidAnswerError(GradingError, ValueError):
     """The answer does not fit the question (an index for MCQ, text for a short answer)."""
 
-    status, code = 422, "validation_error"
+    kind, code = "invalid", "validation_error"
 
 
 class NotGradableError(GradingError):
     """The question cannot be graded (a short answer without a reference answer)."""
 
-    status, code = 409, "not_gradable"
+    kind, code = "conflict", "not_gradable"
 
 
 class GradingService:

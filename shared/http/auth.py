@@ -23,7 +23,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import firebase_admin
@@ -33,41 +32,13 @@ from firebase_admin import credentials as fb_credentials
 from google.auth import jwt as gjwt
 
 from shared.config import Settings
-from shared.http.errors import ApiError, forbidden, unauthorized
+from shared.http.errors import ApiError, unauthorized
+from shared.identity import Principal, role_from_claims
 
 log = logging.getLogger(__name__)
 
 _apps: dict[str, firebase_admin.App] = {}
 _apps_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling, as the verified token says."""
-
-    uid: str
-    role: str = "student"
-    email: str | None = None
-    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    def require_admin(self) -> None:
-        if not self.is_admin:
-            raise forbidden("This action needs the admin role.")
-
-    def require_self_or_admin(self, user_id: str) -> None:
-        """A student reads and writes only their own data."""
-        if user_id != self.uid and not self.is_admin:
-            raise forbidden("Students may only access their own data.")
-
-
-def role_from_claims(claims: dict[str, Any]) -> str:
-    if claims.get("role") == "admin" or claims.get("admin") is True:
-        return "admin"
-    return "student"
 
 
 class _VerifyOnlyCredential(fb_credentials.Base):

@@ -11,6 +11,8 @@ import re
 from http import HTTPStatus
 from typing import Any
 
+from shared.errors import DomainError, Kind
+
 
 class ApiError(Exception):
     """An error whose message is safe to show the client."""
@@ -77,3 +79,22 @@ def for_status(status: int, headers: dict[str, str] | None = None) -> ApiError:
     code = {404: "not_found", 413: "payload_too_large", 405: "method_not_allowed"}.get(status)
     code = code or re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
     return ApiError(status, code, f"{phrase}.", headers=headers)
+
+
+#: the one place a domain error becomes an HTTP status
+STATUS_OF_KIND: dict[Kind, int] = {
+    "invalid": 422,
+    "not_found": 404,
+    "forbidden": 403,
+    "conflict": 409,
+    "unavailable": 503,
+    "upstream": 502,
+}
+RETRY_AFTER_S = 5
+
+
+def from_domain(exc: DomainError) -> ApiError:
+    """The HTTP answer to a domain refusal: its kind's status, its code, its public message."""
+    status = STATUS_OF_KIND[exc.kind]
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.kind == "unavailable" else None
+    return ApiError(status, exc.code, exc.public_message, details=exc.details, headers=headers)

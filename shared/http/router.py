@@ -38,8 +38,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from werkzeug.routing import Map, RequestRedirect, Rule
 
 from shared.config import Settings, get_settings
+from shared.errors import DomainError
 from shared.http.auth import Principal, verify_bearer
-from shared.http.errors import ApiError, bad_request, for_status
+from shared.http.errors import ApiError, bad_request, for_status, from_domain
 from shared.logs import request_id_var, trace_var
 
 log = logging.getLogger("shared.http")
@@ -155,6 +156,9 @@ class Router:
             response = self._dispatch(request, request_id, origin, cors_ok)
         except ApiError as exc:
             response = self._json(exc.body(request_id), exc.status, exc.headers)
+        except DomainError as exc:
+            err = from_domain(exc)
+            response = self._json(err.body(request_id), err.status, err.headers)
         except Exception as exc:
             if _database_unreachable(exc):
                 # Expected during an outage: one line with the cause, no stack trace.

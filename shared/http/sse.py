@@ -10,6 +10,8 @@ from typing import Any
 import flask
 from pydantic_core import to_jsonable_python
 
+from shared.errors import DomainError
+from shared.http.errors import from_domain
 from shared.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,9 @@ def sse_response(events: Iterable[tuple[str, Any]], request_id: str) -> flask.Re
         try:
             for event, data in events:
                 yield encode_event(event, data)
+        except DomainError as exc:  # a refusal the domain names (no model could answer, ...)
+            log.warning("stream ended by %s: %s", exc.code, exc)
+            yield encode_event("error", from_domain(exc).body(request_id))
         except Exception:
             log.exception("stream failed")
             yield encode_event(

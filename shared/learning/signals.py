@@ -19,8 +19,8 @@
   makes a replayed crossing a no-op, like the every-N-tasks request of the predictor.
   A relabel is audited but not counted again: it is the same interaction.
 
-Nothing here knows HTTP: errors are `SignalError` subclasses that carry the status the
-function maps them to.
+Nothing here knows HTTP: errors are `SignalError`s, domain errors whose kind the router
+maps to a status (shared/errors.py).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from shared.artifacts.manifest import sha256_bytes
 from shared.artifacts.store import ArtifactStore, open_store
 from shared.artifacts.versions import read_current
+from shared.errors import DomainError
 from shared.prediction.retrain import RetrainRequest
 
 #: The seed rule: below this intent confidence a query is queued for a human label.
@@ -51,30 +52,29 @@ KEYWORD_RULES = "keyword-rules"
 REVIEW_REASONS = ("low_confidence", "thumbs_down")
 
 
-class SignalError(Exception):
-    """A refused labelling/feedback operation; `status` and `code` say how to report it."""
+class SignalError(DomainError):
+    """A refused labelling/feedback operation (a `DomainError`: its kind says what went wrong)."""
 
-    status = 400
+    kind = "invalid"
     code = "bad_request"
-    details: Any = None
 
 
 class UnknownInteractionError(SignalError, LookupError):
-    status, code = 404, "not_found"
+    kind, code = "not_found", "not_found"
 
 
 class NotYourReplyError(SignalError, PermissionError):
-    status, code = 403, "forbidden"
+    kind, code = "forbidden", "forbidden"
 
 
 class UnknownLabelError(SignalError, ValueError):
     """The label is not an intent of the model in service."""
 
-    status, code = 422, "unknown_label"
+    kind, code = "invalid", "unknown_label"
 
     def __init__(self, label: str, valid: tuple[str, ...], version: str | None) -> None:
         where = f"intent model {version}" if version else "the keyword rules (no intent model published)"
-        super().__init__(f"Unknown label {label!r} for {where}; valid labels: {', '.join(valid)}.")
+        super().__init__(f"Unknown label for {where}; valid labels: {', '.join(valid)}.")
         self.valid_labels = list(valid)
         self.details = {"valid_labels": list(valid), "model_version": version}
 
@@ -82,7 +82,7 @@ class UnknownLabelError(SignalError, ValueError):
 class TaxonomyUnavailableError(SignalError):
     """The model store could not be read: refuse rather than accept a label blindly."""
 
-    status, code = 503, "unavailable"
+    kind, code = "unavailable", "unavailable"
 
 
 def needs_review(confidence: float | None) -> bool:

@@ -6,6 +6,7 @@ the router never inspects SDK exception types, so adding a provider touches one 
 
 from __future__ import annotations
 
+from shared.errors import UnavailableError
 from shared.llm.types import Attempt
 
 
@@ -37,8 +38,12 @@ class ProviderError(LLMError):
         self.raw_response = raw_response
 
 
-class LLMUnavailableError(LLMError):
-    """Every provider in the chain failed or was skipped: the caller answers with an error."""
+class LLMUnavailableError(LLMError, UnavailableError):
+    """Every provider in the chain failed or was skipped: the caller answers with an error
+    (a domain `UnavailableError`: 503 with Retry-After). `str()` says what each provider
+    did, for the logs; the client is told only `public_message`."""
+
+    code = "llm_unavailable"
 
     def __init__(self, task: str, attempts: list[Attempt], prompt_text: str = "") -> None:
         summary = "; ".join(f"{a.provider}/{a.model}: {a.error or a.status}" for a in attempts) or "no provider"
@@ -46,6 +51,11 @@ class LLMUnavailableError(LLMError):
         self.task = task
         self.attempts = attempts
         self.prompt_text = prompt_text
+        self.details = None
+
+    @property
+    def public_message(self) -> str:
+        return "No language model could answer right now; try again."
 
 
 class StructuredOutputError(LLMUnavailableError):

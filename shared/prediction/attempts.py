@@ -36,9 +36,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared.curriculum import QuestionNotFoundError, TopicNotFoundError, question_by_id, topic_exists
+from shared.errors import DomainError
 from shared.mastery.bkt import PASS_CREDIT
 from shared.mastery.store import current_mastery, record_answer
 from shared.prediction.retrain import RetrainRequest, completed_task_count, count_completed_task
+from shared.users import ensure_user_id
 
 #: P(known) from which a topic counts as mastered in student_progress: the usual
 #: mastery-learning criterion of BKT tutors (Corbett & Anderson, 1995).
@@ -54,43 +57,35 @@ REPEAT_WINDOW_S = 3600.0
 PREDICTED, COMPLETED, REPEAT = "predicted", "completed", "repeat"
 
 
-class AttemptError(Exception):
-    """Base of what completing an attempt can refuse; each maps to one HTTP status."""
+class AttemptError(DomainError):
+    """Base of what completing an attempt can refuse (a `DomainError`: its kind says why)."""
 
-    status = 400
+    kind = "invalid"
     code = "bad_request"
 
 
 class AttemptNotFoundError(AttemptError, LookupError):
-    status, code = 404, "not_found"
-
-
-class TopicNotFoundError(AttemptError, LookupError):
-    status, code = 404, "not_found"
-
-
-class QuestionNotFoundError(AttemptError, LookupError):
-    status, code = 404, "not_found"
+    kind, code = "not_found", "not_found"
 
 
 class AttemptForbiddenError(AttemptError, PermissionError):
-    status, code = 403, "forbidden"
+    kind, code = "forbidden", "forbidden"
 
 
 class AttemptCompletedError(AttemptError):
-    status, code = 409, "conflict"
+    kind, code = "conflict", "conflict"
 
 
 class GradingRequiredError(AttemptError, ValueError):
     """A self-reported outcome for a question of the bank: its answer must be graded."""
 
-    status, code = 422, "grading_required"
+    kind, code = "invalid", "grading_required"
 
 
 class AttemptMismatchError(AttemptError, ValueError):
     """The caller names a topic/question/difficulty other than the attempt's own."""
 
-    status, code = 422, "attempt_mismatch"
+    kind, code = "invalid", "attempt_mismatch"
 
 
 @dataclass
@@ -121,27 +116,6 @@ class CompletedAttempt:
         return out
 
 
-def ensure_user_row(conn: sa.Connection, user_id: str) -> None:
-    """The attempts' foreign key needs a users row; functions upsert the full row with
-    `shared.users.ensure_user` first, this only guarantees it for other callers."""
-    conn.execute(sa.text("INSERT INTO users (id) VALUES (:id) ON CONFLICT (id) DO NOTHING"), {"id": user_id})
-
-
-def topic_exists(conn: sa.Connection, topic_id: str) -> bool:
-    return conn.execute(sa.text("SELECT 1 FROM topics WHERE id = :id"), {"id": topic_id}).first() is not None
-
-
-def question_row(conn: sa.Connection, question_id: str) -> dict[str, Any] | None:
-    row = (
-        conn.execute(
-            sa.text("SELECT id, topic_id, difficulty, kind FROM questions WHERE id = :id"), {"id": question_id}
-        )
-        .mappings()
-        .first()
-    )
-    return dict(row) if row else None
-
-
 def resolve_task(
     conn: sa.Connection, topic_id: str | None, question_id: str | None, difficulty: int | None
 ) -> tuple[str, str | None, int]:
@@ -151,7 +125,7 @@ def resolve_task(
     AttemptMismatchError (422) when a question and a different topic are both named.
     """
     if question_id is not None:
-        question = question_row(conn, question_id)
+        question = question_by_id(conn, question_id)
         if question is None:
             raise QuestionNotFoundError("No such question.")
         if topic_id is not None and topic_id != question["topic_id"]:
@@ -181,7 +155,7 @@ def record_prediction(
     predictor_version: str | None,
 ) -> str:
     """Insert a 'predicted' attempt; its id is what the client completes later."""
-    ensure_user_row(conn, user_id)
+    ensure_user_id(conn, user_id)
     return str(
         conn.execute(
             sa.text(
@@ -276,7 +250,7 @@ def complete_attempt(
                 raise AttemptMismatchError(f"This attempt is for another {name}: {row[name]!r}.")
         if row["question_id"] is None and question_id is not None:
             # predicted for a topic, answered on a question: it must be of that topic
-            question = question_row(conn, question_id)
+            question = question_by_id(conn, question_id)
             if question is None:
                 raise QuestionNotFoundError("No such question.")
             if question["topic_id"] != row["topic_id"]:
@@ -321,7 +295,7 @@ def complete_attempt(
         topic_id, question_id, difficulty = resolve_task(conn, topic_id, question_id, difficulty)
         if self_reported and question_id is not None:
             raise GradingRequiredError(f"Question {question_id!r} is answered through POST /api/grading.")
-        ensure_user_row(conn, user_id)
+        ensure_user_id(conn, user_id)
         repeat_of = _counted_recently(conn, user_id, question_id)
         inserted = conn.execute(
             sa.text(

@@ -33,10 +33,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared.curriculum import list_questions
+from shared.identity import Principal
 from shared.mastery.store import current_mastery, topic_bkt_params
 from shared.prediction import defaults
+from shared.prediction.attempts import record_prediction, resolve_task
 from shared.prediction.features import HistoryFeatures, encode, history_features
 from shared.prediction.irt import IrtCache, IrtFit
+from shared.users import ensure_user
 
 log = logging.getLogger(__name__)
 
@@ -210,3 +214,56 @@ def _params(conn: sa.Connection, topic_id: str) -> Any:
     from shared.mastery.bkt import BKTParams
 
     return topic_bkt_params(conn, topic_id) or BKTParams()
+
+
+def predict_and_record(
+    conn: sa.Connection,
+    user: Principal,
+    *,
+    topic_id: str | None,
+    question_id: str | None,
+    difficulty: int | None,
+) -> dict[str, Any]:
+    """Before a task: resolve it, predict, and record the prediction as a 'predicted'
+    attempt to complete later (one transaction: `conn` is the caller's)."""
+    topic_id, question_id, difficulty = resolve_task(conn, topic_id, question_id, difficulty)
+    ensure_user(conn, user)
+    prediction = predict(conn, user.uid, topic_id, difficulty)
+    attempt_id = record_prediction(
+        conn,
+        user.uid,
+        topic_id=topic_id,
+        question_id=question_id,
+        difficulty=difficulty,
+        p_correct=prediction.p_correct,
+        expected_seconds=prediction.expected_seconds,
+        predictor=prediction.model,
+        predictor_version=prediction.model_version,
+    )
+    return {
+        **prediction.as_dict(),
+        "attempt_id": attempt_id,
+        "user_id": user.uid,
+        "topic_id": topic_id,
+        "question_id": question_id,
+        "difficulty": difficulty,
+    }
+
+
+def questions_for(
+    conn: sa.Connection, user_id: str, topic_id: str, *, difficulty: int | None, limit: int, with_predictions: bool
+) -> list[dict[str, Any]]:
+    """A topic's questions as a student sees them; with predictions, each carries this
+    student's P(correct) and expected seconds. A read: nothing is recorded."""
+    items = list_questions(conn, topic_id, difficulty=difficulty, limit=limit)
+    if with_predictions:
+        by_level = predict_levels(conn, user_id, topic_id, (q["difficulty"] for q in items))
+        for item in items:
+            p = by_level[item["difficulty"]]
+            item["prediction"] = {
+                "p_correct": round(p.p_correct, 4),
+                "expected_seconds": round(p.expected_seconds, 1),
+                "model": p.model,
+                "model_version": p.model_version,
+            }
+    return items

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 from shared.chat.pipeline import ChatInput, ChatPipeline
 from shared.db import get_engine
+from shared.errors import DomainError
 from shared.http.auth import Principal
-from shared.http.errors import ApiError
 from shared.llm.router import get_router
 
 ALICE = Principal("alice")
@@ -116,13 +116,13 @@ def test_database_down_still_answers(stubs):
 
 def test_unknown_topic_and_foreign_session(course, stubs):
     p = pipeline(stubs["NoModels"](), stubs["HashEncoder"]())
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(DomainError) as info:
         p.run(ALICE, ChatInput("hi", topic_id="no-such-topic"), "r")
-    assert info.value.status == 404
+    assert info.value.kind == "not_found"
     bob_session = p.run(Principal("bob"), ChatInput("hello"), "r")["session_id"]
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(DomainError) as info:
         p.run(ALICE, ChatInput("hi", session_id=bob_session), "r")
-    assert info.value.status == 403
+    assert info.value.kind == "forbidden"
 
 
 def test_stream_yields_metadata_deltas_and_final(course, stubs):

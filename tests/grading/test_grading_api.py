@@ -322,13 +322,16 @@ def test_nonsense_and_wrong_short_answers_never_raise_mastery(client: Any, cours
 def test_the_grading_service_raises_domain_errors_not_http_ones(
     course: Any, use_graders: Any, kwargs: dict, error_name: str, status: int
 ) -> None:
-    """The service is domain code: it knows nothing of HTTP; the function maps its errors."""
+    """The service is domain code: it knows nothing of HTTP; the router maps its errors."""
+    from shared.errors import DomainError
     from shared.grading import service as service_module
     from shared.http import ApiError, Principal
+    from shared.http.errors import from_domain
     from shared.prediction import attempts
 
     svc = use_graders()
     expected = getattr(service_module, error_name, None) or getattr(attempts, error_name)
     with pytest.raises(expected) as caught:
         svc.grade(course, Principal(ALICE), **kwargs)
-    assert not isinstance(caught.value, ApiError) and caught.value.status == status
+    assert isinstance(caught.value, DomainError) and not isinstance(caught.value, ApiError)
+    assert from_domain(caught.value).status == status

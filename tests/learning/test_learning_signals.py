@@ -258,7 +258,7 @@ def test_domain_errors_carry_no_http(interactions, ldb):
     with ldb.begin() as conn:
         with pytest.raises(UnknownLabelError) as info:
             label_interaction(conn, "root", interactions(1)[0], "nope", TAXONOMY)
-        assert info.value.status == 422 and info.value.valid_labels == TEST_LABELS
+        assert info.value.kind == "invalid" and info.value.valid_labels == TEST_LABELS
         with pytest.raises(UnknownInteractionError):
             label_interaction(conn, "root", uuid.uuid4(), "off_topic", TAXONOMY)
     import shared.learning.signals as module
