@@ -91,7 +91,7 @@ def load_course_data(
             )
             summary.topics += 1
 
-    existing = dict(
+    existing: dict[str, str] = dict(
         conn.execute(sa.text("SELECT id, content_hash FROM knowledge_nodes WHERE embedding IS NOT NULL")).all()
     )
     changed: list[dict[str, Any]] = []

@@ -10,12 +10,12 @@ import functions_framework
 from pydantic import Field
 
 from shared.api.models import StrictModel, UserQuery
+from shared.chat.conversation import list_sessions, session_messages
 from shared.chat.pipeline import ChatInput, ChatPipeline
 from shared.content.generator import ContentRequest
 from shared.content.service import explanation_events, plan_content, write_content
 from shared.curriculum import list_topics
 from shared.db import get_engine
-from shared.history import list_sessions, session_messages
 from shared.http import Request, Router
 from shared.http.sse import sse_response
 from shared.logs import configure_logging

@@ -11,8 +11,8 @@ from pydantic import Field
 
 from shared.api.models import IntegerOnly, StrictModel
 from shared.db import get_engine
-from shared.feedback import label_interaction, record_feedback, review_queue
 from shared.http import Request, Router
+from shared.learning.feedback import label_interaction, record_feedback, review_queue
 from shared.learning.outbox import sweep_after_commit
 from shared.learning.signals import current_taxonomy, label_history
 from shared.logs import configure_logging

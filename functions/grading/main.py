@@ -15,11 +15,11 @@ import functions_framework
 from pydantic import Field, field_validator
 
 from shared.api.models import StrictModel, UserQuery
+from shared.attempts import list_attempts
 from shared.db import get_engine
 from shared.grading.service import MAX_ANSWER_CHARS, get_grading_service
 from shared.http import Request, Router
 from shared.logs import configure_logging
-from shared.mastery.store import list_attempts
 
 configure_logging()
 router = Router("grading")

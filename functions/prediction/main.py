@@ -9,25 +9,23 @@ import functions_framework
 from pydantic import Field, StrictBool, model_validator
 
 from shared.api.models import StrictModel, UserQuery
+from shared.attempts import complete_attempt
 from shared.db import get_engine
 from shared.http import Request, Router
 from shared.learning.outbox import sweep_after_commit
 from shared.logs import configure_logging
 from shared.mastery.store import mastery_by_topic
-from shared.prediction.attempts import complete_attempt
 from shared.prediction.service import predict_and_record, questions_for
 from shared.users import ensure_user
 
 configure_logging()
 router = Router("prediction")
 
-_ID = {"min_length": 1, "max_length": 128}
-
 
 class PredictBody(StrictModel):
-    topic_id: str | None = Field(None, **_ID)
+    topic_id: str | None = Field(None, min_length=1, max_length=128)
     difficulty: int | None = Field(None, ge=1, le=5)
-    question_id: str | None = Field(None, **_ID)
+    question_id: str | None = Field(None, min_length=1, max_length=128)
 
     @model_validator(mode="after")
     def _task_named(self) -> PredictBody:
@@ -45,7 +43,7 @@ class CompleteBody(StrictModel):
 
 
 class QuestionsQuery(StrictModel):
-    topic_id: str = Field(..., **_ID)
+    topic_id: str = Field(..., min_length=1, max_length=128)
     difficulty: int | None = Field(None, ge=1, le=5)
     predict: bool = False
     limit: int = Field(100, ge=1, le=500)

@@ -27,6 +27,7 @@ from shared.chat.prompt_book import Behaviour, PromptSpec, adapt, spec_for, syst
 from shared.curriculum import TopicNotFoundError
 from shared.errors import DomainError
 from shared.identity import Principal
+from shared.intent_thresholds import HUMAN_REVIEW_BELOW, REPHRASE_BELOW
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source, StreamReset
 from shared.mastery.store import current_mastery
 from shared.models.confusion import MessageTiming
@@ -35,8 +36,6 @@ from shared.users import ensure_user
 
 log = logging.getLogger(__name__)
 
-REPHRASE_BELOW = 0.40  # the client asks the student to rephrase
-HUMAN_REVIEW_BELOW = 0.60  # the query joins the labelling queue
 HISTORY = 2  # previous user messages fed to confusion (plus the current one: 3)
 SNIPPET_CHARS = 280
 
@@ -213,7 +212,7 @@ class ChatPipeline:
         ]
         vectors = [m.embedding for m in history] + [turn.query_vector]
         usable = turn.query_vector is not None and all(v is not None for v in vectors)
-        stacked = np.stack(vectors).astype(np.float32) if usable else None
+        stacked = np.stack([v for v in vectors if v is not None]).astype(np.float32) if usable else None
         try:
             if stacked is None:
                 raise LookupError("no embeddings for the confusion window")
@@ -419,7 +418,9 @@ class ChatPipeline:
                     conversation.record_turn(
                         conn, turn.session_id, turn.message, turn.query_vector, generation.text, interaction_id
                     )
-                log_generation(conn, generation, turn.request_id, interaction_id)
+                log_generation(
+                    conn, generation, turn.request_id, None if interaction_id is None else str(interaction_id)
+                )
                 return interaction_id
         except Exception:
             log.error("could not log the interaction", exc_info=True)

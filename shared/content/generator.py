@@ -113,7 +113,8 @@ def plan(conn: sa.Connection, user: Principal, req: ContentRequest) -> Plan:
         raise TopicNotFoundError("No such topic.")
     mastery = current_mastery(conn, user.uid, req.topic_id)
     lvl: Level = req.level or _BY_MASTERY[mastery_level(mastery if mastery is not None else 0.0)]  # type: ignore[assignment]
-    style = req.style or _profile_style(conn, user.uid)
+    wanted = req.style or _profile_style(conn, user.uid)
+    style: Style | None = wanted if wanted in STYLE_HINTS else None  # type: ignore[assignment]
     terms = focus_terms(conn, req.focus, title)
     sources = _topic_nodes(conn, req.topic_id, _DIFFICULTY[lvl], terms=terms)
     material = "\n\n".join(f"[{s['title']}] (node {s['node_id']})\n{s['content']}" for s in sources)

@@ -76,7 +76,7 @@ def bank_quiz(
     ).all()
     if not rows:
         return None
-    picked = rows[:n]
+    picked = list(rows[:n])
     random.Random(seed).shuffle(picked)
     return {
         "title": f"Practice quiz: {rows[0].title}",

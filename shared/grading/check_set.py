@@ -132,7 +132,7 @@ def summarize(graded: Sequence[tuple[CheckItem, Grade]]) -> dict:
     result["correct_share_verdict_correct"] = (
         round(sum(s >= CORRECT_ITEM_MIN for s in correct) / len(correct), 3) if correct else None
     )
-    result["failures"] = failures(by_class, result["auc_correct_vs_wrong"])
+    result["failures"] = failures(by_class, round(auc(by_class["correct"], by_class["wrong"]), 4))
     return result
 
 

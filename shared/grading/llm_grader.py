@@ -114,7 +114,7 @@ def llm_configured(router: object | None = None) -> bool:
 class LLMGrader:
     name = "llm"
 
-    def __init__(self, router: object | None = None) -> None:
+    def __init__(self, router: LLMRouter | None = None) -> None:
         self._router = router
 
     @property

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from shared.grading.comments import mcq_feedback
 from shared.grading.contract import Grade, Question
-from shared.grading.feedback import mcq_feedback
 
 MCQ_VERSION = "mcq-1"
 

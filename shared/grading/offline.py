@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from shared.grading import score_mapping
+from shared.grading.comments import non_answer_feedback, short_answer_feedback
 from shared.grading.contract import Grade, GraderUnavailableError, Question, ShortAnswerGrader
-from shared.grading.feedback import non_answer_feedback, short_answer_feedback
 from shared.grading.text import is_non_answer, overlap_f1
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,9 @@ def _graded(
     best = max(range(len(scored)), key=lambda i: scored[i][0])
     score, verdict = scored[best]
     details: dict[str, Any] = {"signals": _rounded(per_reference[best]), "reference_index": best}
-    if probs[best] is not None:
-        details["probabilities"] = _rounded(probs[best])
+    best_probs = probs[best]
+    if best_probs is not None:
+        details["probabilities"] = _rounded(best_probs)
     return Grade(
         score=score,
         verdict=verdict,

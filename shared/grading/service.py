@@ -4,33 +4,24 @@ The order matters for cost and consistency:
 1. read the question (404) and, when an `attempt_id` is given, check it exists, belongs
    to the student and is still open (404 / 403 / 409), before any LLM call is paid for;
 2. grade with no database connection held (an LLM call can take seconds);
-3. write everything in one transaction through `shared.prediction.attempts.complete_attempt`
+3. write everything in one transaction through `shared.attempts.complete_attempt`
    (the ONE function that completes an attempt: the row, the BKT mastery update with
    score/10 as soft evidence, student_progress, the retraining counter), which re-checks
    the attempt under a row lock, so two submissions of one attempt cannot both count.
 
 It raises domain errors only: `GradingError` subclasses for the answer and the
-question, `shared.prediction.attempts.AttemptError` subclasses for the attempt; the
+question, `shared.attempts.AttemptError` subclasses for the attempt; the
 grading function maps both to HTTP statuses (each names its status and code).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from shared.curriculum import QuestionNotFoundError, question_by_id
-from shared.errors import DomainError
-from shared.grading.contract import Grade, GraderUnavailableError, Question
-from shared.grading.llm_grader import LLMGrader, LLMOutcome, llm_configured
-from shared.grading.mcq import ChoiceOutOfRangeError, grade_mcq
-from shared.grading.offline import LexicalGrader, OfflineGrader, default_offline_grader
-from shared.grading.text import looks_like_injection, reference_answers
-from shared.identity import Principal
-from shared.llm import log_failure, log_generation
-from shared.prediction.attempts import (
+from shared.attempts import (
     AttemptCompletedError,
     AttemptForbiddenError,
     AttemptMismatchError,
@@ -38,6 +29,15 @@ from shared.prediction.attempts import (
     complete_attempt,
     get_attempt,
 )
+from shared.curriculum import QuestionNotFoundError, question_by_id
+from shared.errors import DomainError, Kind
+from shared.grading.contract import Grade, GraderUnavailableError, Question
+from shared.grading.llm_grader import LLMGrader, LLMOutcome, llm_configured
+from shared.grading.mcq import ChoiceOutOfRangeError, grade_mcq
+from shared.grading.offline import LexicalGrader, OfflineGrader, default_offline_grader
+from shared.grading.text import looks_like_injection, reference_answers
+from shared.identity import Principal
+from shared.llm import log_failure, log_generation
 from shared.users import ensure_user
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ def load_question(conn: sa.Connection, question_id: str) -> Question | None:
 class GradingError(DomainError):
     """What grading refuses about the answer or the question (a `DomainError`)."""
 
-    kind = "invalid"
-    code = "bad_request"
+    kind: ClassVar[Kind] = "invalid"
+    code: ClassVar[str] = "bad_request"
 
 
 class InvalidAnswerError(GradingError, ValueError):

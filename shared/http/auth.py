@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, TypeGuard
 
 import firebase_admin
 import google.auth.credentials
@@ -93,7 +93,7 @@ def _require_signed_header(token: str) -> None:
         raise unauthorized("The ID token is invalid.")
 
 
-def _is_time(value: object) -> bool:
+def _is_time(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -252,7 +252,7 @@ class Router:
             if route.admin:
                 principal.require_admin()
 
-        ctx = Request(request, request_id, principal, path_params)
+        ctx = Request(request, request_id, principal, dict(path_params))
         if route.query is not None:
             # Query strings are text: the model parses "50" into 50 (lax mode).
             ctx.query = self._validate(route.query, request.args.to_dict(), "query")

@@ -408,7 +408,7 @@ def export_dataset(
         with conn.begin():
             for name, spec in TABLES.items():
                 rows = conn.execute(sa.text(spec.sql()), {"start": start, "end": end}).mappings()
-                files[name] = _table_bytes(spec, rows, pseudonym)
+                files[name] = _table_bytes(spec, (dict(r) for r in rows), pseudonym)
 
     tables: dict[str, Any] = {}
     for name, data in files.items():

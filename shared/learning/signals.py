@@ -3,7 +3,7 @@
 - **Review queue.** An interaction waits for a human label when its intent confidence
   was below `REVIEW_CONFIDENCE_BELOW` (0.60, the seed rule; the chat pipeline sets
   `needs_review` when it stores the turn) or when its reply got a thumbs-down
-  (`shared.feedback.record_feedback` sets it). The queue says which reason applies.
+  (`shared.learning.feedback.record_feedback` sets it). The queue says which reason applies.
 - **Labels** are intent labels, validated against the taxonomy of the intent model in
   service (`intent_labels.json` of the version `current.json` names, checked against the
   manifest's sha256; the keyword rules' intents when nothing is published). An unknown
@@ -30,18 +30,19 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from shared.artifacts.manifest import sha256_bytes
 from shared.artifacts.store import ArtifactStore, open_store
 from shared.artifacts.versions import read_current
-from shared.errors import DomainError
+from shared.errors import DomainError, Kind
+from shared.intent_thresholds import HUMAN_REVIEW_BELOW
 from shared.prediction.retrain import RetrainRequest
 
 #: The seed rule: below this intent confidence a query is queued for a human label.
-REVIEW_CONFIDENCE_BELOW = 0.60
+REVIEW_CONFIDENCE_BELOW = HUMAN_REVIEW_BELOW
 #: Verified labels since the intent model's last training that trigger a retrain.
 DEFAULT_RETRAIN_AFTER_LABELS = 500
 MODEL = "intent"
@@ -55,8 +56,8 @@ REVIEW_REASONS = ("low_confidence", "thumbs_down")
 class SignalError(DomainError):
     """A refused labelling/feedback operation (a `DomainError`: its kind says what went wrong)."""
 
-    kind = "invalid"
-    code = "bad_request"
+    kind: ClassVar[Kind] = "invalid"
+    code: ClassVar[str] = "bad_request"
 
 
 class UnknownInteractionError(SignalError, LookupError):

@@ -14,7 +14,7 @@ grader model that is its calibrated P(correct)); we treat it as soft evidence
 and mix the two posteriors by c (Jeffrey's rule), which reduces to the classic
 update at c = 0 and c = 1.
 
-The direction of a change follows the grade (issue 17): an answer below the pass
+The direction of a change follows the grade: an answer below the pass
 mark can only lower P(known) or leave it, one at or above it can only raise it or
 leave it, and a fully right answer always raises it. Classic BKT applies the
 learning transition after every answer, so below its fixed point (about 0.18 for

@@ -29,22 +29,6 @@ def mastery_by_topic(conn: sa.Connection, user_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def list_attempts(conn: sa.Connection, user_id: str, limit: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sa.text(
-            """SELECT id, question_id, topic_id, difficulty, status, predicted_correct,
-                      predicted_seconds, predictor, correct, score, verdict, feedback, grader,
-                      time_seconds, created_at, completed_at
-                 FROM task_attempts
-                WHERE user_id = :user_id
-                ORDER BY created_at DESC
-                LIMIT :limit"""
-        ),
-        {"user_id": user_id, "limit": limit},
-    ).mappings()
-    return [dict(r) for r in rows]
-
-
 def topic_bkt_params(conn: sa.Connection, topic_id: str) -> BKTParams | None:
     row = conn.execute(
         sa.text("""SELECT bkt_p_init, bkt_p_learn, bkt_p_slip, bkt_p_guess FROM topics WHERE id = :id"""),

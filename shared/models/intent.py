@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.intent_thresholds import HUMAN_REVIEW_BELOW, REPHRASE_BELOW
 from shared.models.onnx_model import OnnxModel, load_tokenizer, tokenize
 
 LABELS_FILE = "intent_labels.json"
 TOKENIZER_FILE = "tokenizer.json"
-DEFAULT_THRESHOLDS = {"rephrase": 0.40, "human_review": 0.60}
+DEFAULT_THRESHOLDS = {"rephrase": REPHRASE_BELOW, "human_review": HUMAN_REVIEW_BELOW}
 _WORD = re.compile(r"[a-z]+")
 
 

@@ -162,7 +162,7 @@ def _newton(
     bounded by MAX_STEP and the parameter clamped to prior +- BOUND. Returns the
     largest step taken (the convergence test)."""
     n = len(param)
-    weights = np.bincount(idx, minlength=n) * w if np.isscalar(w) else np.bincount(idx, w, n)
+    weights = np.bincount(idx, minlength=n) * float(w) if np.isscalar(w) else np.bincount(idx, w, n)  # type: ignore[arg-type]
     grad = sign * np.bincount(idx, r, n) - precision * (param - prior)
     step = np.clip(grad / (weights + precision), -MAX_STEP, MAX_STEP)
     new = np.clip(param + step, prior - BOUND, prior + BOUND)
@@ -259,7 +259,7 @@ def _fit_times(fit: IrtFit, attempts: Sequence[Attempt], iterations: int) -> Non
     users, u = _index([a[0] for a in timed])
     topics, t = _index([a[1] for a in timed])
     levels = _levels(timed)
-    log_s = np.log(np.clip(np.array([float(a[4]) for a in timed]), MIN_SECONDS, MAX_SECONDS))
+    log_s = np.log(np.clip(np.array([float(a[4] or MIN_SECONDS) for a in timed]), MIN_SECONDS, MAX_SECONDS))
     tau, beta = np.zeros(len(users)), np.zeros(len(topics))
     gamma_prior = DIFFICULTY_LOG_TIME_SLOPE * (np.arange(6) - 3)
     gamma = gamma_prior.copy()

@@ -33,11 +33,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared.attempts import record_prediction, resolve_task
 from shared.curriculum import list_questions
 from shared.identity import Principal
 from shared.mastery.store import current_mastery, topic_bkt_params
 from shared.prediction import defaults
-from shared.prediction.attempts import record_prediction, resolve_task
 from shared.prediction.features import HistoryFeatures, encode, history_features
 from shared.prediction.irt import IrtCache, IrtFit
 from shared.users import ensure_user

@@ -79,7 +79,7 @@ def test_injection_does_not_move_the_offline_grade(client: Any, course: Any, bea
 
 
 def _predicted_attempt(engine: Any, user: str, question_id: str | None = "q-salt") -> str:
-    from shared.prediction.attempts import record_prediction
+    from shared.attempts import record_prediction
 
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO users (id) VALUES (:u) ON CONFLICT DO NOTHING"), {"u": user})
@@ -267,7 +267,7 @@ def test_after_the_window_an_answer_counts_again(client: Any, course: Any, beare
 def test_concurrent_submissions_of_one_question_count_once(client: Any, course: Any, bearer: Any) -> None:
     import threading
 
-    from shared.prediction.attempts import complete_attempt
+    from shared.attempts import complete_attempt
 
     barrier = threading.Barrier(4)
     counted: list[bool] = []
@@ -291,7 +291,7 @@ def test_concurrent_submissions_of_one_question_count_once(client: Any, course: 
 def test_nonsense_and_wrong_short_answers_never_raise_mastery(client: Any, course: Any, bearer: Any) -> None:
     """Issue 17: 0.20 -> 0.73 after five wrong or nonsense answers. Whatever score a grader
     gives below the correct band, mastery does not rise (distinct tasks: no repeats)."""
-    from shared.prediction.attempts import complete_attempt
+    from shared.attempts import complete_attempt
 
     before = BKTParams().p_init
     with course.begin() as conn:
@@ -323,11 +323,11 @@ def test_the_grading_service_raises_domain_errors_not_http_ones(
     course: Any, use_graders: Any, kwargs: dict, error_name: str, status: int
 ) -> None:
     """The service is domain code: it knows nothing of HTTP; the router maps its errors."""
+    from shared import attempts
     from shared.errors import DomainError
     from shared.grading import service as service_module
     from shared.http import ApiError, Principal
     from shared.http.errors import from_domain
-    from shared.prediction import attempts
 
     svc = use_graders()
     expected = getattr(service_module, error_name, None) or getattr(attempts, error_name)

@@ -92,7 +92,7 @@ def network(monkeypatch: pytest.MonkeyPatch) -> Any:
 def complete_some() -> Any:
     """`complete_some(engine, user, [(topic, difficulty, correct, seconds), ...])`: completed
     attempts written through complete_attempt (the retrain threshold set out of reach)."""
-    from shared.prediction.attempts import complete_attempt
+    from shared.attempts import complete_attempt
 
     def write(engine: Any, user: str, outcomes: list[tuple[str, int, bool, float | None]]) -> None:
         with engine.begin() as conn:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from shared.prediction.attempts import (
+from shared.attempts import (
     AttemptCompletedError,
     AttemptForbiddenError,
     AttemptMismatchError,

@@ -1,6 +1,6 @@
 """Prediction: a durable counter of completed tasks, and one retrain request per threshold.
 
-Every N completed tasks a retrain request is recorded (issue 5, item 7). Counting
+Every N completed tasks a retrain request is recorded. Counting
 with `count(*)` over task_attempts on every completion is O(table) and racy; a
 counter row incremented with `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` is O(1)
 and serialised by its row lock, so two completions committed at once get two

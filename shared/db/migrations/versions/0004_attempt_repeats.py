@@ -1,7 +1,7 @@
 """Attempts: a repeat of the same question within a short window counts once.
 
 Issue 17: twenty resubmissions of one multiple-choice answer took mastery from 0.2 to
-0.9999998. `shared.prediction.attempts.complete_attempt` now stores a student's second
+0.9999998. `shared.attempts.complete_attempt` now stores a student's second
 answer to a question within its window as status 'repeat' (graded and kept, counted
 for nothing: no mastery, progress, retraining counter, features or training data),
 with `repeat_of` naming the counted attempt. The partial index serves the check

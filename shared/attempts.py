@@ -1,4 +1,6 @@
-"""Task attempts: record a prediction before a task, complete it after. ONE place.
+"""Task attempts, the one home of the `task_attempts` table: record a prediction before a
+task, complete it after, list a student's attempts. Prediction, grading and mastery all
+read and write attempts through here (none depends on another for them).
 
 Both the prediction function (`POST /api/prediction/complete`) and the grading function
 (after grading an answer) finish an attempt with `complete_attempt`, so the attempt
@@ -10,7 +12,7 @@ Ownership and state are checked with the row locked (`FOR UPDATE`), so two
 completions of the same attempt at once cannot both succeed: the second sees it
 completed and gets `AttemptCompletedError` (HTTP 409).
 
-Repeats count once (issue 17): a student's second answer to the same question within
+Repeats count once: a student's second answer to the same question within
 `REPEAT_WINDOW_S` of a counted one is graded and stored (status 'repeat', `repeat_of`
 naming the counted attempt) but changes nothing else: not mastery, not progress, not
 the retraining counter, and neither the predictor's training data nor its history
@@ -32,12 +34,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from shared.curriculum import QuestionNotFoundError, TopicNotFoundError, question_by_id, topic_exists
-from shared.errors import DomainError
+from shared.errors import DomainError, Kind
 from shared.mastery.bkt import PASS_CREDIT
 from shared.mastery.store import current_mastery, record_answer
 from shared.prediction.retrain import RetrainRequest, completed_task_count, count_completed_task
@@ -60,8 +62,8 @@ PREDICTED, COMPLETED, REPEAT = "predicted", "completed", "repeat"
 class AttemptError(DomainError):
     """Base of what completing an attempt can refuse (a `DomainError`: its kind says why)."""
 
-    kind = "invalid"
-    code = "bad_request"
+    kind: ClassVar[Kind] = "invalid"
+    code: ClassVar[str] = "bad_request"
 
 
 class AttemptNotFoundError(AttemptError, LookupError):
@@ -470,3 +472,20 @@ def canonical_attempt_id(value: object) -> str | None:
         return str(uuid.UUID(text))
     except ValueError:
         return None
+
+
+def list_attempts(conn: sa.Connection, user_id: str, limit: int) -> list[dict[str, Any]]:
+    """A student's attempts, newest first (what the grading function's history shows)."""
+    rows = conn.execute(
+        sa.text(
+            """SELECT id, question_id, topic_id, difficulty, status, predicted_correct,
+                      predicted_seconds, predictor, correct, score, verdict, feedback, grader,
+                      time_seconds, created_at, completed_at
+                 FROM task_attempts
+                WHERE user_id = :user_id
+                ORDER BY created_at DESC
+                LIMIT :limit"""
+        ),
+        {"user_id": user_id, "limit": limit},
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -2,7 +2,7 @@
 
 Feedback belongs to the student who received the reply; labels are an admin
 job. Both write into the interaction's own row, so the training export reads
-one table. A thumbs-down puts the reply's query in the review queue (issue 10); the
+one table. A thumbs-down puts the reply's query in the review queue; the
 rules, the label taxonomy, the audit and the label counter live in
 `shared.learning.signals`. Errors are `SignalError`s, mapped to HTTP by the function.
 """
