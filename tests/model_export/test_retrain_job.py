@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch", reason="the training job runs in .venv-train (torch)")
-
 from model_export.datasets import write_snapshot
 from model_export.demo_data import attempts, shuffle_outcomes
 from model_export.retrain import JobConfig, run_job
