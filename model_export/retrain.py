@@ -400,6 +400,7 @@ class Job:
         data = {
             "source": "model_export/data/intent_queries.tsv (seed queries) + human labels of the "
             f"dataset snapshot {snapshot.date}",
+            "dataset_snapshot": snapshot.date,
             "human_labels": len(snapshot.labels),
             "split": {"method": "sha256 of the item id, 80/10/10"} | split.sizes(),
             "golden_set": "tests/golden_queries.json (50 queries, never trained on)",
@@ -434,15 +435,16 @@ class Job:
         return trained, used_prior
 
     # Gates ----------------------------------------------------------------------------
-    def previous_test(self, name: str, parent_manifest: dict, snapshot: Snapshot):
-        """The parent's test split, rebuilt: from the snapshot it was trained on (a
-        retrained parent) or from its own seeded split (a parent of `model_export build`)."""
-        dataset = parent_manifest.get("dataset")
-        if dataset and dataset.get("date"):
-            source = snapshot if dataset["date"] == snapshot.date else load_snapshot(self.datasets, dataset["date"])
+    def previous_test(self, name: str, parent_entry: dict, parent_manifest: dict, snapshot: Snapshot):
+        """The parent model's test split, rebuilt: from the snapshot it was trained on (a
+        model of this job) or from its own seeded split (a model of `model_export build`)."""
+        data = parent_entry.get("data") or {}
+        date = data.get("dataset_snapshot")
+        if date:
+            source = snapshot if date == snapshot.date else load_snapshot(self.datasets, date)
             if name == "intent":
                 return intent_split(source).test, f"hash test split of snapshot {source.date}"
-            prior = bool(dataset.get("assistments_prior"))
+            prior = bool(data.get("assistments_prior"))
             sequences = predictor_sequences(source, prior, self.config.seed)
             return [s for s in sequences if student_part(s) == "test"], f"hash test split of snapshot {source.date}"
         seed = parent_manifest.get("build", {}).get("seed", 42)
@@ -450,14 +452,24 @@ class Job:
             from model_export.intent_data import load_examples, stratified_split
 
             return stratified_split(load_examples(), seed=seed).test, f"seeded stratified test split (seed {seed})"
-        from model_export.predictor_data import PredictorDataMissing, assistments_path, read_dkt
-        from model_export.train_predictor import prepare
+        from model_export.predictor_data import (
+            PredictorDataMissing,
+            add_difficulty_and_times,
+            assistments_path,
+            read_dkt,
+            skill_difficulty,
+            split_students,
+        )
 
         try:
-            prepared = prepare(read_dkt(assistments_path()), seed=seed, val_fraction=0.1, test_fraction=0.1)
-            return prepared.parts["test"], f"ASSISTments seeded student test split (seed {seed})"
+            sequences = read_dkt(assistments_path())
         except PredictorDataMissing:
             return [], "the parent's test split cannot be rebuilt here (no ASSISTments file)"
+        # train_predictor.prepare's split and difficulty, without building training rows
+        rest, test = split_students(sequences, 0.1, seed)
+        train, _ = split_students(rest, 0.1 / 0.9, seed + 7)
+        add_difficulty_and_times(sequences, skill_difficulty(train), seed)
+        return test, f"ASSISTments seeded student test split (seed {seed})"
 
     def gate(self, snapshot, entries, trained, int8_failures, candidate, parent_dir, parent_manifest) -> dict:
         gates: dict[str, dict] = {}
@@ -481,7 +493,7 @@ class Job:
                     "reason": "no parent model to compare with (first version of this model)",
                 }
             else:
-                items, how = self.previous_test(name, parent_manifest, snapshot)
+                items, how = self.previous_test(name, parent_entry, parent_manifest, snapshot)
                 if not items:
                     per["previous_test"] = {"passed": True, "metric": metric, "reason": how, "n": 0}
                 else:
