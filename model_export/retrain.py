@@ -115,9 +115,10 @@ class Progress:
 # --- data per model ----------------------------------------------------------------
 
 
-def intent_split(snapshot: Snapshot):
+def intent_split(snapshot: Snapshot, held_out: frozenset[str] = frozenset()):
     """Seed queries plus human labels, split by item hash; a human label of a text the
-    seed set also has replaces the seed's label."""
+    seed set also has replaces the seed's label. Texts in `held_out` (the test split of
+    a parent built by `model_export build`) go to test, never to train."""
     from model_export.intent_data import INTENT_LABELS, Split, load_examples
 
     items: dict[str, tuple[str, str, str]] = {}
@@ -128,7 +129,7 @@ def intent_split(snapshot: Snapshot):
             items[row.text.strip().lower()] = (f"interaction:{row.interaction_id}", row.text, row.label)
     parts: dict[str, list] = {"train": [], "val": [], "test": []}
     for item_id, text, label in sorted(items.values()):
-        parts[split_of(item_id)].append((text, label))
+        parts["test" if text in held_out else split_of(item_id)].append((text, label))
     return Split(parts["train"], parts["val"], parts["test"])
 
 
@@ -243,6 +244,7 @@ class Job:
             "error": None,
             "timings": {},
         }
+        self.parent_manifest: dict | None = None
 
     # The run's record in the store ------------------------------------------------
     def key(self, name: str) -> str:
@@ -298,6 +300,7 @@ class Job:
                 self.store, pointer.version, work / "parent-cache", expected_manifest_sha256=pointer.manifest_sha256
             )
             self.result["parent"] = pointer.version
+        self.parent_manifest = parent_manifest
         self.timed("snapshot", t0)
         self.save()
         progress.advance()
@@ -392,17 +395,29 @@ class Job:
         progress.start("report")
 
     # Training -------------------------------------------------------------------------
+    def held_out(self, name: str) -> frozenset[str]:
+        """What the new model must not train on so the gate compares on unseen data: the
+        test split of a parent model built by `model_export build` (seeded, not hashed).
+        A parent model of this job used the hash split, which already keeps it out."""
+        entry = (self.parent_manifest or {}).get("models", {}).get(name)
+        if entry is None or (entry.get("data") or {}).get("dataset_snapshot"):
+            return frozenset()
+        items, _ = self.previous_test(name, entry, self.parent_manifest, None)
+        return frozenset(t for t, _ in items) if name == "intent" else frozenset(s.user for s in items)
+
     def train_intent(self, snapshot: Snapshot, work: Path):
         from model_export.train_intent import IntentConfig, train
 
-        split = intent_split(snapshot)
+        held_out = self.held_out("intent")
+        split = intent_split(snapshot, held_out)
         config = IntentConfig(seed=self.config.seed, epochs=2 if self.config.quick else IntentConfig.epochs)
         data = {
             "source": "model_export/data/intent_queries.tsv (seed queries) + human labels of the "
             f"dataset snapshot {snapshot.date}",
             "dataset_snapshot": snapshot.date,
             "human_labels": len(snapshot.labels),
-            "split": {"method": "sha256 of the item id, 80/10/10"} | split.sizes(),
+            "split": {"method": "sha256 of the item id, 80/10/10", "parent_test_held_out": len(held_out)}
+            | split.sizes(),
             "golden_set": "tests/golden_queries.json (50 queries, never trained on)",
         }
         return train(work, seed=self.config.seed, split=split, config=config, data=data)
@@ -421,15 +436,17 @@ class Job:
         config = PredictorConfig(
             seed=self.config.seed, epochs=4 if self.config.quick else PredictorConfig.epochs, batch_size=batch
         )
+        held_out = self.held_out("predictor")
         trained = train(
             work,
             seed=self.config.seed,
             config=config,
             product=product_sequences(snapshot),
             prior=self.config.prior,
-            part_of=student_part,
+            part_of=lambda seq: "test" if seq.user in held_out else student_part(seq),
         )
         used_prior = trained.data.get("source") is not None
+        trained.data["parent_test_held_out"] = len(held_out)
         trained.data["dataset_snapshot"] = snapshot.date
         trained.data["assistments_prior"] = used_prior
         return trained, used_prior
