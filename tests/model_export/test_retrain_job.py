@@ -120,3 +120,22 @@ def test_a_job_killed_while_publishing_leaves_no_version(store_dir: Path, monkey
     assert not [p for p in models.iterdir() if p.name.startswith(".staging")]
     result = json.loads((models / "runs" / "run-killed" / "result.json").read_text())
     assert result["status"] == "failed" and "KeyboardInterrupt" in result["error"]
+
+
+def test_after_a_build_the_parents_test_split_is_never_trained_on(tmp_path: Path) -> None:
+    from model_export.datasets import load_snapshot
+    from model_export.intent_data import load_examples, stratified_split
+    from model_export.retrain import Job, intent_split
+
+    write_snapshot(str(tmp_path / "datasets"), "2026-11-01", {"attempts": attempts(range(2), seed=1)})
+    job_ = Job(job(tmp_path, "run-held-out", "2026-11-01"))
+    job_.parent_manifest = {"build": {"seed": 42}, "models": {"intent": {"data": {"source": "seed queries"}}}}
+    held_out = job_.held_out("intent")
+    build_test = {t for t, _ in stratified_split(load_examples(), seed=42).test}
+    assert held_out == build_test and len(held_out) > 50
+    split = intent_split(load_snapshot(str(tmp_path / "datasets")), held_out)
+    assert build_test <= {t for t, _ in split.test}
+    assert not build_test & {t for t, _ in split.train + split.val}
+    # a parent trained by the job used the hash split already: nothing extra held out
+    job_.parent_manifest["models"]["intent"]["data"]["dataset_snapshot"] = "2026-10-31"
+    assert job_.held_out("intent") == frozenset()
