@@ -83,12 +83,12 @@ def trained_work_dir(work: Path | None) -> Path:
 
 def quantized(work: Path, check: list[Answer]) -> tuple[Path, dict]:
     from model_export.quantize import quantize_best
-    from model_export.train_intent import encode, load_training_tokenizer
     from model_export.trained import LOGITS, TrainedModel
+    from model_export.training import load_training_tokenizer, tokenize
 
     tokenizer = load_training_tokenizer()
     items = [(a.reference, a.answer) for a in check]
-    feeds = [encode(tokenizer, items[i : i + 32]) for i in range(0, len(items), 32)]
+    feeds = [tokenize(tokenizer, items[i : i + 32]) for i in range(0, len(items), 32)]
     model = TrainedModel("grader", work / "grader.onnx", [], {}, {}, feeds, LOGITS)
     path, agreement, _ = quantize_best(model, work / "bench-int8")
     return path, agreement.as_dict()

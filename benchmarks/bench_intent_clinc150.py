@@ -37,15 +37,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from model_export.intent_calibration import expected_calibration_error, softmax  # noqa: E402
+from model_export.calibration import expected_calibration_error, softmax  # noqa: E402
 from model_export.intent_data import stratified_split  # noqa: E402
 from model_export.train_intent import (  # noqa: E402
     IntentConfig,
-    encode,
     export_onnx,
     fit_intent,
     load_training_tokenizer,
     predict_logits,
+    tokenize,
 )
 
 OOS = "oos"
@@ -149,7 +149,7 @@ def main() -> None:
     session = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
     start = time.perf_counter()
     int8_logits = np.concatenate(
-        [session.run(None, encode(tokenizer, val_texts[i : i + 64]))[0] for i in range(0, len(val_texts), 64)]
+        [session.run(None, tokenize(tokenizer, val_texts[i : i + 64]))[0] for i in range(0, len(val_texts), 64)]
     )
     int8_seconds = time.perf_counter() - start
 

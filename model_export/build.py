@@ -164,6 +164,47 @@ def smoke_load(version_dir: Path, manifest: dict) -> None:
         log.info("smoke load of %s with %s ok", name, spec)
 
 
+class Int8Disagreement(RuntimeError):
+    """The INT8 graph disagrees with FP32 beyond the gate's thresholds."""
+
+    def __init__(self, name: str, agreement) -> None:
+        super().__init__(
+            f"INT8 {name} fails the FP32 agreement gate: {'; '.join(agreement.failures)}; nothing was published"
+        )
+        self.agreement = agreement
+
+
+def package_model(trained: TrainedModel, work: Path, version_dir: Path, *, train_seconds: float) -> dict:
+    """Quantize a trained model to INT8, check it against FP32 (Int8Disagreement when it
+    fails), place its files in the flat version folder; return its manifest entry."""
+    from model_export.quantize import quantize_best
+
+    name = trained.name
+    work.mkdir(parents=True, exist_ok=True)
+    _save_feeds(work / "check_feeds.npz", trained.check_feeds)
+    with step(f"quantize + check {name}") as quant_time:
+        int8_path, agreement, recipes = quantize_best(trained, work / "int8")
+    log.info("%s INT8 (%s): %s", name, agreement.scheme, agreement.summary())
+    if not agreement.passed:
+        raise Int8Disagreement(name, agreement)
+    shutil.copyfile(int8_path, version_dir / f"{name}.onnx")
+    extra = [_place(p, version_dir) for p in trained.extra_files]
+    return {
+        "file": f"{name}.onnx",
+        "extra_files": extra,
+        "output_kind": trained.output_kind,
+        "metrics": trained.metrics,
+        "data": trained.data,
+        "int8_check": agreement.as_dict() | {"recipes": recipes},
+        "sizes": {
+            "fp32_bytes": trained.fp32_onnx.stat().st_size,
+            "int8_bytes": (version_dir / f"{name}.onnx").stat().st_size,
+        },
+        "timings": {"train_s": train_seconds, "quantize_s": quant_time["seconds"]},
+        **({"extra": trained.extra} if getattr(trained, "extra", None) else {}),
+    }
+
+
 def build(
     *,
     store: ArtifactStore | str | None = None,
@@ -199,7 +240,6 @@ def build(
     version_dir = work / "version"
     version_dir.mkdir()
     entries: dict[str, dict] = {}
-    timings: dict[str, dict] = {}
     for name in models:
         builder = _resolve(BUILDERS[name])
         with step(f"train/export {name}") as trained_time:
@@ -216,33 +256,7 @@ def build(
                 continue
         if trained.name != name:
             raise RuntimeError(f"builder for {name} returned a model named {trained.name}")
-        _save_feeds(work / name / "check_feeds.npz", trained.check_feeds)
-        with step(f"quantize + check {name}") as quant_time:
-            from model_export.quantize import quantize_best
-
-            int8_path, agreement, recipes = quantize_best(trained, work / name / "int8")
-        log.info("%s INT8 (%s): %s", name, agreement.scheme, agreement.summary())
-        if not agreement.passed:
-            raise RuntimeError(
-                f"INT8 {name} fails the FP32 agreement gate: {'; '.join(agreement.failures)}; nothing was published"
-            )
-        shutil.copyfile(int8_path, version_dir / f"{name}.onnx")
-        extra = [_place(p, version_dir) for p in trained.extra_files]
-        timings[name] = {"train_s": trained_time["seconds"], "quantize_s": quant_time["seconds"]}
-        entries[name] = {
-            "file": f"{name}.onnx",
-            "extra_files": extra,
-            "output_kind": trained.output_kind,
-            "metrics": trained.metrics,
-            "data": trained.data,
-            "int8_check": agreement.as_dict() | {"recipes": recipes},
-            "sizes": {
-                "fp32_bytes": trained.fp32_onnx.stat().st_size,
-                "int8_bytes": (version_dir / f"{name}.onnx").stat().st_size,
-            },
-            "timings": timings[name],
-            **({"extra": trained.extra} if getattr(trained, "extra", None) else {}),
-        }
+        entries[name] = package_model(trained, work / name, version_dir, train_seconds=trained_time["seconds"])
 
     manifest = build_manifest(
         version_dir,

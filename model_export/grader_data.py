@@ -17,7 +17,6 @@ the benchmark's baselines use it too.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_export import training
 from model_export.base_model import data_root
 
 #: The classifier's output order; part of the published label map.
@@ -143,33 +143,10 @@ def split_by_question(
     return GraderSplit(train, unseen, val, test)
 
 
-def folder_sha256(folder: Path) -> str:
-    """One digest over the XML files (names and bytes): the training data snapshot."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.xml")):
-        digest.update(path.name.encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def label_counts(answers: list[Answer]) -> dict[str, int]:
     return {label: sum(1 for a in answers if a.label == label) for label in LABELS}
 
 
-def classification_metrics(y: np.ndarray, pred: np.ndarray, n_labels: int = len(LABELS)) -> dict:
+def classification_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
     """Accuracy, macro-F1 and weighted-F1 (the SemEval-2013 Task 7 measures), per-class F1."""
-    per_class, support = [], []
-    for c in range(n_labels):
-        tp = int(((pred == c) & (y == c)).sum())
-        fp = int(((pred == c) & (y != c)).sum())
-        fn = int(((pred != c) & (y == c)).sum())
-        per_class.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-        support.append(int((y == c).sum()))
-    total = max(1, sum(support))
-    return {
-        "n": len(y),
-        "accuracy": round(float((pred == y).mean()) if len(y) else 0.0, 4),
-        "macro_f1": round(float(np.mean(per_class)), 4),
-        "weighted_f1": round(float(sum(f * s for f, s in zip(per_class, support, strict=True)) / total), 4),
-        "f1_per_class": {LABELS[c]: round(per_class[c], 4) for c in range(n_labels)},
-    }
+    return training.classification_metrics(y, pred, LABELS)

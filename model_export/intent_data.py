@@ -8,7 +8,6 @@ fitted on validation and the held-out INT8 check all refer to a reproducible par
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -57,10 +56,6 @@ def load_examples(path: Path = DATA_FILE) -> list[Example]:
             raise ValueError(f"{path}:{lineno}: unknown intent {label!r}")
         examples.append((text.strip(), label))
     return examples
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def stratified_split(examples: list[Example], *, seed: int, val_frac: float = 0.1, test_frac: float = 0.1) -> Split:

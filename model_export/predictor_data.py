@@ -87,10 +87,6 @@ def read_dkt(path: Path) -> list[Sequence]:
     return sequences
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def split_students(sequences: list[Sequence], val_fraction: float, seed: int) -> tuple[list[Sequence], list[Sequence]]:
     """A deterministic split by student (never by attempt)."""
     order = np.random.default_rng(seed).permutation(len(sequences))

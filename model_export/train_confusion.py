@@ -15,10 +15,8 @@ and returns `logit` (batch,); P(confused) = sigmoid(logit).
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import random
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -29,9 +27,11 @@ import torch
 from torch import nn
 
 from model_export.base_model import minilm_dir
+from model_export.calibration import expected_calibration_error
 from model_export.confusion_data import Conversation, build, describe
-from model_export.intent_calibration import expected_calibration_error
+from model_export.onnx_export import export_onnx as _export_onnx
 from model_export.trained import TrainedModel
+from model_export.training import roc_auc, run_epochs, seed_everything
 from shared.models.confusion import (
     EMBEDDING_DIM,
     N_TIMING,
@@ -113,25 +113,6 @@ def predict_proba(model: ConfusionNet, emb: np.ndarray, feat: np.ndarray) -> np.
     return torch.sigmoid(logits).numpy()
 
 
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mann-Whitney AUC with average ranks for ties."""
-    order = np.argsort(p, kind="mergesort")
-    ranks = np.empty(len(p))
-    sorted_p = p[order]
-    i = 0
-    while i < len(p):
-        j = i
-        while j + 1 < len(p) and sorted_p[j + 1] == sorted_p[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    pos = y == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def evaluate(
     model: ConfusionNet,
     conversations: list[Conversation],
@@ -156,22 +137,15 @@ def evaluate(
 
 
 def export_onnx(model: ConfusionNet, path: Path) -> Path:
-    """TorchScript-exporter ONNX with a dynamic batch axis (the window is always 3)."""
-    model.eval()
-    emb = torch.zeros(2, WINDOW, EMBEDDING_DIM)
-    feat = torch.zeros(2, WINDOW, N_TIMING)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
+    """FP32 ONNX with a dynamic batch axis (the window is always 3)."""
+    return _export_onnx(
         model,
-        (emb, feat),
-        str(path),
+        (torch.zeros(2, WINDOW, EMBEDDING_DIM), torch.zeros(2, WINDOW, N_TIMING)),
+        path,
         input_names=["embeddings", "timing"],
         output_names=["logit"],
         dynamic_axes={"embeddings": {0: "batch"}, "timing": {0: "batch"}, "logit": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
     )
-    return path
 
 
 def fit(
@@ -179,20 +153,16 @@ def fit(
     val_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
     config: ConfusionConfig,
 ) -> tuple[ConfusionNet, list[dict]]:
-    """Adam + BCE; keeps the epoch with the lowest validation loss."""
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
+    """AdamW + BCE; keeps the epoch with the lowest validation loss."""
+    seed_everything(config.seed, config.threads)
     model = ConfusionNet(config.projection, config.hidden, config.dropout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     emb, feat, y = (torch.from_numpy(a) for a in train_arrays)
     v_emb, v_feat, v_y = (torch.from_numpy(a) for a in val_arrays)
     generator = torch.Generator().manual_seed(config.seed)
-    best_loss, best_state, history = float("inf"), None, []
-    for epoch in range(1, config.epochs + 1):
-        model.train()
+
+    def train_epoch(_epoch: int) -> dict:
         order = torch.randperm(len(y), generator=generator)
         total = 0.0
         for i in range(0, len(y), config.batch_size):
@@ -202,15 +172,13 @@ def fit(
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
-        model.eval()
-        with torch.no_grad():
-            val_loss = loss_fn(model(v_emb, v_feat), v_y).item()
-        history.append({"epoch": epoch, "train_loss": round(total / len(y), 4), "val_loss": round(val_loss, 4)})
-        log.info("confusion: epoch %d/%d %s", epoch, config.epochs, history[-1])
-        if val_loss < best_loss:
-            best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())
-    assert best_state is not None
-    model.load_state_dict(best_state)
+        return {"train_loss": round(total / len(y), 4)}
+
+    @torch.no_grad()
+    def validate() -> dict:
+        return {"val_loss": round(loss_fn(model(v_emb, v_feat), v_y).item(), 4)}
+
+    history = run_epochs(model, config.epochs, train_epoch, validate, name="confusion", keep_best_by="val_loss")
     return model, history
 
 

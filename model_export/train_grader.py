@@ -5,7 +5,7 @@ Input: the pair (reference answer, student answer) as one BERT sequence
 texts word by word: that is what tells "the water evaporated" from "the salt evaporated",
 which two separate sentence embeddings blur. Output: logits over correct / contradictory /
 incorrect (SciEntsBank 3-way). The network is the intent classifier's (MiniLM, masked
-mean pooling, linear head: `train_intent.IntentNet`), trained with class-weighted
+mean pooling, linear head: `training.MiniLMClassifier`), trained with class-weighted
 cross-entropy (contradictory is 10% of the data and matters for the verdict), then
 temperature-calibrated on held-out questions so that 10 * P(correct) is a meaningful
 score (the mapping lives in `shared/grading/score_mapping.py`).
@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,26 +36,28 @@ import torch
 from torch import nn
 
 from model_export.base_model import minilm_dir
+from model_export.calibration import fit_temperature, nll, softmax
 from model_export.grader_data import (
     LABELS,
     Answer,
     GraderDataMissing,
     classification_metrics,
-    folder_sha256,
     label_counts,
     load_answers,
     sciEntsBank_dir,
     split_by_question,
 )
-from model_export.intent_calibration import fit_temperature, nll, softmax
-from model_export.train_intent import (
-    IntentNet,
-    encode,
-    export_onnx,
-    load_training_tokenizer,
-    seed_everything,
-)
+from model_export.train_intent import export_onnx
 from model_export.trained import LOGITS, TrainedModel
+from model_export.training import (
+    MiniLMClassifier,
+    fine_tune_classifier,
+    folder_sha256,
+    load_training_tokenizer,
+    predict_logits,
+    seed_everything,
+    tokenize,
+)
 from shared.grading import score_mapping
 
 log = logging.getLogger(__name__)
@@ -98,37 +97,15 @@ def pairs(answers: list[Answer]) -> list[tuple[str, str]]:
     return [(a.reference, a.answer) for a in answers]
 
 
-@torch.no_grad()
-def predict_pair_logits(model: IntentNet, tokenizer, items: list[tuple[str, str]], batch_size: int = 64) -> np.ndarray:
-    model.eval()
-    out = []
-    order = sorted(range(len(items)), key=lambda i: len(items[i][0]) + len(items[i][1]))
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        feeds = encode(tokenizer, [items[i] for i in idx])
-        out.append((idx, model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).numpy()))
-    logits = np.zeros((len(items), len(LABELS)), dtype=np.float32)
-    for idx, chunk in out:
-        logits[idx] = chunk
-    return logits
-
-
-def _batches(items: list[Answer], batch_size: int, rng: random.Random) -> list[list[Answer]]:
-    """Shuffle, sort chunks of 50 batches by pair length, cut, shuffle the batches."""
-    shuffled = list(items)
-    rng.shuffle(shuffled)
-    chunk = batch_size * 50
-    out: list[list[Answer]] = []
-    for i in range(0, len(shuffled), chunk):
-        part = sorted(shuffled[i : i + chunk], key=lambda a: len(a.reference) + len(a.answer))
-        out += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
-    rng.shuffle(out)
-    return out
+def predict_pair_logits(
+    model: MiniLMClassifier, tokenizer, items: list[tuple[str, str]], batch_size: int = 64
+) -> np.ndarray:
+    return predict_logits(model, tokenizer, items, batch_size, by_length=True)
 
 
 @dataclass
 class GraderFit:
-    model: IntentNet
+    model: MiniLMClassifier
     temperature: float
     history: list[dict]
     train_seconds: float
@@ -140,62 +117,29 @@ def fit_grader(train_set: list[Answer], val_set: list[Answer], config: GraderCon
     seed_everything(config.seed, config.threads)
     index = {label: i for i, label in enumerate(LABELS)}
     tokenizer = load_training_tokenizer(config.max_length)
-    model = IntentNet(len(LABELS), config.dropout)
+    model = MiniLMClassifier(len(LABELS), config.dropout)
     if config.freeze_embeddings:
         for param in model.encoder.embeddings.parameters():
             param.requires_grad_(False)
     counts = np.array([max(1, sum(1 for a in train_set if a.label == lab)) for lab in LABELS], dtype=np.float64)
     weights = (counts.sum() / counts) ** config.class_weight_power
     weights = weights / weights.mean()
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": config.lr_encoder},
-            {"params": model.head.parameters(), "lr": config.lr_head},
-        ],
-        weight_decay=config.weight_decay,
+    history, seconds = fine_tune_classifier(
+        model,
+        tokenizer,
+        train_set,
+        inputs=lambda a: (a.reference, a.answer),
+        target=lambda a: index[a.label],
+        config=config,
+        loss_fn=nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32)),
+        name="grader",
+        log_every=50,
     )
-    total = math.ceil(len(train_set) / config.batch_size) * config.epochs
-    warmup = max(1, int(total * config.warmup_frac))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))),
-    )
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
-    rng = random.Random(config.seed)
-    history: list[dict] = []
-    started = time.perf_counter()
-    step = 0
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        batches = _batches(train_set, config.batch_size, rng)
-        running = 0.0
-        for batch in batches:
-            feeds = encode(tokenizer, pairs(batch))
-            y = torch.tensor([index[a.label] for a in batch])
-            loss = loss_fn(model(**{k: torch.from_numpy(v) for k, v in feeds.items()}), y)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            running += loss.item()
-            step += 1
-            if step % 50 == 0:
-                log.info(
-                    "grader: step %d/%d loss %.4f (%.0fs)", step, total, loss.item(), time.perf_counter() - started
-                )
-        entry = {
-            "epoch": epoch,
-            "train_loss": round(running / max(1, len(batches)), 4),
-            "seconds": round(time.perf_counter() - started, 1),
-        }
-        history.append(entry)
-        log.info("grader: epoch %d/%d %s", epoch, config.epochs, entry)
     val_logits = predict_pair_logits(model, tokenizer, pairs(val_set))
     val_y = np.array([index[a.label] for a in val_set])
     temperature = fit_temperature(val_logits, val_y) if len(val_y) else 1.0
     log.info("grader: temperature %.3f fitted on %d held-out-question answers", temperature, len(val_y))
-    return GraderFit(model, temperature, history, time.perf_counter() - started, [round(float(w), 4) for w in weights])
+    return GraderFit(model, temperature, history, seconds, [round(float(w), 4) for w in weights])
 
 
 def evaluate_logits(logits: np.ndarray, answers: list[Answer], temperature: float) -> dict:
@@ -266,11 +210,11 @@ def train(work_dir: Path, *, seed: int = 42, config: GraderConfig | None = None)
     onnx_path = export_onnx(fit.model, work_dir / "grader.onnx", tokenizer)
     labels_path = write_label_file(work_dir / LABELS_FILE, fit.temperature, config)
     check_pairs = pairs(test)
-    check_feeds = [encode(tokenizer, check_pairs[i : i + 32]) for i in range(0, len(check_pairs), 32)]
+    check_feeds = [tokenize(tokenizer, check_pairs[i : i + 32]) for i in range(0, len(check_pairs), 32)]
     data = {
         "source": "SemEval-2013 Task 7 SciEntsBank training XML, 3-way labels "
         "(../shared/data/semeval2013/training/3way/sciEntsBank), CC-BY-SA",
-        "sha256": folder_sha256(folder),
+        "sha256": folder_sha256(folder, "*.xml"),
         "size": len(answers),
         "per_label": label_counts(answers),
         "split": {

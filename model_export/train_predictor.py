@@ -19,11 +19,11 @@ The graph takes `user`, `topic`, `difficulty` (int64, (batch,)) and `features`
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from model_export.onnx_export import export_onnx as _export_onnx
 from model_export.predictor_data import (
     FILE,
     SUBDIR,
@@ -45,7 +46,6 @@ from model_export.predictor_data import (
     Sequence,
     add_difficulty_and_times,
     assistments_path,
-    file_sha256,
     read_attempts_jsonl,
     read_dkt,
     skill_difficulty,
@@ -54,9 +54,12 @@ from model_export.predictor_data import (
     vocabulary,
 )
 from model_export.trained import TrainedModel
+from model_export.training import file_sha256, roc_auc, run_epochs, seed_everything
 from shared.prediction.features import FEATURE_NAMES, N_FEATURES
 
 log = logging.getLogger(__name__)
+
+PARTS = ("train", "val", "test")
 
 META_FILE = "predictor_meta.json"
 #: a JSONL export of the product's completed attempts to train on as well
@@ -149,24 +152,6 @@ def predict(model: PredictorNet, rows: Rows, batch_size: int = 65536) -> tuple[n
     return np.concatenate(ps), np.concatenate(ss)
 
 
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mann-Whitney AUC with average ranks for ties (vectorised)."""
-    y = np.asarray(y) >= 0.5
-    order = np.argsort(p, kind="mergesort")
-    sorted_p = np.asarray(p)[order]
-    ranks = np.empty(len(p), dtype=np.float64)
-    # average rank per run of ties
-    boundaries = np.flatnonzero(np.diff(sorted_p)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(p)]])
-    avg = (starts + ends - 1) / 2 + 1
-    ranks[order] = np.repeat(avg, ends - starts)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def correctness_metrics(y: np.ndarray, p: np.ndarray) -> dict:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     yb = (y >= 0.5).astype(np.float64)
@@ -202,18 +187,15 @@ def fit(
     config: PredictorConfig,
 ) -> tuple[PredictorNet, list[dict]]:
     """AdamW on BCE + time loss with random id masking; keeps the best validation epoch."""
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
+    seed_everything(config.seed, config.threads)
     rng = np.random.default_rng(config.seed)
     model = PredictorNet(n_users, n_topics, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     t = _tensors(train_rows)
     v = _tensors(val_rows)
     n = len(train_rows)
-    best, best_state, history = float("inf"), None, []
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        model.train()
+
+    def train_epoch(_epoch: int) -> dict:
         order = torch.from_numpy(rng.permutation(n))
         user = t["user"].clone()
         user[torch.from_numpy(rng.random(n) < config.p_mask_user)] = 0
@@ -233,47 +215,34 @@ def fit(
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
-        model.eval()
+        return {"train_loss": round(total / n, 4)}
+
+    def validate() -> dict:
         with torch.no_grad():
             val_loss = float(_loss(model, v, config))
         p, _ = predict(model, val_rows)
-        record = {
-            "epoch": epoch,
-            "train_loss": round(total / n, 4),
-            "val_loss": round(val_loss, 4),
-            "val_auc": round(roc_auc(val_rows.correct, p), 4),
-            "seconds": round(time.perf_counter() - started, 1),
-        }
-        history.append(record)
-        log.info("predictor: epoch %d/%d %s", epoch, config.epochs, record)
-        if val_loss < best:
-            best, best_state = val_loss, copy.deepcopy(model.state_dict())
-    assert best_state is not None
-    model.load_state_dict(best_state)
+        return {"val_loss": round(val_loss, 4), "val_auc": round(roc_auc(val_rows.correct, p), 4)}
+
+    history = run_epochs(model, config.epochs, train_epoch, validate, name="predictor", keep_best_by="val_loss")
     return model, history
 
 
 def export_onnx(model: PredictorNet, path: Path) -> Path:
-    model.eval()
+    names = ["user", "topic", "difficulty", "features"]
     feeds = (
         torch.zeros(2, dtype=torch.int64),
         torch.zeros(2, dtype=torch.int64),
         torch.full((2,), 3, dtype=torch.int64),
         torch.zeros(2, N_FEATURES),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = ["user", "topic", "difficulty", "features"]
-    torch.onnx.export(
+    return _export_onnx(
         model,
         feeds,
-        str(path),
+        path,
         input_names=names,
         output_names=["logit", "seconds"],
         dynamic_axes={**{k: {0: "batch"} for k in names}, "logit": {0: "batch"}, "seconds": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
     )
-    return path
 
 
 def feeds_of(rows: Rows) -> dict[str, np.ndarray]:
@@ -306,14 +275,21 @@ def prepare(
     val_fraction: float,
     test_fraction: float,
     simulate_times: bool = True,
+    part_of: Callable[[Sequence], str] | None = None,
 ) -> Prepared:
     """Split by student, derive difficulty from the training part, build rows.
 
-    Vocabularies come from training students only: validation/test students are new
-    users (index 0), exactly like a student the deployed model has never seen.
+    `part_of` (student -> 'train' | 'val' | 'test') replaces the seeded split; the
+    retraining job passes the stable hash split. Vocabularies come from training
+    students only: validation/test students are new users (index 0), exactly like a
+    student the deployed model has never seen.
     """
-    rest, test = split_students(sequences, test_fraction, seed) if test_fraction else (sequences, [])
-    train, val = split_students(rest, val_fraction / max(1e-9, 1 - test_fraction), seed + 7)
+    if part_of is not None:
+        parts = [part_of(s) for s in sequences]
+        train, val, test = ([s for s, p in zip(sequences, parts, strict=True) if p == k] for k in PARTS)
+    else:
+        rest, test = split_students(sequences, test_fraction, seed) if test_fraction else (sequences, [])
+        train, val = split_students(rest, val_fraction / max(1e-9, 1 - test_fraction), seed + 7)
     difficulty = skill_difficulty(train)
     if simulate_times:
         add_difficulty_and_times(sequences, difficulty, seed)
@@ -347,6 +323,9 @@ def train(
     config: PredictorConfig | None = None,
     data_path: Path | None = None,
     attempts_path: Path | None = None,
+    product: list[Sequence] | None = None,
+    prior: bool = True,
+    part_of: Callable[[Sequence], str] | None = None,
 ) -> TrainedModel:
     """Train (80/10/10 by student), export predictor.onnx + its meta file.
 
@@ -363,7 +342,9 @@ def train(
     sequences: list[Sequence] = []
     path: Path | None
     path = data_path
-    if path is None:
+    if not prior:
+        path = None
+    elif path is None:
         try:
             path = assistments_path()
         except PredictorDataMissing:
@@ -374,7 +355,10 @@ def train(
         path = None
     env_attempts = os.environ.get(ATTEMPTS_ENV)
     attempts = attempts_path or (Path(env_attempts) if env_attempts else None)
-    product = read_attempts_jsonl(attempts) if attempts is not None and attempts.is_file() else []
+    if product is None:
+        product = read_attempts_jsonl(attempts) if attempts is not None and attempts.is_file() else []
+    else:
+        attempts = None  # handed over by the caller (the retraining job's snapshot)
     n_product = sum(len(s.topics) for s in product)
     sequences += product
     if path is None and n_product < MIN_PRODUCT_ATTEMPTS:
@@ -382,7 +366,7 @@ def train(
             f"no ASSISTments file and {n_product} product attempts (< {MIN_PRODUCT_ATTEMPTS}): "
             "the network predictor cannot be trained"
         )
-    prepared = prepare(sequences, seed=seed, val_fraction=0.1, test_fraction=0.1)
+    prepared = prepare(sequences, seed=seed, val_fraction=0.1, test_fraction=0.1, part_of=part_of)
     log.info("predictor: %s", prepared.counts)
     model, history = fit(prepared.train, prepared.val, len(prepared.users), len(prepared.topics), config)
     metrics: dict = {}
@@ -446,7 +430,7 @@ def train(
                 f"../shared/data/{SUBDIR}/{FILE} (ASSISTments 2009-2010 skill builder, DKT format)" if path else None
             ),
             "sha256": file_sha256(path) if path else None,
-            "split": "by student, 80/10/10, seed-deterministic",
+            "split": "by student, 80/10/10, " + ("stable hash of the user id" if part_of else "seed-deterministic"),
             **prepared.counts,
             "difficulty": "ASSISTments: quintile of the skill's training success rate (1 = easiest); "
             "product: the task's own",

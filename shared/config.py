@@ -257,6 +257,11 @@ class Settings(BaseSettings):
     training_staging_uri: str | None = Field(
         None, validation_alias="TRAINING_STAGING_URI", description="gs:// staging folder of Vertex AI jobs."
     )
+    training_python: Path = Field(
+        REPO_ROOT / ".venv-train" / "bin" / "python",
+        validation_alias="TRAINING_PYTHON",
+        description="Interpreter of the training venv; locally the retrain function runs the job with it.",
+    )
 
     # --- logging and debugging ------------------------------------------------
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")

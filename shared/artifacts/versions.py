@@ -145,7 +145,14 @@ def _publish_local(store: LocalStore, folder: Path, manifest: dict) -> None:
             target.mkdir()  # the claim: exactly one publisher creates it
         except FileExistsError as exc:
             raise KeyExistsError(manifest["version"]) from exc
-        os.rename(staging, target)  # replaces the empty claimed folder atomically
+        try:
+            os.rename(staging, target)  # replaces the empty claimed folder atomically
+        except BaseException:
+            # Interrupted: give the number back rather than leave an empty folder (a
+            # folder without a manifest is never a version to readers either way).
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

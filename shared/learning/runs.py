@@ -1,7 +1,12 @@
-"""Training runs, created idempotently from retrain requests.
+"""Training runs: created idempotently from retrain requests, run one at a time per model.
 
 Pub/Sub delivers at least once, so the message id is the run's idempotency
 key: a redelivered message finds its run and changes nothing.
+
+Status: queued -> running (started_at) -> succeeded / rejected / failed (finished_at).
+A run starts only when no running run trains one of its models (`try_start`); the
+job (`model_export.retrain`, in the training venv) writes its result to the model
+store, and `finish` copies it into `training_runs` and `model_versions`.
 """
 
 from __future__ import annotations
@@ -9,11 +14,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
+import os
+import subprocess
+import threading
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
 
 TRIGGERS = {"labels", "tasks", "schedule", "manual"}
 
@@ -69,3 +81,210 @@ def accept(conn: sa.Connection, request: RetrainRequest) -> tuple[uuid.UUID, boo
         {"key": request.message_id},
     ).scalar_one()
     return existing, False
+
+
+# --- running a run: one job at a time per model ------------------------------------------
+
+#: what a run trains when its request names nothing
+DEFAULT_MODELS = ("intent", "predictor", "confusion")
+FINAL = {"succeeded", "rejected", "failed"}
+#: serialises "is a run of this model running?" checks across function instances
+_LOCK_KEY = 0x7472_6169_6E  # "train"
+
+
+def run_models(params: dict[str, Any]) -> list[str]:
+    models = params.get("models") or list(DEFAULT_MODELS)
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    return sorted(set(models))
+
+
+def try_start(conn: sa.Connection, run_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """queued -> running (with started_at) unless a running run shares one of its models.
+
+    Returns the run's params when it was started, None when it stays as it is. Callers
+    run it in a transaction; the advisory lock makes the check-then-update atomic
+    across concurrent function instances.
+    """
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    row = conn.execute(
+        sa.text("SELECT status, params FROM training_runs WHERE id = :id FOR UPDATE"), {"id": str(run_id)}
+    ).one_or_none()
+    if row is None or row.status != "queued":
+        return None
+    models = set(run_models(row.params))
+    busy = conn.execute(
+        sa.text("SELECT id, params FROM training_runs WHERE status = 'running' AND id <> :id"), {"id": str(run_id)}
+    ).all()
+    if any(models & set(run_models(other.params)) for other in busy):
+        return None
+    conn.execute(
+        sa.text("UPDATE training_runs SET status = 'running', started_at = now() WHERE id = :id"), {"id": str(run_id)}
+    )
+    return dict(row.params)
+
+
+def queued_runs(conn: sa.Connection) -> list[uuid.UUID]:
+    return list(
+        conn.execute(sa.text("SELECT id FROM training_runs WHERE status = 'queued' ORDER BY created_at")).scalars()
+    )
+
+
+def finish(conn: sa.Connection, run_id: uuid.UUID | str, result: dict[str, Any]) -> str:
+    """Record a job's result (the job's `runs/<id>/result.json`) on its running run;
+    a published version also goes into model_versions. Returns the final status."""
+    status = result.get("status") if result.get("status") in FINAL else "failed"
+    version = result.get("version") if status == "succeeded" else None
+    if version:
+        record_version(conn, result.get("manifest") or {"version": version})
+    conn.execute(
+        sa.text(
+            """UPDATE training_runs SET status = :status, finished_at = now(),
+                   data_snapshot = CAST(:snapshot AS jsonb), metrics = CAST(:metrics AS jsonb),
+                   gate = CAST(:gate AS jsonb), produced_version = :version, error = :error
+               WHERE id = :id AND status = 'running'"""
+        ),
+        {
+            "id": str(run_id),
+            "status": status,
+            "snapshot": json.dumps(result.get("snapshot")),
+            "metrics": json.dumps(result.get("metrics") or {}),
+            "gate": json.dumps(
+                {"gates": result.get("gates") or {}, "reasons": result.get("reasons") or []}
+                | {k: result.get(k) for k in ("parent", "skipped", "timings")}
+            ),
+            "version": version,
+            "error": result.get("error") or (None if status != "failed" else "the job ended without a result"),
+        },
+    )
+    return status
+
+
+def record_version(conn: sa.Connection, manifest: dict[str, Any]) -> None:
+    """The version in service now: a row per version, the parent's row if it predates
+    the learning loop (published by `model_export build`), the old current retired to
+    'published'."""
+    version, parent = manifest["version"], manifest.get("parent")
+    if parent:
+        conn.execute(
+            sa.text(
+                """INSERT INTO model_versions (version, status, manifest)
+                   VALUES (:v, 'published', CAST(:m AS jsonb)) ON CONFLICT (version) DO NOTHING"""
+            ),
+            {"v": parent, "m": json.dumps({"version": parent, "note": "published before the learning loop"})},
+        )
+    conn.execute(sa.text("UPDATE model_versions SET status = 'published' WHERE status = 'current'"))
+    metrics = {
+        name: entry.get("gate") or entry.get("metrics") for name, entry in (manifest.get("models") or {}).items()
+    }
+    conn.execute(
+        sa.text(
+            """INSERT INTO model_versions (version, parent_version, status, manifest, metrics, activated_at)
+               VALUES (:v, :p, 'current', CAST(:m AS jsonb), CAST(:metrics AS jsonb), now())
+               ON CONFLICT (version) DO UPDATE SET status = 'current', activated_at = now()"""
+        ),
+        {"v": version, "p": parent, "m": json.dumps(manifest), "metrics": json.dumps(metrics)},
+    )
+
+
+class LocalLauncher:
+    """Runs the training job as a subprocess of the training venv:
+
+        <TRAINING_PYTHON> -m model_export.retrain --run <id> --models ... --store ... --datasets ...
+
+    and, when it exits, records its result (read from the model store) on the run and
+    starts the next queued run. The job itself needs no database: the store is the
+    hand-over, which is what a Vertex AI job would use as well.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        python: str | Path,
+        store_uri: str,
+        datasets_uri: str | None,
+        log_dir: Path,
+        cwd: Path | None = None,
+    ) -> None:
+        self.engine = engine
+        self.python = str(python)
+        self.store_uri = store_uri
+        self.datasets_uri = datasets_uri
+        self.log_dir = Path(log_dir)
+        self.cwd = cwd or Path(__file__).resolve().parents[2]
+        self.watchers: dict[str, threading.Thread] = {}
+
+    def command(self, run_id: str, params: dict[str, Any]) -> list[str]:
+        cmd = [self.python, "-m", "model_export.retrain", "--run", run_id, "--models", ",".join(run_models(params))]
+        cmd += ["--store", self.store_uri]
+        if self.datasets_uri:
+            cmd += ["--datasets", self.datasets_uri]
+        if params.get("date"):
+            cmd += ["--date", str(params["date"])]
+        if params.get("quick"):
+            cmd.append("--quick")
+        if params.get("prior") is False:
+            cmd.append("--no-prior")
+        return cmd
+
+    def launch(self, run_id: uuid.UUID | str, params: dict[str, Any]) -> subprocess.Popen:
+        run_id = str(run_id)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{run_id}.log").open("ab") as out:
+            process = subprocess.Popen(
+                self.command(run_id, params),
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a function instance's signals do not reach the job
+                env=os.environ | {"PYTHONPATH": str(self.cwd), "HF_HUB_OFFLINE": "1"},
+            )
+        watcher = threading.Thread(target=self._watch, args=(run_id, process), name=f"run-{run_id}", daemon=True)
+        self.watchers[run_id] = watcher
+        watcher.start()
+        log.info("training job started", extra={"run_id": run_id, "pid": process.pid})
+        return process
+
+    def _watch(self, run_id: str, process: subprocess.Popen) -> None:
+        code = process.wait()
+        result = read_result(self.store_uri, run_id) or {}
+        if result.get("status") not in FINAL:
+            result = result | {"status": "failed", "error": result.get("error") or f"the job exited with {code}"}
+        with self.engine.begin() as conn:
+            status = finish(conn, run_id, result)
+        log.info("training job ended", extra={"run_id": run_id, "status": status, "exit_code": code})
+        dispatch(self.engine, self)
+
+
+def read_result(store_uri: str, run_id: str) -> dict[str, Any] | None:
+    from shared.artifacts.store import open_store
+
+    try:
+        return json.loads(open_store(store_uri).read_bytes(f"runs/{run_id}/result.json"))
+    except FileNotFoundError:
+        return None
+
+
+def dispatch(engine: sa.Engine, launcher: LocalLauncher) -> list[str]:
+    """Start every queued run whose models are free, oldest first; returns their ids."""
+    started = []
+    for run_id in _queued(engine):
+        with engine.begin() as conn:
+            params = try_start(conn, run_id)
+        if params is None:
+            continue
+        try:
+            launcher.launch(run_id, params)
+        except OSError as exc:  # no training venv here: the run fails, visibly
+            with engine.begin() as conn:
+                finish(conn, run_id, {"status": "failed", "error": f"could not start the job: {exc}"})
+            continue
+        started.append(str(run_id))
+    return started
+
+
+def _queued(engine: sa.Engine) -> list[uuid.UUID]:
+    with engine.connect() as conn:
+        return queued_runs(conn)

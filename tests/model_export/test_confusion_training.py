@@ -22,7 +22,8 @@ from model_export.confusion_data import (
     template_split,
     topic_split,
 )
-from model_export.train_confusion import roc_auc, to_arrays
+from model_export.train_confusion import to_arrays
+from model_export.training import roc_auc
 
 
 def _vectors(texts: list[str]) -> dict[str, np.ndarray]:

@@ -62,7 +62,7 @@ def test_tiny_fit_exports_quantizes_and_serves(
     from model_export.base_model import minilm_dir
     from model_export.quantize import quantize_best
     from model_export.train_grader import GraderConfig, train
-    from model_export.train_intent import encode, load_training_tokenizer
+    from model_export.training import load_training_tokenizer, tokenize
     from shared.models.grader import GraderModel
 
     monkeypatch.setenv("SHARED_DATA_DIR", str(shared_data))
@@ -91,7 +91,7 @@ def test_tiny_fit_exports_quantizes_and_serves(
 
     # serving tokenizes a pair exactly as training did
     served = model.tokenizer.encode_batch(pairs)
-    trained_feeds = encode(load_training_tokenizer(), pairs)
+    trained_feeds = tokenize(load_training_tokenizer(), pairs)
     assert [e.ids for e in served] == [
         list(row[: len(e.ids)]) for row, e in zip(trained_feeds["input_ids"], served, strict=True)
     ]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_export.intent_calibration import (
+from model_export.calibration import (
     T_MIN,
     expected_calibration_error,
     fit_temperature,

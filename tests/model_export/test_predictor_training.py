@@ -29,9 +29,9 @@ from model_export.train_predictor import (
     feeds_of,
     predict,
     prepare,
-    roc_auc,
     train,
 )
+from model_export.training import roc_auc
 
 
 def _write_dkt(path: Path, n_students: int = 160, seed: int = 0) -> Path:

@@ -1,6 +1,7 @@
-"""Temperature scaling and calibration metrics for the intent classifier (numpy only).
+"""Temperature scaling and calibration metrics for every classifier (numpy only).
 
-The product acts on the classifier's confidence (below 0.40 it asks the student to
+Used by the intent and grader trainers (temperature) and the confusion trainer (ECE).
+The product acts on the intent classifier's confidence (below 0.40 it asks the student to
 rephrase, below 0.60 it queues the query for human review), so the softmax must mean what
 it says. A fine-tuned transformer is typically over-confident; temperature scaling
 (Guo et al., 2017) divides the logits by one scalar T fitted to minimise the negative
