@@ -3,19 +3,25 @@
 The nightly export (shared/learning, another module) writes, under `DATASETS_URI`
 (`gs://bucket/datasets` or a local folder, opened as an artifact store):
 
-    <table>/date=YYYY-MM-DD/<part>.parquet     tables: interactions, labels, feedback,
-                                               attempts, generation_log (user ids pseudonymised)
-    manifests/date=YYYY-MM-DD.json             written LAST: {"date", "tables": {table:
-                                               {"files": [{"key", "sha256", "rows"}], "rows"}}}
+    <table>/date=YYYY-MM-DD/part-00000.parquet   tables: interactions, labels, feedback,
+                                                 attempts, generation_log (user ids pseudonymised)
+    manifests/YYYY-MM-DD.json                    written LAST: {"date", "schema_version",
+                                                 "tables": {table: {"path", "sha256", "rows", ...}}}
+
+(`shared.learning.datasets` writes it; this reader cannot import that module, which needs
+the serving stack's database packages, so the layout is restated here and tested against
+files the real exporter wrote in tests/learning.)
 
 A date is a snapshot only once its manifest exists, and only the files the manifest
 lists are read (each checked against its sha256), so the training job never reads a
 table mid-write. `Snapshot.record()` is what the job writes into the run and the
 version manifest.
 
-Columns this module reads (extra columns are ignored):
-- labels:   interaction_id, text, label            (a human label of a query's intent)
-- attempts: user_id, topic_id, question_id, difficulty, correct, seconds, completed_at
+Columns this module reads (extra columns are ignored; the exporter's names first, the
+short names this module's own `write_snapshot` uses second):
+- labels:   interaction_id, query | text, label, labelled_at   (label events: the last wins)
+- attempts: user_pseudonym | user_id, topic_id, question_id, difficulty, correct,
+            time_seconds | seconds, completed_at
 - conversations (optional): conversation_id, label, messages (json: [{text, seconds}])
 
 The split is by a stable hash of the item id (`split_of`): an item lands in the same
@@ -98,15 +104,25 @@ def _open(store: ArtifactStore | str) -> ArtifactStore:
     return store if isinstance(store, ArtifactStore) else open_store(store)
 
 
+PART = "part-00000.parquet"
+
+
 def manifest_key(date: str) -> str:
-    return f"{MANIFESTS}/date={date}.json"
+    return f"{MANIFESTS}/{date}.json"
 
 
 def list_dates(store: ArtifactStore | str) -> list[str]:
     """Dates with a complete snapshot, oldest first."""
     store = _open(store)
-    prefix = f"{MANIFESTS}/date="
-    return sorted(k[len(prefix) : -len(".json")] for k in store.list(MANIFESTS) if k.startswith(prefix))
+    stems = (k.rsplit("/", 1)[-1].removesuffix(".json") for k in store.list(f"{MANIFESTS}/") if k.endswith(".json"))
+    return sorted(d for d in stems if len(d) == 10 and d[4] == "-" and d[7] == "-")
+
+
+def _files(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The files of one table's manifest entry: the exporter writes one (`path`)."""
+    if "path" in entry:
+        return [{"key": entry["path"], "sha256": entry.get("sha256")}]
+    return list(entry.get("files", []))
 
 
 def load_snapshot(store_uri: ArtifactStore | str, date: str = "latest") -> Snapshot:
@@ -127,7 +143,7 @@ def load_snapshot(store_uri: ArtifactStore | str, date: str = "latest") -> Snaps
     tables: dict[str, list[dict]] = {}
     for table, entry in manifest.get("tables", {}).items():
         rows: list[dict] = []
-        for item in entry.get("files", []):
+        for item in _files(entry):
             data = store.read_bytes(item["key"])
             if item.get("sha256") and hashlib.sha256(data).hexdigest() != item["sha256"]:
                 raise SnapshotCorrupt(f"{item['key']} does not match the {date} manifest")
@@ -139,20 +155,21 @@ def load_snapshot(store_uri: ArtifactStore | str, date: str = "latest") -> Snaps
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
         rows={t: len(r) for t, r in sorted(tables.items())},
     )
-    snapshot.labels = [
-        LabelRow(str(r["interaction_id"]), str(r["text"]), str(r["label"]))
-        for r in tables.get("labels", [])
-        if r.get("text") and r.get("label")
-    ]
+    latest: dict[str, LabelRow] = {}  # label events in time order: a relabel replaces
+    for r in sorted(tables.get("labels", []), key=lambda r: str(r.get("labelled_at") or "")):
+        text = r.get("query") or r.get("text")
+        if text and r.get("label"):
+            latest[str(r["interaction_id"])] = LabelRow(str(r["interaction_id"]), str(text), str(r["label"]))
+    snapshot.labels = list(latest.values())
     snapshot.attempts = sorted(
         (
             AttemptRow(
-                str(r["user_id"]),
+                str(r.get("user_pseudonym") or r.get("user_id")),
                 str(r["topic_id"]),
                 str(r.get("question_id") or ""),
                 int(r.get("difficulty") or 3),
                 float(r["correct"]),
-                None if r.get("seconds") is None else float(r["seconds"]),
+                _seconds(r),
                 str(r.get("completed_at") or ""),
             )
             for r in tables.get("attempts", [])
@@ -162,6 +179,11 @@ def load_snapshot(store_uri: ArtifactStore | str, date: str = "latest") -> Snaps
     )
     snapshot.conversations = [r for r in tables.get("conversations", []) if r.get("label") is not None]
     return snapshot
+
+
+def _seconds(row: dict[str, Any]) -> float | None:
+    value = row.get("time_seconds", row.get("seconds"))
+    return None if value is None else float(value)
 
 
 def write_snapshot(store_uri: ArtifactStore | str, date: str, tables: dict[str, list[dict]]) -> str:
@@ -179,11 +201,8 @@ def write_snapshot(store_uri: ArtifactStore | str, date: str, tables: dict[str, 
         buffer = io.BytesIO()
         pq.write_table(pa.Table.from_pylist(rows), buffer)
         data = buffer.getvalue()
-        key = f"{table}/date={date}/part-0.parquet"
+        key = f"{table}/date={date}/{PART}"
         store.write_bytes(key, data)
-        entries[table] = {
-            "rows": len(rows),
-            "files": [{"key": key, "sha256": hashlib.sha256(data).hexdigest(), "rows": len(rows)}],
-        }
+        entries[table] = {"path": key, "rows": len(rows), "sha256": hashlib.sha256(data).hexdigest()}
     store.write_bytes(manifest_key(date), json.dumps({"date": date, "tables": entries}, indent=2).encode())
     return date

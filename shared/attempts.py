@@ -40,9 +40,9 @@ import sqlalchemy as sa
 
 from shared.curriculum import QuestionNotFoundError, TopicNotFoundError, question_by_id, topic_exists
 from shared.errors import DomainError, Kind
+from shared.learning.retrain_requests import RetrainRequest, completed_task_count, count_completed_task
 from shared.mastery.bkt import PASS_CREDIT
 from shared.mastery.store import current_mastery, record_answer
-from shared.prediction.retrain import RetrainRequest, completed_task_count, count_completed_task
 from shared.users import ensure_user_id
 
 #: P(known) from which a topic counts as mastered in student_progress: the usual

@@ -188,3 +188,17 @@ def test_malformed_messages_are_dropped_without_raising(retrain, db):
 def test_parse_rejects_bad_envelopes(data):
     with pytest.raises(BadRetrainMessage):
         parse_pubsub_event(data)
+
+
+def test_a_republished_outbox_request_is_one_run_whatever_its_message_id():
+    """The outbox republishes a row whose publish was not acknowledged: Pub/Sub gives the
+    copy a new messageId, but the row id (attribute request_id) keeps it one run."""
+    import base64
+    import json
+
+    data = base64.b64encode(json.dumps({"trigger": "labels"}).encode()).decode()
+    first = parse_pubsub_event({"message": {"messageId": "1", "data": data, "attributes": {"request_id": "42"}}})
+    again = parse_pubsub_event({"message": {"messageId": "2", "data": data, "attributes": {"request_id": "42"}}})
+    by_hand = parse_pubsub_event({"message": {"messageId": "3", "data": data}})
+    assert first.message_id == again.message_id == "retrain-request:42"
+    assert by_hand.message_id == "3"

@@ -35,13 +35,18 @@ class BadRetrainMessage(ValueError):
 
 
 @dataclass(frozen=True)
-class RetrainRequest:
+class RetrainMessage:
+    """One delivery of a `retrain-requests` message. `message_id` is the run's idempotency
+    key: the outbox row's id (attribute `request_id`) when the message carries one, so a
+    request the outbox republished after a lost acknowledgement (a new Pub/Sub messageId)
+    is still one run; else Pub/Sub's messageId (a message published by hand)."""
+
     message_id: str
     trigger: str
     params: dict[str, Any]
 
 
-def parse_pubsub_event(data: dict[str, Any]) -> RetrainRequest:
+def parse_pubsub_event(data: dict[str, Any]) -> RetrainMessage:
     """Decode the CloudEvent data of a Pub/Sub push (`{"message": {...}}`)."""
     message = data.get("message") if isinstance(data, dict) else None
     if not isinstance(message, dict) or not message.get("messageId"):
@@ -60,10 +65,12 @@ def parse_pubsub_event(data: dict[str, Any]) -> RetrainRequest:
     params = body.get("params") or {}
     if not isinstance(params, dict):
         raise BadRetrainMessage("params must be a JSON object")
-    return RetrainRequest(str(message["messageId"]), trigger, params)
+    request_id = (message.get("attributes") or {}).get("request_id")
+    key = f"retrain-request:{request_id}" if request_id else str(message["messageId"])
+    return RetrainMessage(key, trigger, params)
 
 
-def accept(conn: sa.Connection, request: RetrainRequest) -> tuple[uuid.UUID, bool]:
+def accept(conn: sa.Connection, request: RetrainMessage) -> tuple[uuid.UUID, bool]:
     """Record the run; returns (run id, whether this delivery created it)."""
     run_id = conn.execute(
         sa.text(
@@ -133,7 +140,7 @@ def queued_runs(conn: sa.Connection) -> list[uuid.UUID]:
 def finish(conn: sa.Connection, run_id: uuid.UUID | str, result: dict[str, Any]) -> str:
     """Record a job's result (the job's `runs/<id>/result.json`) on its running run;
     a published version also goes into model_versions. Returns the final status."""
-    status = result.get("status") if result.get("status") in FINAL else "failed"
+    status = str(result["status"]) if result.get("status") in FINAL else "failed"
     version = result.get("version") if status == "succeeded" else None
     if version:
         record_version(conn, result.get("manifest") or {"version": version})

@@ -39,7 +39,7 @@ from shared.artifacts.store import ArtifactStore, open_store
 from shared.artifacts.versions import read_current
 from shared.errors import DomainError, Kind
 from shared.intent_thresholds import HUMAN_REVIEW_BELOW
-from shared.prediction.retrain import RetrainRequest
+from shared.learning.retrain_requests import RetrainRequest
 
 #: The seed rule: below this intent confidence a query is queued for a human label.
 REVIEW_CONFIDENCE_BELOW = HUMAN_REVIEW_BELOW

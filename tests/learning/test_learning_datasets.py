@@ -295,3 +295,23 @@ def test_export_to_gcs(history, ldb, monkeypatch):
         assert isinstance(version["labels"], pa.Table)
     finally:
         server.stop()
+
+
+def test_the_training_job_reads_what_the_export_wrote(history, ldb, tmp_path):
+    """The contract between the exporter (serving venv) and the training job's reader
+    (model_export.datasets, which runs where the database packages are not installed)."""
+    from model_export.datasets import list_dates as job_dates
+    from model_export.datasets import load_snapshot
+
+    store = LocalStore(tmp_path / "datasets")
+    export_dataset(ldb, store, DAY, pseudonymiser=KEY)
+    assert job_dates(str(tmp_path / "datasets")) == ["2026-03-14"]
+    snapshot = load_snapshot(str(tmp_path / "datasets"), "latest")
+    assert snapshot.date == "2026-03-14"
+    assert snapshot.rows == {"attempts": 2, "feedback": 1, "generation_log": 1, "interactions": 2, "labels": 2}
+    # Two label events of one interaction (a relabel): the job trains on the last one.
+    assert [label.label for label in snapshot.labels] == ["concept_explanation"]
+    assert snapshot.labels[0].text.startswith("my loop fails")
+    assert len(snapshot.attempts) == 2
+    assert all(a.user_id and a.user_id != "alice" for a in snapshot.attempts)  # pseudonyms, not uids
+    assert {a.correct for a in snapshot.attempts} <= {0.0, 1.0}

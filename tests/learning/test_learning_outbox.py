@@ -58,7 +58,8 @@ def test_message_shape_is_what_the_retrain_function_reads():
     envelope = message.push_envelope("m-1")
     assert set(envelope["message"]) >= {"data", "attributes", "messageId", "publishTime"}
     request = parse_pubsub_event(envelope)
-    assert request.trigger == "labels" and request.message_id == "m-1"
+    # the run's idempotency key is the outbox row (attribute request_id), not the delivery
+    assert request.trigger == "labels" and request.message_id == f"retrain-request:{message.attributes['request_id']}"
     assert request.params["request_id"] == 42 and request.params["threshold"] == 500
     # a student's uid in the payload stays in the database
     tasks = OutboxMessage.from_row(
@@ -143,7 +144,8 @@ def test_pulled_message_drives_the_retrain_function(pubsub, db):
     _retrain_handler()(CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//t"}, envelope))
     with db.connect() as conn:
         run = conn.execute(sa.text("SELECT idempotency_key, trigger, params FROM training_runs")).one()
-    assert run[0] == message.message_id and run[1] == "tasks" and run[2]["threshold"] == 5
+    key = f"retrain-request:{message.attributes['request_id']}"
+    assert run[0] == key and run[1] == "tasks" and run[2]["threshold"] == 5
 
 
 def test_concurrent_sweeps_publish_each_row_once(pubsub, db):
@@ -178,7 +180,7 @@ def test_local_publisher_delivers_to_the_retrain_function_in_process(db, monkeyp
     assert result.published == [{"id": request_id, "message_id": f"local-{request_id}"}]
     with db.connect() as conn:
         run = conn.execute(sa.text("SELECT idempotency_key, trigger FROM training_runs")).one()
-    assert tuple(run) == (f"local-{request_id}", "tasks")
+    assert tuple(run) == (f"retrain-request:{request_id}", "tasks")
     (envelope,) = publisher.delivered
     assert envelope["message"]["attributes"]["request_id"] == str(request_id)
     assert json.loads(base64.b64decode(envelope["message"]["data"]))["request_id"] == request_id

@@ -249,9 +249,9 @@ def test_label_route_publishes_the_crossing_request_after_commit(
     ]
     assert [b["label"]["retrain_request"] is not None for b in bodies] == [False, False, True]
     with ldb.connect() as conn:
-        status, message_id = conn.execute(sa.text("SELECT status, message_id FROM retrain_requests")).one()
+        request_id, status = conn.execute(sa.text("SELECT id, status FROM retrain_requests")).one()
         run = conn.execute(sa.text("SELECT idempotency_key, trigger FROM training_runs")).one()
-    assert status == "published" and tuple(run) == (message_id, "labels")
+    assert status == "published" and tuple(run) == (f"retrain-request:{request_id}", "labels")
 
 
 def test_domain_errors_carry_no_http(interactions, ldb):

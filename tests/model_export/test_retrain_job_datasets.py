@@ -60,7 +60,7 @@ def test_a_date_without_manifest_is_not_a_snapshot(tmp_path: Path) -> None:
 def test_a_file_that_differs_from_the_manifest_is_refused(tmp_path: Path) -> None:
     write_snapshot(str(tmp_path), "2026-11-01", {"attempts": attempts(range(2), seed=1)})
     manifest = json.loads(LocalStore(tmp_path).read_bytes(manifest_key("2026-11-01")))
-    key = manifest["tables"]["attempts"]["files"][0]["key"]
+    key = manifest["tables"]["attempts"]["path"]
     write_snapshot(str(tmp_path / "other"), "2026-11-01", {"attempts": attempts(range(3), seed=2)})
     (tmp_path / key).write_bytes((tmp_path / "other" / key).read_bytes())
     with pytest.raises(SnapshotCorrupt):

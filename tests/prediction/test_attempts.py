@@ -18,7 +18,7 @@ from shared.attempts import (
     complete_attempt,
     record_prediction,
 )
-from shared.prediction.retrain import completed_task_count, pending_requests
+from shared.learning.retrain_requests import completed_task_count, pending_requests
 
 
 def _predicted(engine: Any, user: str = "alice", topic: str = "py-basics", difficulty: int = 3) -> str:
@@ -163,7 +163,7 @@ def test_every_nth_completion_records_one_retrain_request(course: Any) -> None:
 
 
 def test_a_threshold_crossing_is_recorded_once(course: Any) -> None:
-    from shared.prediction.retrain import count_completed_task
+    from shared.learning.retrain_requests import count_completed_task
 
     with course.begin() as conn:
         _, first = count_completed_task(conn, every=1)
