@@ -101,6 +101,7 @@ locals {
     "roles/cloudsql.instanceUser",
     "roles/compute.networkAdmin",
     "roles/eventarc.admin",
+    "roles/firebasehosting.admin",
     "roles/iam.serviceAccountAdmin",
     "roles/iam.serviceAccountUser",
     "roles/logging.configWriter",
@@ -117,7 +118,7 @@ locals {
 }
 
 resource "google_project_service" "bootstrap" {
-  for_each = toset(["cloudbuild.googleapis.com", "iam.googleapis.com", "iamcredentials.googleapis.com", "storage.googleapis.com"])
+  for_each = toset(["cloudbuild.googleapis.com", "firebasehosting.googleapis.com", "iam.googleapis.com", "iamcredentials.googleapis.com", "storage.googleapis.com"])
 
   project            = var.project_id
   service            = each.value
