@@ -92,3 +92,13 @@ output "migrate_worker_pool" {
   description = "Private worker pool for the migrate build (empty with a public IP)."
   value       = module.cognitive_core.migrate_worker_pool
 }
+
+output "monitoring_dashboard" {
+  description = "Cloud Monitoring dashboard id."
+  value       = module.cognitive_core.monitoring_dashboard
+}
+
+output "alert_policies" {
+  description = "Alert policy id per alert."
+  value       = module.cognitive_core.alert_policies
+}

@@ -20,6 +20,9 @@ module "cognitive_core" {
   training_image_uri       = var.training_image_uri
   extra_env                = var.extra_env
 
+  llm_daily_budget_usd        = var.llm_daily_budget_usd
+  alert_notification_channels = var.alert_notification_channels
+
   function_defaults = {
     min_instances = 0
     max_instances = 20

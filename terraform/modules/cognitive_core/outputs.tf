@@ -112,3 +112,13 @@ output "migrate_worker_pool" {
   description = "Private Cloud Build worker pool that can reach a private-IP database (empty with a public IP): cloudbuild.migrate.yaml runs there."
   value       = local.private_sql ? google_cloudbuild_worker_pool.private[0].id : ""
 }
+
+output "monitoring_dashboard" {
+  description = "Id of the Cloud Monitoring dashboard (console: Monitoring > Dashboards)."
+  value       = google_monitoring_dashboard.main.id
+}
+
+output "alert_policies" {
+  description = "Alert policy id per alert."
+  value       = { for k, a in google_monitoring_alert_policy.alert : k => a.name }
+}

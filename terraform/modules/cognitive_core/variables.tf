@@ -359,3 +359,33 @@ variable "training_machine_type" {
   type        = string
   default     = "n1-standard-4"
 }
+
+# --- monitoring ----------------------------------------------------------------------------
+
+variable "llm_daily_budget_usd" {
+  description = "Daily LLM spend (USD, the sum of cost_usd the functions log per call) above which the cost alert fires."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.llm_daily_budget_usd > 0
+    error_message = "llm_daily_budget_usd must be positive."
+  }
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) every alert policy notifies; empty shows incidents in the console only."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_thresholds" {
+  description = "Alert thresholds: provider failure ratio, chat p95 latency (ms), embedding cache hit-rate floor, 5xx ratio."
+  type = object({
+    provider_failure_ratio = optional(number, 0.2)
+    chat_p95_latency_ms    = optional(number, 5000)
+    cache_hit_rate_min     = optional(number, 0.7)
+    http_5xx_ratio         = optional(number, 0.02)
+  })
+  default = {}
+}
