@@ -251,3 +251,37 @@ def test_hosting_render_points_at_this_environment_and_streams_direct(tmp_path):
     checked_in = json.loads((REPO / "web" / "config.json").read_text())
     assert checked_in["streamUrl"] != web["streamUrl"], "the repository's web/config.json is untouched"
     assert "render_hosting.py" in step(cloudbuild(), "hosting") and "--only hosting" in step(cloudbuild(), "hosting")
+
+
+# --- the dry run ---------------------------------------------------------------------------
+
+
+def test_cloud_build_configs_render_without_problems():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("render_cloudbuild", REPO / "scripts" / "render_cloudbuild.py")
+    render_cloudbuild = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_cloudbuild)
+    for name in ("cloudbuild.yaml", "cloudbuild.migrate.yaml"):
+        text, problems = render_cloudbuild.render(cloudbuild(name), {"_TF_STATE_BUCKET": "p-tfstate"})
+        assert problems == [], f"{name}: {problems}"
+        assert "# runs as projects/my-project/serviceAccounts/" in text
+    _, problems = render_cloudbuild.render(cloudbuild(), {"_LLM": "A,B"})
+    assert any("comma" in p for p in problems)
+
+
+def test_deploy_check_runs_every_stage():
+    script = (REPO / "scripts" / "deploy_check.sh").read_text()
+    for stage in (
+        "terraform fmt -check",
+        "tests/test_terraform.py tests/deploy",
+        "checkov",
+        "scripts/build_functions.py",
+        "model_export/Dockerfile",
+        "render_cloudbuild.py",
+        "render_hosting.py",
+        "terraform -chdir",
+    ):
+        assert stage in script, stage
+    makefile = (REPO / "Makefile").read_text()
+    assert "deploy-check:" in makefile and "scripts/deploy_check.sh" in makefile
