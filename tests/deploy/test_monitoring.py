@@ -75,3 +75,11 @@ def test_dashboard_shows_latency_success_cost_and_cache():
     dashboard = str(tt.resources(tt.MODULE)["google_monitoring_dashboard.main"]["dashboard_json"])
     for title in ("latency per provider", "success rate per provider", "cost", "cache hit rate", "Retrain runs"):
         assert title in dashboard, title
+
+
+def test_monitoring_fields_are_documented():
+    doc = (tt.REPO / "docs" / "deploy.md").read_text()
+    for event, fields in STABLE_EVENT_FIELDS.items():
+        assert f"`{event}`" in doc, event
+        for field in fields:
+            assert f"`{field}`" in doc, f"{event}.{field} is not documented"
