@@ -7,6 +7,7 @@ the models need, the Hosting render, and a reason on every accepted checkov find
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import subprocess
@@ -51,8 +52,13 @@ def test_environment_settings_are_committed_and_complete(env):
     root = TF / "environments" / env
     path = root / "environment.tfvars"
     assert path.is_file()
-    ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO, check=False)
-    assert ignored.returncode == 1, f"{path} is git-ignored: Cloud Build would not see it"
+    # gcloud builds submit uploads what git does not ignore: the settings must not be ignored.
+    # (Cloud Build's own checkout has no .git: then the ignore files are read directly.)
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO, check=False, capture_output=True)
+    assert ignored.returncode != 0, f"{path} is git-ignored: Cloud Build would not see it"
+    for ignore_file in (REPO / ".gitignore", TF / ".gitignore"):
+        patterns = [p.strip() for p in ignore_file.read_text().splitlines() if p.strip() and not p.startswith("#")]
+        assert not [p for p in patterns if fnmatch.fnmatch("environment.tfvars", p)], ignore_file
     assert not (root / "terraform.tfvars.example").exists(), "one settings file, not an example to copy"
     values = tfvars(env)
     root_vars = tt.blocks(root, "variable")
