@@ -6,7 +6,7 @@ VENV := .venv
 TRAIN_VENV := .venv-train
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: run test setup setup-train system-deps models lint format build clean-state help
+.PHONY: run test setup setup-train system-deps models lint format build clean-state help deploy-check
 
 help:
 	@echo "make run     set up, build the models, start the local stack on http://127.0.0.1:8080/api/"
@@ -53,6 +53,9 @@ format: setup
 
 build: setup
 	$(VENV)/bin/python scripts/build_functions.py
+
+deploy-check: setup
+	bash scripts/deploy_check.sh
 
 clean-state:
 	rm -rf .state dist

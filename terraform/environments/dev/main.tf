@@ -19,7 +19,10 @@ module "cognitive_core" {
   mounted_llm_secrets      = var.mounted_llm_secrets
   training_image_uri       = var.training_image_uri
   extra_env                = var.extra_env
-  log_level                = "DEBUG"
+
+  llm_daily_budget_usd        = var.llm_daily_budget_usd
+  alert_notification_channels = var.alert_notification_channels
+  log_level                   = "DEBUG"
 
   function_defaults = {
     min_instances = 0

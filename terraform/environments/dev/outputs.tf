@@ -82,3 +82,23 @@ output "db_runtime_grants_sql" {
   description = "SQL the migrator runs after every migration."
   value       = module.cognitive_core.db_runtime_grants_sql
 }
+
+output "build_service_account" {
+  description = "Account the function images are built as."
+  value       = module.cognitive_core.build_service_account
+}
+
+output "migrate_worker_pool" {
+  description = "Private worker pool for the migrate build (empty with a public IP)."
+  value       = module.cognitive_core.migrate_worker_pool
+}
+
+output "monitoring_dashboard" {
+  description = "Cloud Monitoring dashboard id."
+  value       = module.cognitive_core.monitoring_dashboard
+}
+
+output "alert_policies" {
+  description = "Alert policy id per alert."
+  value       = module.cognitive_core.alert_policies
+}

@@ -22,7 +22,7 @@ variable "function_source_dir" {
 }
 
 variable "migrator_service_account" {
-  description = "Email of the account that runs migrations (the Cloud Build service account)."
+  description = "Email of the one account that runs migrations and loads content: the deployer from terraform/bootstrap (cc-deployer@<project>.iam.gserviceaccount.com), which Cloud Build runs as."
   type        = string
   default     = null
 }
@@ -49,4 +49,16 @@ variable "extra_env" {
   description = "Extra non-secret environment variables for every function (LLM routing settings and the like)."
   type        = map(string)
   default     = {}
+}
+
+variable "llm_daily_budget_usd" {
+  description = "Daily LLM spend (USD, as the functions estimate it) above which the cost alert fires."
+  type        = number
+  default     = 10
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) the alert policies notify; empty shows incidents in the console only."
+  type        = list(string)
+  default     = []
 }

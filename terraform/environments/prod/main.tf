@@ -15,9 +15,13 @@ module "cognitive_core" {
   function_source_dir      = var.function_source_dir
   cors_origins             = concat(["https://${var.project_id}.web.app", "https://${var.project_id}.firebaseapp.com"], var.cors_origins)
   migrator_service_account = var.migrator_service_account
+  db_iam_users             = var.db_iam_users
   mounted_llm_secrets      = var.mounted_llm_secrets
   training_image_uri       = var.training_image_uri
   extra_env                = var.extra_env
+
+  llm_daily_budget_usd        = var.llm_daily_budget_usd
+  alert_notification_channels = var.alert_notification_channels
 
   function_defaults = {
     min_instances = 0

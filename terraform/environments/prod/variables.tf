@@ -22,7 +22,7 @@ variable "function_source_dir" {
 }
 
 variable "migrator_service_account" {
-  description = "Email of the account that runs migrations (the Cloud Build service account)."
+  description = "Email of the one account that runs migrations and loads content: the deployer from terraform/bootstrap (cc-deployer@<project>.iam.gserviceaccount.com), which Cloud Build runs as."
   type        = string
   default     = null
 }
@@ -46,13 +46,35 @@ variable "chat_min_instances" {
 }
 
 variable "sql_private_network" {
-  description = "Self link of a VPC for a private-IP-only Cloud SQL instance; null keeps public IP behind the IAM-authenticated connector."
+  description = "Self link of the VPC of the private-IP-only Cloud SQL instance (projects/<p>/global/networks/<name>). Required in prod: no public address on the production database."
   type        = string
-  default     = null
+
+  validation {
+    condition     = can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$", var.sql_private_network))
+    error_message = "sql_private_network must be projects/<project>/global/networks/<name>."
+  }
+}
+
+variable "db_iam_users" {
+  description = "People (emails) who may connect to the database to inspect data (member of cognitive_runtime; migrations run as the deployer only)."
+  type        = list(string)
+  default     = []
 }
 
 variable "extra_env" {
   description = "Extra non-secret environment variables for every function (LLM routing settings and the like)."
   type        = map(string)
   default     = {}
+}
+
+variable "llm_daily_budget_usd" {
+  description = "Daily LLM spend (USD, as the functions estimate it) above which the cost alert fires."
+  type        = number
+  default     = 10
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) the alert policies notify; empty shows incidents in the console only."
+  type        = list(string)
+  default     = []
 }

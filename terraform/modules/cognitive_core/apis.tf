@@ -13,6 +13,7 @@ locals {
     "iamcredentials.googleapis.com",
     "identitytoolkit.googleapis.com", # Firebase Auth
     "logging.googleapis.com",
+    "monitoring.googleapis.com", # dashboard and alert policies
     "pubsub.googleapis.com",
     "run.googleapis.com", # 2nd gen functions run on Cloud Run
     "secretmanager.googleapis.com",

@@ -8,6 +8,10 @@ locals {
   location    = coalesce(var.bucket_location, var.region)
   private_sql = var.sql_private_network != null
 
+  # The account Cloud Build builds the function images as: the one this module
+  # creates (iam.tf, google_service_account.build) unless build_service_account names one.
+  build_service_account = coalesce(var.build_service_account, try(google_service_account.build[0].id, null))
+
   labels = merge(var.labels, {
     app         = "cognitive-core"
     environment = var.environment
@@ -72,8 +76,11 @@ locals {
   }
 
   artifacts_bucket = coalesce(var.artifacts_bucket_name, "${var.project_id}-${local.prefix}-artifacts")
-  model_store_uri  = "gs://${local.artifacts_bucket}/models"
-  datasets_uri     = "gs://${local.artifacts_bucket}/datasets"
+  # Short on purpose: project id (<= 30) + prefix (<= 16) + "-src" stays within the
+  # 63-character limit that "<artifacts bucket>-sources" could exceed.
+  sources_bucket  = "${var.project_id}-${local.prefix}-src"
+  model_store_uri = "gs://${local.artifacts_bucket}/models"
+  datasets_uri    = "gs://${local.artifacts_bucket}/datasets"
 
   # Postgres user name of an IAM service account: its email without ".gserviceaccount.com".
   db_users = { for g, sa in google_service_account.group : g => trimsuffix(sa.email, ".gserviceaccount.com") }

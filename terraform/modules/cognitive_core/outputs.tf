@@ -102,3 +102,23 @@ output "db_runtime_grants_sql" {
   description = "SQL the migrator runs after every migration (table rights of the runtime role)."
   value       = local.db_runtime_grants_sql
 }
+
+output "build_service_account" {
+  description = "Resource name of the account Cloud Build builds the function images as."
+  value       = local.build_service_account
+}
+
+output "migrate_worker_pool" {
+  description = "Private Cloud Build worker pool that can reach a private-IP database (empty with a public IP): cloudbuild.migrate.yaml runs there."
+  value       = local.private_sql ? google_cloudbuild_worker_pool.private[0].id : ""
+}
+
+output "monitoring_dashboard" {
+  description = "Id of the Cloud Monitoring dashboard (console: Monitoring > Dashboards)."
+  value       = google_monitoring_dashboard.main.id
+}
+
+output "alert_policies" {
+  description = "Alert policy id per alert."
+  value       = { for k, a in google_monitoring_alert_policy.alert : k => a.name }
+}

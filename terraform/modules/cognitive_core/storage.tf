@@ -1,6 +1,7 @@
 # The artifacts bucket (models/, datasets/, training/) and the function source bucket.
 
 resource "google_storage_bucket" "artifacts" {
+  # checkov:skip=CKV_GCP_62:access is recorded by Cloud Audit Logs (Data Access logs for storage can be enabled project-wide); a second logs bucket adds cost and nothing the functions need
   project                     = var.project_id
   name                        = local.artifacts_bucket
   location                    = local.location
@@ -37,6 +38,13 @@ resource "google_storage_bucket" "artifacts" {
     }
   }
 
+  lifecycle {
+    precondition {
+      condition     = length(local.artifacts_bucket) <= 63
+      error_message = "The artifacts bucket name ${local.artifacts_bucket} is longer than 63 characters: shorten name_prefix or set artifacts_bucket_name."
+    }
+  }
+
   lifecycle_rule {
     condition {
       days_since_noncurrent_time = var.noncurrent_version_retention_days
@@ -51,8 +59,10 @@ resource "google_storage_bucket" "artifacts" {
 }
 
 resource "google_storage_bucket" "sources" {
+  # checkov:skip=CKV_GCP_62:build inputs only; Cloud Audit Logs record access
+  # checkov:skip=CKV_GCP_78:objects are content-addressed (named by sha256) and never overwritten, so versioning would keep nothing new
   project                     = var.project_id
-  name                        = "${local.artifacts_bucket}-sources"
+  name                        = local.sources_bucket
   location                    = local.location
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
@@ -67,6 +77,13 @@ resource "google_storage_bucket" "sources" {
     }
     action {
       type = "Delete"
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.sources_bucket) <= 63
+      error_message = "The sources bucket name ${local.sources_bucket} is longer than 63 characters."
     }
   }
 

@@ -6,6 +6,11 @@
 variable "project_id" {
   description = "Google Cloud project that holds the environment (also the Firebase project unless firebase_project_id says otherwise)."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project id: 6-30 lowercase letters, digits or dashes."
+  }
 }
 
 variable "region" {
@@ -55,7 +60,7 @@ variable "python_runtime" {
 }
 
 variable "build_service_account" {
-  description = "Full resource name (projects/<p>/serviceAccounts/<email>) of the account Cloud Build uses to build the function images; null uses the project default, which in newer projects may lack the logging and Artifact Registry rights a build needs."
+  description = "Full resource name (projects/<p>/serviceAccounts/<email>) of an existing account Cloud Build should use to build the function images. null (the default) creates <prefix>-build with exactly the rights a function build needs (logs, Artifact Registry, read the sources bucket): newer projects build as the Compute Engine default account, which may have none of them."
   type        = string
   default     = null
 }
@@ -285,9 +290,14 @@ variable "db_iam_users" {
 # --- artifacts, events, training ---------------------------------------------------------
 
 variable "artifacts_bucket_name" {
-  description = "Name of the artifacts bucket (models/, datasets/, training/). null means <project_id>-<prefix>-artifacts."
+  description = "Name of the artifacts bucket (models/, datasets/, training/). null means <project_id>-<prefix>-artifacts (at most 30 + 1 + 16 + 10 = 57 characters)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.artifacts_bucket_name == null || can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", coalesce(var.artifacts_bucket_name, "xxx")))
+    error_message = "artifacts_bucket_name must be a valid bucket name of 3-63 characters."
+  }
 }
 
 variable "bucket_location" {
@@ -348,4 +358,34 @@ variable "training_machine_type" {
   description = "Machine type of the Vertex AI custom training job (TRAINING_MACHINE_TYPE)."
   type        = string
   default     = "n1-standard-4"
+}
+
+# --- monitoring ----------------------------------------------------------------------------
+
+variable "llm_daily_budget_usd" {
+  description = "Daily LLM spend (USD, the sum of cost_usd the functions log per call) above which the cost alert fires."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.llm_daily_budget_usd > 0
+    error_message = "llm_daily_budget_usd must be positive."
+  }
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) every alert policy notifies; empty shows incidents in the console only."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_thresholds" {
+  description = "Alert thresholds: provider failure ratio, chat p95 latency (ms), embedding cache hit-rate floor, 5xx ratio."
+  type = object({
+    provider_failure_ratio = optional(number, 0.2)
+    chat_p95_latency_ms    = optional(number, 5000)
+    cache_hit_rate_min     = optional(number, 0.7)
+    http_5xx_ratio         = optional(number, 0.02)
+  })
+  default = {}
 }
