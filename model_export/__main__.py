@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--force", action="store_true", help="rebuild even when up to date")
     b.add_argument("--models", help="comma-separated subset, e.g. encoder (default: all)")
     b.add_argument("--no-promote", action="store_true", help="publish without moving current.json")
+    b.add_argument("--require", help="comma-separated models the version must contain, e.g. grader,predictor")
     sub.add_parser("status", help="show current.json and the published versions")
     p = sub.add_parser("promote", help="point current.json at an existing version")
     p.add_argument("version")
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                 models=args.models.split(",") if args.models else None,
                 force=args.force,
                 promote=not args.no_promote,
+                require=args.require.split(",") if args.require else None,
             )
         except (RuntimeError, ValueError) as exc:
             logging.getLogger("model_export").error("build failed: %s", exc)

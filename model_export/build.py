@@ -213,8 +213,13 @@ def build(
     force: bool = False,
     promote: bool = True,
     work_root: Path | None = None,
+    require: list[str] | None = None,
 ) -> BuildResult:
-    """Build, gate and publish every model; see the module docstring."""
+    """Build, gate and publish every model; see the module docstring.
+
+    `require` names models the version must contain (the cloud build requires the grader
+    and the predictor): if one was skipped for want of its data set, nothing is published
+    and the pointer stays, so production never ships silently on a fallback."""
     from shared.config import get_settings
 
     settings = get_settings()
@@ -240,6 +245,7 @@ def build(
     version_dir = work / "version"
     version_dir.mkdir()
     entries: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
     for name in models:
         builder = _resolve(BUILDERS[name])
         with step(f"train/export {name}") as trained_time:
@@ -253,11 +259,16 @@ def build(
                     raise
                 log.warning("skipping %s: %s (serving will use its fallback)", name, exc)
                 print(f"skipped {name}: {exc}")
+                skipped[name] = str(exc)
                 continue
         if trained.name != name:
             raise RuntimeError(f"builder for {name} returned a model named {trained.name}")
         entries[name] = package_model(trained, work / name, version_dir, train_seconds=trained_time["seconds"])
 
+    missing = [m for m in require or [] if m not in entries]
+    if missing:
+        reasons = "; ".join(f"{m}: {skipped.get(m, 'not built (not in --models)')}" for m in missing)
+        raise RuntimeError(f"required models missing from the version, nothing published: {reasons}")
     manifest = build_manifest(
         version_dir,
         version=next_version(store),

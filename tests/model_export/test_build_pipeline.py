@@ -114,3 +114,18 @@ def test_the_fingerprint_follows_code_data_and_seed(source_tree: Path) -> None:
     (source_tree / "model_export" / "__pycache__").mkdir()
     (source_tree / "model_export" / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"x")
     assert build_module.fingerprint(42, ["encoder"]) == changed_data, "caches do not count"
+
+
+def test_a_required_model_whose_data_is_missing_publishes_nothing(pipeline, monkeypatch) -> None:
+    store, run, encoder_builder = pipeline
+
+    def grader_without_data(work_dir, *, seed):
+        exc = FileNotFoundError("SemEval-2013 not found at /nowhere")
+        exc.skip_model = True  # what a trainer whose data set is absent raises
+        raise exc
+
+    monkeypatch.setattr(build_module, "BUILDERS", {"encoder": encoder_builder, "grader": grader_without_data})
+    with pytest.raises(RuntimeError, match=r"grader: SemEval-2013 not found"):
+        run(require=["grader"])
+    assert read_current(store) is None  # nothing published, no pointer
+    assert run().version == "v1"  # without the requirement the same build publishes, grader skipped
