@@ -1,4 +1,4 @@
-"""Build one deployable zip per function: its folder + `shared/` + requirements.txt.
+"""Build one deployable zip per function: its folder + `shared/` + its requirements.
 
     python scripts/build_functions.py [--out dist] [name ...]
 
@@ -22,6 +22,41 @@ EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", "tests"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
+#: serving packages (requirements.txt names) a function does not need, and the module each
+#: would be imported as. Each function's zip carries requirements.txt minus its
+#: exclusions: a smaller zip and a faster cold start. tests/test_build.py imports every
+#: function with its excluded modules blocked, so an eager import of one fails there.
+OPTIONAL_PACKAGES: dict[str, str] = {
+    "google-cloud-firestore": "google.cloud.firestore",  # only the migrate_vectors CLI
+    "pyarrow": "pyarrow",  # the nightly dataset export
+    "google-cloud-pubsub": "google.cloud.pubsub_v1",  # publishing retrain requests
+    "google-genai": "google.genai",  # LLM providers: chat and the LLM grader
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "redis": "redis",  # the shared embedding cache: where texts are embedded
+}
+_LLM = {"google-genai", "openai", "anthropic"}
+EXCLUDED_PACKAGES: dict[str, set[str]] = {
+    "chat": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub"},
+    "grading": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub"},
+    "prediction": {"google-cloud-firestore", "pyarrow", "redis", *_LLM},
+    "feedback": {"google-cloud-firestore", "pyarrow", "redis", *_LLM},
+    "retrain": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub", "redis", *_LLM},
+    "nightly": {"google-cloud-firestore", "redis", *_LLM},
+}
+
+
+def requirements_for(name: str) -> str:
+    """requirements.txt without the packages `name` does not need (comments kept)."""
+    excluded = EXCLUDED_PACKAGES.get(name, set())
+    lines = []
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        package = line.split("==")[0].strip().lower()
+        if package and not line.lstrip().startswith("#") and package in excluded:
+            continue
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
 
 def function_names() -> list[str]:
     return sorted(p.parent.name for p in FUNCTIONS_DIR.glob("*/main.py"))
@@ -44,15 +79,17 @@ def build(name: str, out_dir: Path) -> Path:
         raise SystemExit(f"unknown function {name!r}; known: {', '.join(function_names())}")
     entries: list[tuple[str, Path]] = [(str(p.relative_to(folder)), p) for p in _files(folder)]
     entries += [(f"shared/{p.relative_to(REPO / 'shared')}", p) for p in _files(REPO / "shared")]
-    entries.append(("requirements.txt", REPO / "requirements.txt"))
+
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.zip"
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for arcname, path in sorted(entries):
+        files = [(arcname, path.read_bytes()) for arcname, path in entries]
+        files.append(("requirements.txt", requirements_for(name).encode()))
+        for arcname, data in sorted(files):
             info = zipfile.ZipInfo(arcname, date_time=FIXED_TIME)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, path.read_bytes())
+            zf.writestr(info, data)
     return target
 
 

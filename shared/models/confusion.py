@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.models.onnx_model import OnnxModel
+from shared.models.onnx_model import ServedModel
 
 CONFIG_FILE = "confusion_config.json"
 WINDOW = 3
@@ -75,19 +75,16 @@ def build_inputs(embeddings: np.ndarray, timing: Sequence[MessageTiming] | np.nd
     return out_emb, out_feat
 
 
-class ConfusionModel:
-    """Thin wrapper over confusion.onnx; constructed by the registry as (version_dir, entry)."""
+class ConfusionModel(ServedModel):
+    """confusion.onnx (the GRU over the last messages) with its threshold."""
 
     name = "confusion"
+    default_file = "confusion.onnx"
 
-    def __init__(self, version_dir: Path, entry: dict | None = None, *, threads: int | None = None) -> None:
-        version_dir = Path(version_dir)
-        entry = entry or {}
+    def load(self, version_dir: Path) -> None:
         config_path = version_dir / CONFIG_FILE
         self.config: dict = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
         self.threshold = float(self.config.get("threshold", 0.5))
-        self.session = OnnxModel(version_dir / entry.get("file", "confusion.onnx"), threads=threads)
-        self.metrics: dict = entry.get("metrics", {})
 
     def predict(self, embeddings: np.ndarray, timing: Sequence[MessageTiming] | np.ndarray) -> float:
         """P(confused) after the newest of the given messages (oldest first, up to 3).

@@ -15,20 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.models.onnx_model import OnnxModel, load_tokenizer
+from shared.models.onnx_model import ServedModel, calibrated_softmax, load_tokenizer
 
 LABELS_FILE = "grader_labels.json"
 TOKENIZER_FILE = "tokenizer.json"
 
 
-class GraderModel:
-    """Thin wrapper over grader.onnx; constructed by the registry as (version_dir, entry)."""
+class GraderModel(ServedModel):
+    """grader.onnx with its label map, temperature and tokenizer."""
 
     name = "grader"
+    default_file = "grader.onnx"
 
-    def __init__(self, version_dir: Path, entry: dict | None = None, *, threads: int | None = None) -> None:
-        version_dir = Path(version_dir)
-        entry = entry or {}
+    def load(self, version_dir: Path) -> None:
         meta = json.loads((version_dir / LABELS_FILE).read_text(encoding="utf-8"))
         self.labels: list[str] = list(meta["labels"])
         if sorted(self.labels) != ["contradictory", "correct", "incorrect"]:
@@ -38,8 +37,6 @@ class GraderModel:
             raise ValueError(f"{LABELS_FILE}: temperature must be positive")
         self.max_length = int(meta.get("max_length", 128))
         self.tokenizer = load_tokenizer(version_dir / TOKENIZER_FILE, max_length=self.max_length)
-        self.session = OnnxModel(version_dir / entry.get("file", "grader.onnx"), threads=threads)
-        self.metrics: dict = entry.get("metrics", {})
 
     def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Raw logits, shape (n, 3), for (reference, answer) pairs."""
@@ -55,10 +52,7 @@ class GraderModel:
 
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Temperature-scaled softmax, shape (n, 3), columns in `self.labels` order."""
-        z = self.logits(pairs).astype(np.float64) / self.temperature
-        z -= z.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
+        return calibrated_softmax(self.logits(pairs), self.temperature)
 
     def predict(self, reference: str, answer: str) -> dict[str, float]:
         """{label: probability} for one pair."""

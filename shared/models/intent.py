@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.intent_thresholds import HUMAN_REVIEW_BELOW, REPHRASE_BELOW
-from shared.models.onnx_model import OnnxModel, load_tokenizer, tokenize
+from shared.models.onnx_model import ServedModel, calibrated_softmax, load_tokenizer, tokenize
 
 LABELS_FILE = "intent_labels.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -35,14 +35,13 @@ class IntentPrediction:
     probs: dict[str, float]
 
 
-class IntentModel:
-    """Thin wrapper over intent.onnx; constructed by the registry as (version_dir, entry)."""
+class IntentModel(ServedModel):
+    """intent.onnx with its label map, temperature, thresholds and tokenizer."""
 
     name = "intent"
+    default_file = "intent.onnx"
 
-    def __init__(self, version_dir: Path, entry: dict | None = None, *, threads: int | None = None) -> None:
-        version_dir = Path(version_dir)
-        entry = entry or {}
+    def load(self, version_dir: Path) -> None:
         meta = json.loads((version_dir / LABELS_FILE).read_text(encoding="utf-8"))
         self.labels: list[str] = list(meta["labels"])
         self.temperature = float(meta.get("temperature", 1.0))
@@ -50,8 +49,6 @@ class IntentModel:
             raise ValueError(f"{LABELS_FILE}: temperature must be positive")
         self.thresholds: dict[str, float] = {**DEFAULT_THRESHOLDS, **meta.get("thresholds", {})}
         self.tokenizer = load_tokenizer(version_dir / TOKENIZER_FILE, max_length=int(meta.get("max_length", 128)))
-        self.session = OnnxModel(version_dir / entry.get("file", "intent.onnx"), threads=threads)
-        self.metrics: dict = entry.get("metrics", {})
 
     def logits(self, texts: list[str]) -> np.ndarray:
         """Raw (uncalibrated) logits, shape (n, len(labels))."""
@@ -61,10 +58,7 @@ class IntentModel:
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Temperature-scaled softmax, shape (n, len(labels))."""
-        z = self.logits(texts).astype(np.float64) / self.temperature
-        z -= z.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
+        return calibrated_softmax(self.logits(texts), self.temperature)
 
     def predict(self, texts: list[str]) -> list[IntentPrediction]:
         """One prediction per text, in order. Empty or blank texts are classified as

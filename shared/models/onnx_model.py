@@ -1,14 +1,17 @@
-"""The one ONNX Runtime session helper and tokenizer setup every served model builds on.
+"""The one ONNX Runtime session helper, the typed base of every served model, and the
+tokenizer setup they share.
 
-Per-model classes (encoder, intent, confusion, ...) stay thin: they build feeds and
-interpret outputs, while session options, thread counts and input filtering live here
-once (the fastembed style).
+Per-model classes (encoder, intent, confusion, ...) stay thin (the fastembed shape): a
+`ServedModel` subclass names its file, reads its side files in the `load` hook, builds
+feeds and interprets outputs; session options, thread counts, input filtering, the
+manifest entry and the calibrated softmax live here once.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
@@ -66,6 +69,37 @@ class OnnxModel:
         if missing:
             raise ValueError(f"{self.path.name}: missing inputs {missing}")
         return self.session.run(None, {name: feeds[name] for name in self.input_names})
+
+
+class ServedModel:
+    """Base of every served model, constructed by the registry as (version_dir, entry).
+
+    Subclasses set `name` and `default_file` and override `load` to read what they need
+    besides the graph (label maps, tokenizer, config); the session is opened after it, so
+    a bad side file fails before the (larger) graph is loaded.
+    """
+
+    name: ClassVar[str]
+    default_file: ClassVar[str]
+
+    def __init__(self, version_dir: Path, entry: dict[str, Any] | None = None, *, threads: int | None = None) -> None:
+        self.version_dir = Path(version_dir)
+        self.entry: dict[str, Any] = entry or {}
+        self.metrics: dict[str, Any] = self.entry.get("metrics", {})
+        self.load(self.version_dir)
+        self.session = OnnxModel(self.version_dir / self.entry.get("file", self.default_file), threads=threads)
+
+    def load(self, version_dir: Path) -> None:
+        """Hook: read the model's side files (nothing by default)."""
+
+
+def calibrated_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Row-wise softmax of logits / temperature, in float64 (the temperature is fitted on
+    held-out data at training time, so these are calibrated probabilities)."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def load_tokenizer(path: Path, *, max_length: int = 128) -> Tokenizer:

@@ -17,27 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.models.onnx_model import OnnxModel
+from shared.models.onnx_model import ServedModel
 from shared.prediction.features import N_FEATURES
 
 META_FILE = "predictor_meta.json"
 
 
-class PredictorModel:
-    """Thin wrapper over predictor.onnx; constructed by the registry as (version_dir, entry)."""
+class PredictorModel(ServedModel):
+    """predictor.onnx with the id maps it was trained on."""
 
     name = "predictor"
+    default_file = "predictor.onnx"
 
-    def __init__(self, version_dir: Path, entry: dict | None = None, *, threads: int | None = None) -> None:
-        version_dir = Path(version_dir)
-        entry = entry or {}
+    def load(self, version_dir: Path) -> None:
         self.meta: dict = json.loads((version_dir / META_FILE).read_text(encoding="utf-8"))
         if len(self.meta.get("feature_names", [])) != N_FEATURES:
             raise ValueError(f"{META_FILE}: expected {N_FEATURES} features, got {self.meta.get('feature_names')}")
         self.users: dict[str, int] = self.meta.get("users", {})
         self.topics: dict[str, int] = self.meta.get("topics", {})
-        self.session = OnnxModel(version_dir / entry.get("file", "predictor.onnx"), threads=threads)
-        self.metrics: dict = entry.get("metrics", {})
         self.time_head_trained_on: str = self.meta.get("time_head_trained_on", "unknown")
 
     def known(self, user_id: str, topic_id: str) -> dict[str, bool]:

@@ -19,11 +19,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from shared.artifacts.manifest import CorruptArtifactError
 from shared.artifacts.store import ArtifactStore, open_store
 from shared.artifacts.versions import Pointer, fetch_version, read_current
+
+if TYPE_CHECKING:  # the classes are imported lazily at run time (MODEL_CLASSES)
+    from shared.models.confusion import ConfusionModel
+    from shared.models.encoder import EncoderModel
+    from shared.models.grader import GraderModel
+    from shared.models.intent import IntentModel
+    from shared.models.predictor import PredictorModel
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +111,21 @@ class ModelRegistry:
         self._maybe_refresh()
         return self._current
 
+    @overload
+    def get(self, name: Literal["encoder"]) -> EncoderModel: ...
+    @overload
+    def get(self, name: Literal["intent"]) -> IntentModel: ...
+    @overload
+    def get(self, name: Literal["confusion"]) -> ConfusionModel: ...
+    @overload
+    def get(self, name: Literal["grader"]) -> GraderModel: ...
+    @overload
+    def get(self, name: Literal["predictor"]) -> PredictorModel: ...
+    @overload
+    def get(self, name: str) -> Any: ...
+
     def get(self, name: str) -> Any:
-        """The serving object of model `name` in the version in service."""
+        """The serving object of model `name` in the version in service (typed per name)."""
         self._maybe_refresh()
         current = self._current
         if current is None:
