@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import sqlalchemy as sa
 
 from local.stack import DEMO_COURSE
 from shared.curriculum import list_topics, load_course_data
-
-
-class CountingEmbedder:
-    """Deterministic vectors from a hash of the text, counting what it is asked to embed
-    (the loader's job is to ask for as little as possible, not to make good vectors)."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def __call__(self, texts):
-        self.texts.extend(texts)
-        out = []
-        for t in texts:
-            seed = int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)
-            v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
-            out.append(v / np.linalg.norm(v))
-        return np.stack(out)
+from tests.fakes import CountingEmbedder
 
 
 def demo() -> dict:

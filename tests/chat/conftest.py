@@ -8,6 +8,7 @@ import pytest
 from local.stack import DEMO_COURSE
 from shared.curriculum import load_course_file
 from shared.models.intent import IntentPrediction
+from tests.fakes import HashEncoder
 
 
 @pytest.fixture()
@@ -68,21 +69,6 @@ class NoEncoder:
 
     def embed_one(self, text):
         raise RuntimeError("encoder down (test)")
-
-
-class HashEncoder:
-    """Deterministic unit vectors; stands in for the encoder where its quality is not the point."""
-
-    model_name = "hash-encoder"
-
-    def embed_one(self, text):
-        import hashlib
-
-        import numpy as np
-
-        seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
-        v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
-        return v / np.linalg.norm(v)
 
 
 @pytest.fixture()

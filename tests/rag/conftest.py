@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -10,32 +9,9 @@ import socket
 import subprocess
 import time
 
-import numpy as np
 import pytest
 
-
-class CountingEmbedder:
-    """Deterministic unit vectors from a hash of the text; records every text it embeds
-    and can be told to fail on a given call (to simulate a crash mid-migration)."""
-
-    model_name = "test-hash-embedder"
-
-    def __init__(self, fail_on_call: int | None = None) -> None:
-        self.calls = 0
-        self.texts: list[str] = []
-        self.fail_on_call = fail_on_call
-
-    def __call__(self, texts):
-        self.calls += 1
-        if self.fail_on_call == self.calls:
-            raise RuntimeError("simulated crash")
-        self.texts.extend(texts)
-        out = []
-        for t in texts:
-            seed = int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)
-            v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
-            out.append(v / np.linalg.norm(v))
-        return np.stack(out)
+from tests.fakes import CountingEmbedder
 
 
 @pytest.fixture()

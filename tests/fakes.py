@@ -1,0 +1,50 @@
+"""Stand-ins shared by the test folders (one home, not a copy per folder).
+
+`hash_vector` makes a deterministic unit vector from a text: where the encoder's quality
+is not the point (loading, caching, retrieval plumbing), tests embed with it instead of
+the model, and equal texts still get equal vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+DIM = 384
+
+
+def hash_vector(text: str, dim: int = DIM) -> np.ndarray:
+    seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+class CountingEmbedder:
+    """An `embed(texts)` callable of hash vectors that records every text it is asked to
+    embed (a loader's job is to ask for as little as possible) and can be told to fail on
+    a given call (to simulate a crash mid-migration)."""
+
+    model_name = "test-hash-embedder"
+
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        self.calls = 0
+        self.texts: list[str] = []
+        self.fail_on_call = fail_on_call
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        if self.fail_on_call == self.calls:
+            raise RuntimeError("simulated crash")
+        self.texts.extend(texts)
+        return np.stack([hash_vector(t) for t in texts])
+
+
+class HashEncoder:
+    """An embedding service stand-in (`embed_one`) of hash vectors."""
+
+    model_name = "hash-encoder"
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return hash_vector(text)
