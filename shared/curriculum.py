@@ -193,7 +193,7 @@ def list_questions(
     """A topic's questions as a student sees them: text, kind, MCQ options (no key),
     difficulty and maximum score, easiest first. Raises TopicNotFoundError."""
     if conn.execute(sa.text("SELECT 1 FROM topics WHERE id = :id"), {"id": topic_id}).first() is None:
-        raise TopicNotFoundError(f"No topic {topic_id!r}.")
+        raise TopicNotFoundError("No such topic.")  # the id is the client's: not repeated (docs/security.md)
     rows = conn.execute(
         sa.text(
             f"""SELECT {_PUBLIC_QUESTION_COLUMNS} FROM questions

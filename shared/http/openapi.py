@@ -88,16 +88,23 @@ ERROR_BODY = {
                 "message": {"type": "string"},
                 "request_id": {"type": ["string", "null"]},
                 "details": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["loc", "msg", "type"],
-                        "properties": {
-                            "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
-                            "msg": {"type": "string"},
-                            "type": {"type": "string"},
+                    "description": "422 validation errors: the fields at fault; a domain error "
+                    "may give an object instead (e.g. the valid labels)",
+                    "anyOf": [
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["loc", "msg", "type"],
+                                "properties": {
+                                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                                    "msg": {"type": "string"},
+                                    "type": {"type": "string"},
+                                },
+                            },
                         },
-                    },
+                        {"type": "object"},
+                    ],
                 },
             },
         }

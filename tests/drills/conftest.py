@@ -126,3 +126,27 @@ def course(db):
     with db.begin() as conn:
         load_course_file(conn, DEMO_COURSE)
     return db
+
+
+STACK_PROJECT = "demo-e2e"  # what tests/test_e2e_local_server.start_server configures
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    """`python -m local serve` (embedded Postgres, demo course, offline LLM) on a free
+    loopback port, for the drills that go over HTTP; stopped at the end of the session."""
+    from local.tokens import mint_emulator_token
+    from tests.test_e2e_local_server import start_server, stop
+
+    state = tmp_path_factory.mktemp("drill-stack")
+    proc, base, log = start_server(state)
+    try:
+        yield {
+            "base": base,
+            "proc": proc,
+            "state": state,
+            "token": lambda uid, **kw: mint_emulator_token(uid, STACK_PROJECT, **kw),
+        }
+    finally:
+        stop(proc)
+        log.close()
