@@ -66,6 +66,7 @@ def start_stack(state: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "STATE_DIR": str(state), "GOOGLE_CLOUD_PROJECT": PROJECT}
     env.setdefault("MODEL_STORE_URI", str(REPO / ".state" / "models"))  # the published models, not none
+    env.setdefault("RATE_LIMITS", "off")  # measure throughput, not the per-user LLM limits
     env.pop("DATABASE_URL", None)
     log = open(state / "server.log", "w")  # the server writes it until it stops
     proc = subprocess.Popen(

@@ -16,6 +16,7 @@ from shared.curriculum import list_topics
 from shared.db import get_engine
 from shared.history import list_sessions, session_messages
 from shared.http import ApiError, Request, Router
+from shared.http.limits import rate_limited
 from shared.http.sse import sse_response
 from shared.llm.errors import LLMUnavailableError
 from shared.llm.generation_log import log_generation
@@ -35,6 +36,7 @@ class ChatRequest(StrictModel):
 
 
 @router.post("/", body=ChatRequest)
+@rate_limited("chat")
 def chat_turn(req: Request):
     inp = ChatInput(req.body.message, req.body.session_id, req.body.topic_id)
     if req.wants_event_stream():
@@ -59,6 +61,7 @@ class ContentBody(StrictModel):
 
 
 @router.post("/content", body=ContentBody)
+@rate_limited("content")
 def content(req: Request):
     """Personalized explanation (streamed on request) or quiz (validated JSON) for a topic."""
     body = req.body

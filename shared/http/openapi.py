@@ -45,9 +45,6 @@ STREAMING = {("chat", "/"), ("chat", "/content")}
 EXTRA_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("chat", "/content"): (502,),
 }
-# Routes whose spending is limited per user (429 with Retry-After), filled by the
-# rate limiter's registration (shared/http/limits.py) so the document says so.
-RATE_LIMITED: set[tuple[str, str]] = set()
 
 _REF = "#/components/schemas/{model}"
 _CONVERTER_SCHEMA = {
@@ -252,7 +249,7 @@ def _responses(function: str, rule: str, route: Route, has_path_params: bool) ->
         statuses |= {413, 415, 422}
     if route.query is not None:
         statuses.add(422)
-    if (function, rule) in RATE_LIMITED:
+    if getattr(route.handler, "__rate_limit__", None):  # shared/http/limits.py
         statuses.add(429)
     statuses |= set(EXTRA_STATUSES.get((function, rule), ()))
     error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorBody")}}}
