@@ -24,14 +24,6 @@ DRILL_PROJECT = "drill-real-verification"
 KID = "drill-kid"
 
 
-def require_tool(ok: bool, what: str) -> None:
-    """A missing tool skips a drill on a laptop and fails it in CI (env CI set)."""
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} is required in CI")
-        pytest.skip(what)
-
-
 def _pem(key: rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
