@@ -16,6 +16,7 @@ from shared.curriculum import list_topics
 from shared.db import get_engine
 from shared.history import list_sessions, session_messages
 from shared.http import ApiError, Request, Router
+from shared.http.idempotency import idempotent
 from shared.http.limits import rate_limited
 from shared.http.sse import sse_response
 from shared.llm.errors import LLMUnavailableError
@@ -36,6 +37,7 @@ class ChatRequest(StrictModel):
 
 
 @router.post("/", body=ChatRequest)
+@idempotent("chat")
 @rate_limited("chat")
 def chat_turn(req: Request):
     inp = ChatInput(req.body.message, req.body.session_id, req.body.topic_id)

@@ -13,6 +13,7 @@ from shared.api.models import IntegerOnly, StrictModel
 from shared.db import get_engine
 from shared.feedback import label_interaction, record_feedback, review_queue
 from shared.http import ApiError, Request, Router
+from shared.http.idempotency import idempotent
 from shared.learning.outbox import sweep_after_commit
 from shared.learning.signals import SignalError, current_taxonomy, label_history
 from shared.logs import configure_logging
@@ -44,6 +45,7 @@ def _api_error(exc: SignalError) -> ApiError:
 
 
 @router.post("/", body=FeedbackIn)
+@idempotent("feedback")
 def submit(req: Request) -> dict:
     try:
         with get_engine().begin() as conn:

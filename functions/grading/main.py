@@ -18,6 +18,7 @@ from shared.api.models import StrictModel, UserQuery
 from shared.db import get_engine
 from shared.grading.service import MAX_ANSWER_CHARS, GradingError, get_grading_service
 from shared.http import ApiError, Request, Router
+from shared.http.idempotency import idempotent
 from shared.http.limits import rate_limited
 from shared.logs import configure_logging
 from shared.mastery.store import list_attempts
@@ -49,6 +50,7 @@ class GradeRequest(StrictModel):
 
 
 @router.post("/", body=GradeRequest)
+@idempotent("grading")
 @rate_limited("llm_grading", when=lambda req: isinstance(req.body.answer, str) and bool(req.body.answer.strip()))
 def grade(req: Request) -> dict:
     body: GradeRequest = req.body

@@ -62,7 +62,7 @@ _STATUS_TEXT = {
     401: "Missing, malformed, expired or invalid ID token",
     403: "Not the caller's data, or the admin role is needed",
     404: "No such route or resource",
-    409: "Conflicts with the resource's state",
+    409: "Conflicts with the resource's state (or the first request with this Idempotency-Key still runs)",
     413: "Request body over MAX_REQUEST_BYTES",
     415: "Body is not JSON",
     422: "Validation error (details name the fields; input is never echoed)",
@@ -216,6 +216,17 @@ def _operation(
     ]
     if route.query is not None:
         params.extend(_query_parameters(route.query, components))
+    if getattr(route.handler, "__idempotent__", None):  # shared/http/idempotency.py
+        params.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "A retried request with the same key is answered with the first result "
+                "(header Idempotent-Replayed: true) and counts once; the same key with another body is a 422.",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"},
+            }
+        )
     if params:
         op["parameters"] = params
     if route.body is not None:
@@ -251,6 +262,8 @@ def _responses(function: str, rule: str, route: Route, has_path_params: bool) ->
         statuses.add(422)
     if getattr(route.handler, "__rate_limit__", None):  # shared/http/limits.py
         statuses.add(429)
+    if getattr(route.handler, "__idempotent__", None):
+        statuses |= {409, 422}
     statuses |= set(EXTRA_STATUSES.get((function, rule), ()))
     error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorBody")}}}
     for status in sorted(statuses):
