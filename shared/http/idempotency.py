@@ -24,6 +24,7 @@ stored: a streamed request with a key is refused with 400 (send it without strea
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -149,24 +150,25 @@ def idempotent(scope: str) -> Callable:
                 row = _claim(engine, user, scope, key, digest)
                 if row is None:
                     break  # ours: run the handler
-                if row["state"] == "gone":
+                if row["state"] == "gone" and time.monotonic() < deadline:
                     continue  # released between our insert and select: claim again
-                if row["request_hash"] != digest:
-                    raise ApiError(422, "idempotency_key_reused", f"This {HEADER} was used for a different request.")
-                if row["state"] == "done":
-                    return _replay(row, req.request_id)
-                if time.monotonic() >= deadline:
+                if row["state"] == "gone" or (row["state"] == "pending" and time.monotonic() >= deadline):
                     raise ApiError(
                         409,
                         "idempotency_in_progress",
                         "The first request with this key is still running; retry shortly.",
                         headers={"Retry-After": "1"},
                     )
+                if row["request_hash"] != digest:
+                    raise ApiError(422, "idempotency_key_reused", f"This {HEADER} was used for a different request.")
+                if row["state"] == "done":
+                    return _replay(row, req.request_id)
                 time.sleep(POLL_S)
             try:
                 result = handler(req)
             except BaseException:
-                _release(engine, user, scope, key)
+                with contextlib.suppress(Exception):  # never mask the handler's own error
+                    _release(engine, user, scope, key)
                 raise
             if isinstance(result, flask.Response):  # not storable (a stream): run, do not remember
                 _release(engine, user, scope, key)

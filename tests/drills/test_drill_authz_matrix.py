@@ -13,7 +13,6 @@ The route list is the OpenAPI route table: a new route fails
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ class Case:
 
 
 def _fixed(url: str, body: dict | None = None):
-    return lambda data, caller: (url.format(**data), json.loads(json.dumps(body).replace("%s", "x")) if body else None)
+    return lambda data, caller: (url.format(**data), body)
 
 
 def _attempt(data, caller):
