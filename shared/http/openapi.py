@@ -224,7 +224,7 @@ def _operation(
                 "required": False,
                 "description": "A retried request with the same key is answered with the first result "
                 "(header Idempotent-Replayed: true) and counts once; the same key with another body is a 422.",
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"},
+                "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"},
             }
         )
     if params:
