@@ -6,7 +6,7 @@ VENV := .venv
 TRAIN_VENV := .venv-train
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: run test setup setup-train system-deps models lint format build clean-state help deploy-check
+.PHONY: run test setup setup-train system-deps models lint format build clean-state help deploy-check drills
 
 help:
 	@echo "make run     set up, build the models, start the local stack on http://127.0.0.1:8080/api/"
@@ -43,6 +43,15 @@ test: setup system-deps models lint
 	@if [ -d tests/model_export ]; then $(TRAIN_VENV)/bin/python -m pytest tests/model_export -p no:cacheprovider; fi
 
 # --- the rest ------------------------------------------------------------------------
+# Reliability/security drills (issue 12, docs/drills.md): OpenAPI, authorization matrix,
+# fuzzing, load smoke, abuse limits, fault drills; about 2 minutes.
+DRILLS := tests/drills tests/models/test_registry.py tests/models/test_versions.py \
+	tests/chat/test_pipeline.py::test_without_models_fallbacks_answer_and_say_so \
+	tests/chat/test_pipeline.py::test_database_down_still_answers \
+	tests/rag/test_retrieval.py::test_without_a_query_vector_only_full_text_runs
+drills: setup models
+	$(VENV)/bin/python -m pytest $(DRILLS) -p no:cacheprovider
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -39,6 +39,20 @@ def _health(req: Request) -> dict:
     return health(get_settings())
 
 
+openapi_router = Router("openapi")
+_openapi_cache: dict[str, str] = {}
+
+
+@openapi_router.get("/", auth=False)
+def _openapi(req: Request) -> flask.Response:
+    """The OpenAPI 3.1 document of every function (shared/http/openapi.py; docs/openapi.json)."""
+    if "text" not in _openapi_cache:
+        from shared.http.openapi import local_document, render
+
+        _openapi_cache["text"] = render(local_document())
+    return flask.Response(_openapi_cache["text"], mimetype="application/json", headers={"Cache-Control": "no-cache"})
+
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -109,6 +123,7 @@ def build_app() -> WsgiApp:
 
     counters.install()
     mounts["/api/admin/counters"] = router_app(counters.router)
+    mounts["/api/openapi.json"] = router_app(openapi_router)
     # The web client and, in the local environment only, its development sign-in (local/web.py);
     # every other path is a 404 in the standard error shape.
     from local.web import dev_mounts, web_app

@@ -174,6 +174,13 @@ class Settings(BaseSettings):
         description='JSON {provider: {task or "default": model}}: the model each provider uses per task.',
     )
     llm_timeout_s: float = Field(30.0, gt=0, validation_alias="LLM_TIMEOUT_S")
+    llm_deadline_s: float = Field(
+        8.0,
+        ge=0,
+        validation_alias="LLM_DEADLINE_S",
+        description="Total budget of one generate() over every provider and retry; past it only the "
+        "offline provider (last resort) is tried. Below the web client's 10 s offline switch. 0 = none.",
+    )
     llm_max_attempts: int = Field(
         3, ge=1, validation_alias="LLM_MAX_ATTEMPTS", description="Tries per provider on transient errors."
     )

@@ -37,6 +37,7 @@ os.environ.update(
         "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
         "CORS_ORIGINS": "http://localhost:5000,https://app.example.com",
         "MAX_REQUEST_BYTES": "16384",
+        "RATE_LIMITS": "off",  # per-user LLM limits: tests/drills/test_drill_abuse.py turns them on
     }
 )
 os.environ.setdefault("MODEL_STORE_URI", str(REPO / ".state" / "models"))

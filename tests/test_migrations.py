@@ -17,6 +17,7 @@ from shared.db.migrate import current_revision, downgrade, head_revision, upgrad
 
 REPO = Path(__file__).resolve().parent.parent
 EXPECTED_TABLES = {
+    "idempotency_keys",
     "users",
     "courses",
     "topics",

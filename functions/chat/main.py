@@ -17,6 +17,8 @@ from shared.content.service import explanation_events, plan_content, write_conte
 from shared.curriculum import list_topics
 from shared.db import get_engine
 from shared.http import Request, Router
+from shared.http.idempotency import idempotent
+from shared.http.limits import rate_limited
 from shared.http.sse import sse_response
 from shared.logs import configure_logging
 
@@ -32,6 +34,8 @@ class ChatRequest(StrictModel):
 
 
 @router.post("/", body=ChatRequest)
+@idempotent("chat")
+@rate_limited("chat")
 def chat_turn(req: Request):
     inp = ChatInput(req.body.message, req.body.session_id, req.body.topic_id)
     if req.wants_event_stream():
@@ -53,6 +57,7 @@ class ContentBody(StrictModel):
 
 
 @router.post("/content", body=ContentBody)
+@rate_limited("content")
 def content(req: Request):
     """Personalized explanation (streamed on request) or quiz (validated JSON) for a topic."""
     the_plan = plan_content(get_engine(), req.user, ContentRequest(**req.body.model_dump()))

@@ -12,6 +12,7 @@ from pydantic import Field
 from shared.api.models import IntegerOnly, StrictModel
 from shared.db import get_engine
 from shared.http import Request, Router
+from shared.http.idempotency import idempotent
 from shared.learning.feedback import label_interaction, record_feedback, review_queue
 from shared.learning.outbox import sweep_after_commit
 from shared.learning.signals import current_taxonomy, label_history
@@ -39,6 +40,7 @@ class LabelIn(StrictModel):
 
 
 @router.post("/", body=FeedbackIn)
+@idempotent("feedback")
 def submit(req: Request) -> dict:
     with get_engine().begin() as conn:
         ensure_user(conn, req.user)

@@ -19,6 +19,8 @@ from shared.attempts import list_attempts
 from shared.db import get_engine
 from shared.grading.service import MAX_ANSWER_CHARS, get_grading_service
 from shared.http import Request, Router
+from shared.http.idempotency import idempotent
+from shared.http.limits import rate_limited
 from shared.logs import configure_logging
 
 configure_logging()
@@ -47,6 +49,8 @@ class GradeRequest(StrictModel):
 
 
 @router.post("/", body=GradeRequest)
+@idempotent("grading")
+@rate_limited("llm_grading", when=lambda req: isinstance(req.body.answer, str) and bool(req.body.answer.strip()))
 def grade(req: Request) -> dict:
     body: GradeRequest = req.body
     return get_grading_service().grade(

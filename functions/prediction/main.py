@@ -12,6 +12,7 @@ from shared.api.models import StrictModel, UserQuery
 from shared.attempts import complete_attempt
 from shared.db import get_engine
 from shared.http import Request, Router
+from shared.http.idempotency import idempotent
 from shared.learning.outbox import sweep_after_commit
 from shared.logs import configure_logging
 from shared.mastery.store import mastery_by_topic
@@ -86,6 +87,7 @@ def predict_task(req: Request) -> dict:
 
 
 @router.post("/complete", body=CompleteBody)
+@idempotent("task_completion")
 def complete(req: Request) -> dict:
     """The actual outcome of a predicted attempt: stored beside the prediction."""
     body: CompleteBody = req.body

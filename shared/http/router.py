@@ -46,7 +46,7 @@ from shared.logs import request_id_var, trace_var
 log = logging.getLogger("shared.http")
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
-_ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-Id, Accept"
+_ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-Id, Accept, Idempotency-Key"
 _SLASHES = re.compile(r"/{2,}")
 
 # Request bodies are flat objects; anything nested deeper than this is not ours.

@@ -75,6 +75,7 @@ class UnknownLabelError(SignalError, ValueError):
 
     def __init__(self, label: str, valid: tuple[str, ...], version: str | None) -> None:
         where = f"intent model {version}" if version else "the keyword rules (no intent model published)"
+        # The label itself is not repeated (docs/security.md: no error echoes the client's input).
         super().__init__(f"Unknown label for {where}; valid labels: {', '.join(valid)}.")
         self.valid_labels = list(valid)
         self.details = {"valid_labels": list(valid), "model_version": version}
@@ -258,7 +259,7 @@ def label_interaction(
         .first()
     )
     if row is None:
-        raise UnknownInteractionError(f"No interaction {interaction_id}.")
+        raise UnknownInteractionError("No such interaction.")
     old = row["human_label"]
     if old == label:
         return LabelResult(
@@ -361,7 +362,7 @@ def label_history(conn: sa.Connection, interaction_id: uuid.UUID | str) -> list[
     """Every label change of one interaction, oldest first (404 if the interaction is unknown)."""
     exists = conn.execute(sa.text("SELECT 1 FROM interactions WHERE id = :id"), {"id": str(interaction_id)}).scalar()
     if exists is None:
-        raise UnknownInteractionError(f"No interaction {interaction_id}.")
+        raise UnknownInteractionError("No such interaction.")
     rows = conn.execute(
         sa.text(
             """SELECT id, old_label, new_label, labelled_by, labelled_at, model_version

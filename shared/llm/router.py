@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity.stop import stop_base
 
 from shared.llm.breaker import CircuitBreaker
 from shared.llm.errors import LLMUnavailableError, ProviderError, StructuredOutputError
@@ -67,6 +68,7 @@ class LLMRouter:
         breaker_failures: int = 5,
         breaker_cooldown_s: float = 30.0,
         json_attempts: int = 2,
+        deadline_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -81,6 +83,7 @@ class LLMRouter:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.json_attempts = json_attempts
+        self.deadline_s = deadline_s or None
         self._sleep = sleep
         self.breakers = {name: CircuitBreaker(breaker_failures, breaker_cooldown_s, clock) for name in providers}
 
@@ -111,6 +114,7 @@ class LLMRouter:
             "breaker_failures": settings.llm_breaker_failures,
             "breaker_cooldown_s": settings.llm_breaker_cooldown_s,
             "json_attempts": settings.llm_json_attempts,
+            "deadline_s": getattr(settings, "llm_deadline_s", None),
         }
         options.update(overrides)
         return cls(providers, order, settings.llm_models, **options)
@@ -138,34 +142,48 @@ class LLMRouter:
         return self._generate(task, prompt, self.order)
 
     def _generate(self, task: str, prompt: Prompt, chain: list[str]) -> Generation:
+        """With a deadline (issue 12): each call gets at most the time left, no retry starts
+        past it, and once it has passed only the offline provider (no network, answers at
+        once) is tried, so a slow or hanging provider costs at most `deadline_s`."""
         started = time.perf_counter()
+        deadline = time.monotonic() + self.deadline_s if self.deadline_s else None
         attempts: list[Attempt] = []
         for name in chain:
             model = self.model_for(name, task)
+            own_deadline = deadline if name != "offline" else None
+            if own_deadline is not None and own_deadline - time.monotonic() < MIN_CALL_S:
+                attempts.append(Attempt(name, model, "skipped", error="deadline passed"))
+                continue
             try:
-                result = self._retrying()(self._call_once, name, model, prompt, attempts)
+                result = self._retrying(own_deadline)(self._call_once, name, model, prompt, attempts, own_deadline)
             except (ProviderError, _CircuitOpen):
                 continue
             return self._generation(task, name, result, prompt, attempts, started)
         raise LLMUnavailableError(task, attempts, prompt.render())
 
-    def _retrying(self) -> Retrying:
+    def _retrying(self, deadline: float | None = None) -> Retrying:
+        stop: Any = stop_after_attempt(self.max_attempts)
+        if deadline is not None:
+            stop = stop | _StopAtDeadline(deadline)
         return Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop,
             wait=wait_exponential_jitter(initial=self.retry_initial_s, max=self.retry_max_s),
             retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.transient),
             sleep=self._sleep,
             reraise=True,
         )
 
-    def _call_once(self, name: str, model: str, prompt: Prompt, attempts: list[Attempt]) -> ProviderResult:
+    def _call_once(
+        self, name: str, model: str, prompt: Prompt, attempts: list[Attempt], deadline: float | None = None
+    ) -> ProviderResult:
         breaker = self.breakers[name]
         if not breaker.allow():
             attempts.append(Attempt(name, model, "skipped", error="circuit open"))
             raise _CircuitOpen(name)
         t0 = time.perf_counter()
         try:
-            result = self.providers[name].generate(model, prompt, self.timeout_s)
+            timeout = self.timeout_s if deadline is None else max(0.1, min(self.timeout_s, deadline - time.monotonic()))
+            result = self.providers[name].generate(model, prompt, timeout)
         except Exception as exc:
             raise self._failed(name, model, exc, t0, attempts) from exc
         breaker.record_success()
@@ -407,3 +425,17 @@ def get_router() -> LLMRouter:
 def reset_router() -> None:
     """For tests and CLIs that change the environment after import."""
     get_router.cache_clear()
+
+
+# A provider call needs at least this long to be worth starting before the deadline.
+MIN_CALL_S = 0.5
+
+
+class _StopAtDeadline(stop_base):
+    """tenacity stop: no new try once fewer than MIN_CALL_S seconds are left."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: Any) -> bool:
+        return time.monotonic() + MIN_CALL_S >= self.deadline
