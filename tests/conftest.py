@@ -37,6 +37,11 @@ os.environ.update(
         "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
         "CORS_ORIGINS": "http://localhost:5000,https://app.example.com",
         "MAX_REQUEST_BYTES": "16384",
+        # Retrain requests published in-process by the local outbox reach the retrain
+        # function, which would start the real training job (minutes of CPU, publishing
+        # into the model store) behind the test's back. Tests that run the job pass a
+        # launcher of their own; every other launch fails at once, visibly, as 'failed'.
+        "TRAINING_PYTHON": "/nonexistent/no-training-jobs-in-tests",
         "RATE_LIMITS": "off",  # per-user LLM limits: tests/drills/test_drill_abuse.py turns them on
     }
 )

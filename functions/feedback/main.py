@@ -14,6 +14,13 @@ from shared.db import get_engine
 from shared.http import Request, Router
 from shared.http.idempotency import idempotent
 from shared.learning.feedback import label_interaction, record_feedback, review_queue
+from shared.learning.operators import (
+    list_model_versions,
+    list_runs,
+    pointer_history,
+    request_retrain,
+    roll_back,
+)
 from shared.learning.outbox import sweep_after_commit
 from shared.learning.signals import current_taxonomy, label_history
 from shared.logs import configure_logging
@@ -87,6 +94,66 @@ def history(req: Request) -> dict:
     interaction_id = req.path_params["interaction_id"]
     with get_engine().connect() as conn:
         return {"interaction_id": str(interaction_id), "events": label_history(conn, interaction_id)}
+
+
+# --- the learning loop's operators: runs, versions, a retrain, a rollback ------------
+class RunsQuery(StrictModel):
+    limit: int = Field(50, ge=1, le=500)
+
+
+class RetrainIn(StrictModel):
+    models: list[Literal["intent", "confusion", "grader", "predictor"]] = Field(min_length=1, max_length=4)
+    note: str | None = Field(None, max_length=500)
+
+
+class RollbackIn(StrictModel):
+    version: str = Field(min_length=2, max_length=16, pattern=r"^v[0-9]+$")
+    reason: str | None = Field(None, max_length=500)
+
+
+def _model_store():
+    from shared.artifacts.store import open_store
+
+    return open_store(router.settings.model_store)
+
+
+@router.get("/training-runs", admin=True, query=RunsQuery)
+def training_runs(req: Request) -> dict:
+    """Training runs, newest first: status, timestamps, gate numbers and reasons."""
+    with get_engine().connect() as conn:
+        return {"runs": list_runs(conn, req.query.limit)}
+
+
+@router.get("/model-versions", admin=True)
+def model_versions(req: Request) -> dict:
+    """Every published model version, which one serves, and each one's metrics."""
+    with get_engine().connect() as conn:
+        return list_model_versions(conn, _model_store())
+
+
+@router.post("/model-versions/rollback", admin=True, body=RollbackIn)
+def rollback(req: Request) -> dict:
+    """Point serving at another published version (instances follow within the pointer TTL)."""
+    with get_engine().begin() as conn:
+        ensure_user(conn, req.user)
+        return roll_back(conn, _model_store(), req.user, req.body.version, req.body.reason)
+
+
+@router.get("/model-versions/history", admin=True, query=RunsQuery)
+def pointer_moves(req: Request) -> dict:
+    """The audit of pointer moves by operators: who, when, from, to, why."""
+    with get_engine().connect() as conn:
+        return {"events": pointer_history(conn, req.query.limit)}
+
+
+@router.post("/retrain", admin=True, body=RetrainIn)
+def retrain(req: Request) -> dict:
+    """Ask for a retrain of the named models now (published to retrain-requests)."""
+    with get_engine().begin() as conn:
+        ensure_user(conn, req.user)
+        request_id = request_retrain(conn, req.user, list(req.body.models), req.body.note)
+    sweep_after_commit()
+    return {"retrain_request": {"id": request_id, "models": list(req.body.models)}}
 
 
 @functions_framework.http

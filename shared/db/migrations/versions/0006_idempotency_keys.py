@@ -1,4 +1,4 @@
-"""Idempotency keys: a retried write is answered with its first result (issue 12).
+"""Idempotency keys: a retried write is answered with its first result.
 
 `idempotency_keys` holds one row per (user, scope, key): 'pending' while the first
 request runs (its duplicates wait), then the first response (status and JSON body)
