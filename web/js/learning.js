@@ -1,13 +1,10 @@
 // Learning-loop client: training runs, model versions and rollback, for the staff
 // "Models" screen (staff.js renders whatever this module returns).
 //
-// NOT WIRED YET. The learning-loop routes are being built on another branch; the paths
-// and response shapes below are this client's assumption, kept in this one file so that
-// wiring them is a matter of editing LEARNING_ENDPOINTS (and, if the shapes differ, the
-// two normalise functions). Until then the screen shows each 404 as "not available on
-// this server yet", with its request id.
+// Wired to the feedback function's operator routes (functions/feedback/main.py,
+// shared/learning/operators.py); the contract below is what they return.
 //
-// Assumed contract (admin only; fields follow the training_runs / model_versions tables):
+// Contract (admin only; fields follow the training_runs / model_versions tables):
 //   GET  runs      -> {runs: [{id, trigger, status, created_at, started_at, finished_at,
 //                              produced_version, error, metrics: {...}, gate: {passed,
 //                              reasons: [..], <numbers>...}}]}
