@@ -29,6 +29,7 @@ from shared.errors import DomainError
 from shared.identity import Principal
 from shared.intent_thresholds import HUMAN_REVIEW_BELOW, REPHRASE_BELOW
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source, StreamReset
+from shared.logs import log_event
 from shared.mastery.store import current_mastery
 from shared.models.confusion import MessageTiming
 from shared.rag.retrieval import RetrievedNode, hybrid_search, query_terms
@@ -365,6 +366,15 @@ class ChatPipeline:
             "confusion": turn.confusion_source,
             "llm": f"{generation.provider}/{generation.model}",
         }
+        log_event(
+            log,
+            "chat_turn",
+            status="degraded" if turn.degraded else "ok",
+            latency_ms=turn.timings["total"],
+            provider=generation.provider,
+            model=generation.model,
+            model_version=turn.model_version,
+        )
         interaction_id = None
         if "database" not in turn.degraded:
             with _Stage(turn, "log"):

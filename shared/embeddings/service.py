@@ -8,6 +8,7 @@ what the model computes is written to both.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 
@@ -16,6 +17,9 @@ import numpy as np
 from shared.embeddings.backends import EmbeddingBackend
 from shared.embeddings.cache import EmbeddingCache, normalize_text
 from shared.embeddings.shared_cache import RedisEmbeddingCache
+from shared.logs import log_event
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -79,6 +83,17 @@ class EmbeddingService:
                 found[key] = computed[key] = vector
             if self.shared_cache is not None:
                 self.shared_cache.put_many(model, computed)
+        computed_count = len(todo)
+        unique = len(found)
+        log_event(
+            log,
+            "embedding_cache",
+            logging.INFO,
+            model=model,
+            hits=unique - computed_count,
+            misses=computed_count,
+            cache_hit=computed_count == 0,
+        )
         return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
 
     def embed_one(self, text: str) -> np.ndarray:

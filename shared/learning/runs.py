@@ -25,6 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared.logs import log_event
+
 log = logging.getLogger(__name__)
 
 TRIGGERS = {"labels", "tasks", "schedule", "manual"}
@@ -163,6 +165,17 @@ def finish(conn: sa.Connection, run_id: uuid.UUID | str, result: dict[str, Any])
             "version": version,
             "error": result.get("error") or (None if status != "failed" else "the job ended without a result"),
         },
+    )
+    outcome = {"succeeded": "published"}.get(status, status)
+    reasons = result.get("reasons") or []
+    log_event(
+        log,
+        "retrain_run",
+        logging.INFO if outcome == "published" else logging.WARNING,
+        run_id=str(run_id),
+        outcome=outcome,
+        model_version=version,
+        reason="; ".join(map(str, reasons))[:300] or result.get("error"),
     )
     return status
 

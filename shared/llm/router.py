@@ -29,6 +29,7 @@ from shared.llm.prices import estimate_cost
 from shared.llm.providers.base import Provider
 from shared.llm.structured import InvalidJsonAnswer, json_instruction, parse_as
 from shared.llm.types import Attempt, Generation, Message, Prompt, ProviderResult, StreamReset
+from shared.logs import log_event
 
 log = logging.getLogger(__name__)
 
@@ -200,25 +201,25 @@ class LLMRouter:
         else:
             # The provider answered (a refusal or our bad request): it is healthy.
             self.breakers[name].record_success()
-        attempts.append(
-            Attempt(
-                name,
-                model,
-                "error",
-                error=str(exc)[:500],
-                latency_ms=(time.perf_counter() - t0) * 1000,
-                raw_response=exc.raw_response,
-            )
+        failed = Attempt(
+            name,
+            model,
+            "error",
+            error=str(exc)[:500],
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            raw_response=exc.raw_response,
         )
+        attempts.append(failed)
         log.warning(
             "LLM call failed",
             extra={"provider": name, "model": model, "error": str(exc)[:300], "transient": exc.transient},
         )
+        _log_call(failed, "error")
         return exc
 
     @staticmethod
     def _ok_attempt(name: str, result: ProviderResult, t0: float) -> Attempt:
-        return Attempt(
+        ok = Attempt(
             name,
             result.model,
             "ok",
@@ -228,6 +229,8 @@ class LLMRouter:
             tokens_out=result.tokens_out,
             cost_usd=estimate_cost(result.model, result.tokens_in, result.tokens_out),
         )
+        _log_call(ok, "ok")
+        return ok
 
     @staticmethod
     def _generation(
@@ -359,6 +362,23 @@ class LLMRouter:
             generation.cost_usd = _total(a.cost_usd for a in paid)
             generation.latency_ms = (time.perf_counter() - started) * 1000
             return generation
+
+
+def _log_call(attempt: Attempt, outcome: str) -> None:
+    """The stable `llm_call` event (docs/deploy.md, Monitoring): provider failure rate,
+    latency per provider and daily cost are counted from it."""
+    log_event(
+        log,
+        "llm_call",
+        logging.WARNING if outcome == "error" else logging.INFO,
+        provider=attempt.provider,
+        model=attempt.model,
+        outcome=outcome,
+        latency_ms=round(attempt.latency_ms, 1),
+        tokens_in=attempt.tokens_in,
+        tokens_out=attempt.tokens_out,
+        cost_usd=attempt.cost_usd,
+    )
 
 
 def _chain_first(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

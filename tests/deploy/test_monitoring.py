@@ -83,3 +83,46 @@ def test_monitoring_fields_are_documented():
         assert f"`{event}`" in doc, event
         for field in fields:
             assert f"`{field}`" in doc, f"{event}.{field} is not documented"
+
+
+def _events(caplog, name):
+    return [r for r in caplog.records if getattr(r, "event", None) == name]
+
+
+def test_the_code_emits_the_events_the_metrics_count(caplog, tmp_path):
+    """Every log-based metric reads an event the code really emits: an LLM call (ok and
+    error), an embedding batch, a finished training run."""
+    import logging
+
+    import numpy as np
+
+    from shared.embeddings.service import EmbeddingService
+    from shared.llm.errors import ProviderError
+    from shared.llm.providers.offline import OfflineProvider
+    from shared.llm.router import LLMRouter
+    from shared.llm.types import Message, Prompt
+
+    class Down:
+        name = "down"
+
+        def generate(self, model, prompt, timeout_s):
+            raise ProviderError("down", "HTTP 503", transient=True, status=503)
+
+    caplog.set_level(logging.INFO)
+    router = LLMRouter({"down": Down(), "offline": OfflineProvider()}, ["down", "offline"], max_attempts=1)
+    router.generate("chat", Prompt(system="s", messages=(Message("user", "what is a loop?"),)))
+    calls = _events(caplog, "llm_call")
+    assert [(c.provider, c.outcome) for c in calls] == [("down", "error"), ("offline", "ok")]
+    assert all(isinstance(c.latency_ms, float) for c in calls)
+
+    class Backend:
+        model_name = "m@v1"
+
+        def embed(self, texts):
+            return np.ones((len(texts), 4), dtype=np.float32) / 2
+
+    service = EmbeddingService(Backend())
+    service.embed(["a", "b"])
+    service.embed(["a"])
+    batches = _events(caplog, "embedding_cache")
+    assert [(b.hits, b.misses, b.cache_hit) for b in batches] == [(0, 2, False), (1, 0, True)]
