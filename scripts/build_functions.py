@@ -24,7 +24,7 @@ FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 #: serving packages (requirements.txt names) a function does not need, and the module each
 #: would be imported as. Each function's zip carries requirements.txt minus its
-#: exclusions: a smaller zip and a faster cold start. tests/test_build.py imports every
+#: exclusions: a smaller zip and a faster cold start. tests/deploy/test_build.py imports every
 #: function with its excluded modules blocked, so an eager import of one fails there.
 OPTIONAL_PACKAGES: dict[str, str] = {
     "google-cloud-firestore": "google.cloud.firestore",  # only the migrate_vectors CLI

@@ -7,7 +7,7 @@
 #   1. terraform fmt -check            formatting of terraform/
 #   2. settings                        environment.tfvars per environment, no stray
 #                                      terraform.tfvars, the provider lock file
-#   3. Terraform tests                 tests/test_terraform.py + tests/deploy (python-hcl2:
+#   3. Terraform tests                 tests/deploy (with test_terraform.py) (python-hcl2:
 #                                      references, names, IAM, monitoring, Cloud Build)
 #   4. checkov                         on terraform/, accepted findings skipped inline with
 #                                      their reason (CHECKOV=path, else checkov on PATH, else
@@ -56,7 +56,7 @@ for env in terraform/environments/*/; do
 done
 
 section "3. Terraform and deploy tests"
-if "$PY" -m pytest -q -p no:cacheprovider tests/test_terraform.py tests/deploy; then ok "tests"; else fail "tests/test_terraform.py, tests/deploy"; fi
+if "$PY" -m pytest -q -p no:cacheprovider tests/deploy; then ok "tests"; else fail "tests/deploy"; fi
 
 section "4. checkov"
 CHECKOV=${CHECKOV:-$(command -v checkov || echo /tmp/checkov-venv/bin/checkov)}

@@ -280,7 +280,7 @@ def test_deploy_check_runs_every_stage():
     script = (REPO / "scripts" / "deploy_check.sh").read_text()
     for stage in (
         "terraform fmt -check",
-        "tests/test_terraform.py tests/deploy",
+        "pytest -q -p no:cacheprovider tests/deploy",
         "checkov",
         "scripts/build_functions.py",
         "model_export/Dockerfile",

@@ -22,7 +22,7 @@ from cloudevents.http import CloudEvent
 
 from shared.learning.runs import BadRetrainMessage, LocalLauncher, parse_pubsub_event
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 FAKE_JOB = """#!{python}
 import json, os, sys, time

@@ -22,7 +22,7 @@ import pytest
 
 hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is not installed (requirements-dev.txt pins it)")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TF = REPO / "terraform"
 MODULE = TF / "modules" / "cognitive_core"
 ENVIRONMENTS = ("dev", "prod")

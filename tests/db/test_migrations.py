@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from shared.db.engine import create_engine, ensure_database
 from shared.db.migrate import current_revision, downgrade, head_revision, upgrade
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXPECTED_TABLES = {
     "idempotency_keys",
     "users",
@@ -36,6 +36,7 @@ EXPECTED_TABLES = {
     "prediction_counters",
     "label_events",
     "label_counters",
+    "model_pointer_events",
 }
 
 
