@@ -144,6 +144,36 @@ CASES = [
         admin=200,
         owner=403,
     ),
+    # The learning loop's operators: admins only.
+    Case("GET", "/api/feedback/training-runs", _fixed("/api/feedback/training-runs"), other=403, admin=200, owner=403),
+    Case(
+        "GET", "/api/feedback/model-versions", _fixed("/api/feedback/model-versions"), other=403, admin=200, owner=403
+    ),
+    Case(
+        "GET",
+        "/api/feedback/model-versions/history",
+        _fixed("/api/feedback/model-versions/history"),
+        other=403,
+        admin=200,
+        owner=403,
+    ),
+    # A version that does not exist: the admin is authorized (404), and no test moves the pointer.
+    Case(
+        "POST",
+        "/api/feedback/model-versions/rollback",
+        _fixed("/api/feedback/model-versions/rollback", {"version": "v999999"}),
+        other=403,
+        admin=404,
+        owner=403,
+    ),
+    Case(
+        "POST",
+        "/api/feedback/retrain",
+        _fixed("/api/feedback/retrain", {"models": ["predictor"], "note": "matrix"}),
+        other=403,
+        admin=200,
+        owner=403,
+    ),
 ]
 
 
