@@ -48,3 +48,30 @@ class HashEncoder:
 
     def embed_one(self, text: str) -> np.ndarray:
         return hash_vector(text)
+
+
+def self_signed_key(common_name: str) -> tuple[bytes, str]:
+    """(PEM private key, PEM certificate): an RS256 signer and what a loopback stand-in of
+    Google's securetoken certificate endpoint serves for it (real signature checks)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return pem, cert.public_bytes(serialization.Encoding.PEM).decode()

@@ -3,7 +3,6 @@ course, and a local stack subprocess for the drills that go over HTTP."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import threading
@@ -12,12 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from google.auth import crypt
 from google.auth import jwt as gjwt
+
+from tests.fakes import self_signed_key
 
 # Its own project id: firebase-admin caches one app (and its certificate URL) per project.
 DRILL_PROJECT = "drill-real-verification"
@@ -32,25 +31,9 @@ def _pem(key: rsa.RSAPrivateKey) -> bytes:
 
 @pytest.fixture(scope="session")
 def signing_keys() -> dict[str, Any]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securetoken.drill")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = self_signed_key("securetoken.drill")
     forged = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return {
-        "key": _pem(key),
-        "forged": _pem(forged),
-        "cert": cert.public_bytes(serialization.Encoding.PEM).decode(),
-    }
+    return {"key": key, "forged": _pem(forged), "cert": cert}
 
 
 @pytest.fixture(scope="session")

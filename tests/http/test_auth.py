@@ -7,22 +7,20 @@ signature, with no network."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from google.auth import crypt
 from google.auth import jwt as gjwt
 
 from shared.http.auth import role_from_claims, verify_bearer
 from shared.http.errors import ApiError
+from tests.fakes import self_signed_key
 
 TEST_PROJECT = "demo-cognitive-core-test"
 
@@ -111,23 +109,7 @@ REAL_PROJECT = "real-verification-project"
 
 @pytest.fixture(scope="module")
 def signing_key():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securetoken.test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pem_key, cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed_key("securetoken.test")
 
 
 @pytest.fixture(scope="module")
