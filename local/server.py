@@ -17,12 +17,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import flask
 import functions_framework
+from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.serving import WSGIRequestHandler
 
+from shared.api.models import ResponseBody
 from shared.config import get_settings
 from shared.health import health
 from shared.http import Request, Router
@@ -34,7 +36,22 @@ HTTP_FUNCTIONS = ("chat", "grading", "prediction", "feedback")
 health_router = Router("health")
 
 
-@health_router.get("/", auth=False)
+class DependencyStatus(BaseModel):
+    """One dependency's state; the other keys depend on the dependency (shared/health.py)."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str = Field(description="ok, or what is wrong (error, not_installed, ...)")
+
+
+class Health(ResponseBody):
+    status: Literal["ok", "degraded"]
+    environment: str
+    database: DependencyStatus
+    models: DependencyStatus
+    llm: DependencyStatus
+
+
+@health_router.get("/", auth=False, response=Health)
 def _health(req: Request) -> dict:
     return health(get_settings())
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 import flask
 import functions_framework
-from pydantic import Field
+from pydantic import Field, RootModel
 
-from shared.api.models import StrictModel, UserQuery
+from shared.api.models import LlmUsage, ResponseBody, ResponseModel, StrictModel, UserQuery
 from shared.chat.conversation import list_sessions, session_messages
 from shared.chat.pipeline import ChatInput, ChatPipeline
 from shared.content.generator import ContentRequest
+from shared.content.quiz import Quiz
 from shared.content.service import explanation_events, plan_content, write_content
 from shared.curriculum import list_topics
 from shared.db import get_engine
@@ -23,8 +25,11 @@ from shared.http.sse import sse_response
 from shared.logs import configure_logging
 
 configure_logging()
-router = Router("chat")
+router = Router("chat", openapi=True)
 pipeline = ChatPipeline()
+
+Level = Literal["beginner", "intermediate", "advanced"]
+Style = Literal["visual", "verbal", "examples", "step_by_step"]
 
 
 class ChatRequest(StrictModel):
@@ -33,7 +38,47 @@ class ChatRequest(StrictModel):
     topic_id: str | None = Field(None, min_length=1, max_length=128)
 
 
-@router.post("/", body=ChatRequest)
+class ChatSource(ResponseModel):
+    node_id: str
+    title: str
+    topic_id: str
+    snippet: str
+
+
+class ModelsUsed(ResponseModel):
+    """What answered this turn: the model version, each model or its fallback, the LLM."""
+
+    models: str | None = Field(description="published model version in service (null: none)")
+    encoder: str | None = Field(description="null when the encoder was unavailable (full-text retrieval)")
+    intent: str = Field(description="intent-model@<version> or keyword-rules")
+    confusion: str = Field(description="confusion-model@<version> or confusion-heuristic")
+    llm: str = Field(description="<provider>/<model>")
+
+
+class ChatReply(ResponseBody):
+    """A tutor turn. Streamed (Accept: text/event-stream), the same fields arrive as the
+    `metadata` event (everything before `reply`) and the `final` event (all of them)."""
+
+    intent: str
+    confidence: float
+    is_confused: bool
+    needs_rephrase: bool
+    rephrase_hint: str | None
+    mastery: float | None = Field(description="P(mastery) of the turn's topic; null without a topic")
+    suggestion: str | None
+    sources: list[ChatSource]
+    session_id: uuid.UUID
+    topic_id: str | None
+    reply: str
+    interaction_id: uuid.UUID | None = Field(description="null when the turn could not be logged")
+    provider: str
+    llm: LlmUsage
+    model_versions: ModelsUsed
+    timings_ms: dict[str, float] = Field(description="milliseconds per pipeline step, and total")
+    degraded: list[str] = Field(description="the dependencies that were down and replaced by a fallback")
+
+
+@router.post("/", body=ChatRequest, response=ChatReply)
 @idempotent("chat")
 @rate_limited("chat")
 def chat_turn(req: Request):
@@ -56,7 +101,38 @@ class ContentBody(StrictModel):
     focus: str | None = Field(None, max_length=300)
 
 
-@router.post("/content", body=ContentBody)
+class ContentSource(ResponseModel):
+    node_id: str
+    title: str
+
+
+class _ContentPlan(ResponseBody):
+    topic_id: str
+    topic_title: str
+    level: Level
+    style: Style | None
+    mastery: float
+    focus: str | None
+    sources: list[ContentSource]
+    provider: str
+    llm: LlmUsage
+
+
+class Explanation(_ContentPlan):
+    text: str
+
+
+class QuizContent(_ContentPlan):
+    quiz: Quiz
+    source: Literal["generated", "question_bank"] = Field(description="written by an LLM, or drawn from the bank")
+
+
+class Content(RootModel[Explanation | QuizContent]):
+    """An explanation (kind=explanation; streamed on request as metadata, delta..., final)
+    or a quiz (kind=quiz, validated JSON)."""
+
+
+@router.post("/content", body=ContentBody, response=Content)
 @rate_limited("content")
 def content(req: Request):
     """Personalized explanation (streamed on request) or quiz (validated JSON) for a topic."""
@@ -66,13 +142,42 @@ def content(req: Request):
     return write_content(get_engine(), req.body.kind, the_plan, req.request_id)
 
 
-@router.get("/topics")
+class TopicOut(ResponseModel):
+    id: str
+    course_id: str
+    course_title: str
+    title: str
+    description: str | None
+    prerequisites: list[str]
+    nodes: int = Field(description="knowledge nodes (course material excerpts) of the topic")
+    questions: int
+
+
+class Topics(ResponseBody):
+    topics: list[TopicOut]
+
+
+@router.get("/topics", response=Topics)
 def topics(req: Request) -> dict:
     with get_engine().connect() as conn:
         return {"topics": list_topics(conn)}
 
 
-@router.get("/sessions", query=UserQuery)
+class SessionOut(ResponseModel):
+    id: uuid.UUID
+    topic_id: str | None
+    title: str | None
+    created_at: datetime
+    last_message_at: datetime | None
+    messages: int
+
+
+class Sessions(ResponseBody):
+    user_id: str
+    sessions: list[SessionOut]
+
+
+@router.get("/sessions", query=UserQuery, response=Sessions)
 def sessions(req: Request) -> dict:
     user_id = req.query.user_id or req.user.uid
     req.user.require_self_or_admin(user_id)
@@ -80,7 +185,20 @@ def sessions(req: Request) -> dict:
         return {"user_id": user_id, "sessions": list_sessions(conn, user_id, req.query.limit)}
 
 
-@router.get("/sessions/<uuid:session_id>/messages", query=MessagesQuery)
+class MessageOut(ResponseModel):
+    id: int
+    role: Literal["user", "assistant"]
+    content: str
+    interaction_id: uuid.UUID | None
+    created_at: datetime
+
+
+class Messages(ResponseBody):
+    session_id: uuid.UUID
+    messages: list[MessageOut]
+
+
+@router.get("/sessions/<uuid:session_id>/messages", query=MessagesQuery, response=Messages)
 def messages(req: Request) -> dict:
     session_id: uuid.UUID = req.path_params["session_id"]
     with get_engine().connect() as conn:

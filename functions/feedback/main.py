@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import flask
 import functions_framework
 from pydantic import Field
 
-from shared.api.models import IntegerOnly, StrictModel
+from shared.api.models import IntegerOnly, ResponseBody, ResponseModel, RetrainRequestOut, StrictModel
 from shared.db import get_engine
 from shared.http import Request, Router
 from shared.http.idempotency import idempotent
@@ -27,7 +28,7 @@ from shared.logs import configure_logging
 from shared.users import ensure_user
 
 configure_logging()
-router = Router("feedback")
+router = Router("feedback", openapi=True)
 
 
 class FeedbackIn(StrictModel):
@@ -46,7 +47,140 @@ class LabelIn(StrictModel):
     label: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
 
 
-@router.post("/", body=FeedbackIn)
+# -- response bodies ---------------------------------------------------------------------
+class FeedbackOut(ResponseModel):
+    id: uuid.UUID = Field(description="the interaction rated")
+    feedback_score: Literal[-1, 1]
+    feedback_comment: str | None
+    feedback_at: datetime
+    needs_review: bool = Field(description="a thumbs down queues the interaction for labelling")
+
+
+class FeedbackRecorded(ResponseBody):
+    feedback: FeedbackOut
+
+
+class QueueItem(ResponseModel):
+    id: uuid.UUID
+    user_id: str
+    query: str
+    intent: str | None
+    intent_confidence: float | None
+    intent_probs: dict[str, float] | None
+    feedback_score: int | None
+    created_at: datetime
+    reasons: list[str] = Field(description="why it is queued: low_confidence, thumbs_down")
+
+
+class ReviewQueue(ResponseBody):
+    items: list[QueueItem]
+
+
+class LabelOut(ResponseModel):
+    id: uuid.UUID = Field(description="the interaction labelled")
+    human_label: str
+    old_label: str | None
+    changed: bool
+    labelled_by: str
+    labelled_at: datetime
+    model_version: str | None
+    verified_labels: int | None = Field(description="the verified-label count after it (null: a relabel, no change)")
+    retrain_request: RetrainRequestOut | None
+
+
+class Labelled(ResponseBody):
+    label: LabelOut
+
+
+class TaxonomyOut(ResponseModel):
+    model: str
+    labels: list[str]
+    model_version: str | None
+    model_key: str | None
+    source: str = Field(description="model, or keyword-rules when no intent model is published")
+
+
+class TaxonomyBody(ResponseBody):
+    taxonomy: TaxonomyOut
+
+
+class LabelEvent(ResponseModel):
+    id: int
+    old_label: str | None
+    new_label: str
+    labelled_by: str
+    labelled_at: datetime
+    model_version: str | None
+
+
+class LabelHistory(ResponseBody):
+    interaction_id: uuid.UUID
+    events: list[LabelEvent]
+
+
+class RunOut(ResponseModel):
+    id: uuid.UUID
+    trigger: str
+    status: str = Field(description="queued, running, succeeded, rejected or failed")
+    params: dict[str, Any] | None
+    data_snapshot: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    gate: dict[str, Any] | None = Field(description="the gates' numbers and the reasons of a rejection")
+    produced_version: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Runs(ResponseBody):
+    runs: list[RunOut]
+
+
+class VersionOut(ResponseModel):
+    version: str
+    parent_version: str | None
+    status: str = Field(description="current, published, or the database's status")
+    created_at: datetime | None
+    activated_at: datetime | None
+    models: list[str]
+    metrics: dict[str, Any] = Field(description="each model's metrics from the version's manifest")
+    gates: dict[str, Any] | None
+
+
+class Versions(ResponseBody):
+    current: str | None = Field(description="the version in service (null: none published)")
+    versions: list[VersionOut]
+
+
+class RolledBack(ResponseBody):
+    current: str
+    previous: str | None
+
+
+class PointerEvent(ResponseModel):
+    id: int
+    from_version: str | None
+    to_version: str
+    actor: str
+    reason: str | None
+    created_at: datetime
+
+
+class PointerHistory(ResponseBody):
+    events: list[PointerEvent]
+
+
+class RetrainAsked(ResponseModel):
+    id: int
+    models: list[str]
+
+
+class RetrainRequested(ResponseBody):
+    retrain_request: RetrainAsked
+
+
+@router.post("/", body=FeedbackIn, response=FeedbackRecorded)
 @idempotent("feedback")
 def submit(req: Request) -> dict:
     with get_engine().begin() as conn:
@@ -55,13 +189,13 @@ def submit(req: Request) -> dict:
         return {"feedback": record_feedback(conn, req.user.uid, body.interaction_id, body.score, body.comment)}
 
 
-@router.get("/review-queue", admin=True, query=QueueQuery)
+@router.get("/review-queue", admin=True, query=QueueQuery, response=ReviewQueue)
 def queue(req: Request) -> dict:
     with get_engine().connect() as conn:
         return {"items": review_queue(conn, req.query.limit, req.query.offset)}
 
 
-@router.post("/label", admin=True, body=LabelIn)
+@router.post("/label", admin=True, body=LabelIn, response=Labelled)
 def label(req: Request) -> dict:
     taxonomy = current_taxonomy()
     with get_engine().begin() as conn:
@@ -82,13 +216,13 @@ def label(req: Request) -> dict:
 # --- the taxonomy and the label audit -----------------------------------------------
 
 
-@router.get("/taxonomy", admin=True)
+@router.get("/taxonomy", admin=True, response=TaxonomyBody)
 def taxonomy(req: Request) -> dict:
     """The labels the model in service accepts."""
     return {"taxonomy": current_taxonomy().as_dict()}
 
 
-@router.get("/labels/<uuid:interaction_id>/history", admin=True)
+@router.get("/labels/<uuid:interaction_id>/history", admin=True, response=LabelHistory)
 def history(req: Request) -> dict:
     """Every label change of one interaction: who, when, the old and the new value."""
     interaction_id = req.path_params["interaction_id"]
@@ -117,21 +251,21 @@ def _model_store():
     return open_store(router.settings.model_store)
 
 
-@router.get("/training-runs", admin=True, query=RunsQuery)
+@router.get("/training-runs", admin=True, query=RunsQuery, response=Runs)
 def training_runs(req: Request) -> dict:
     """Training runs, newest first: status, timestamps, gate numbers and reasons."""
     with get_engine().connect() as conn:
         return {"runs": list_runs(conn, req.query.limit)}
 
 
-@router.get("/model-versions", admin=True)
+@router.get("/model-versions", admin=True, response=Versions)
 def model_versions(req: Request) -> dict:
     """Every published model version, which one serves, and each one's metrics."""
     with get_engine().connect() as conn:
         return list_model_versions(conn, _model_store())
 
 
-@router.post("/model-versions/rollback", admin=True, body=RollbackIn)
+@router.post("/model-versions/rollback", admin=True, body=RollbackIn, response=RolledBack)
 def rollback(req: Request) -> dict:
     """Point serving at another published version (instances follow within the pointer TTL)."""
     with get_engine().begin() as conn:
@@ -139,14 +273,14 @@ def rollback(req: Request) -> dict:
         return roll_back(conn, _model_store(), req.user, req.body.version, req.body.reason)
 
 
-@router.get("/model-versions/history", admin=True, query=RunsQuery)
+@router.get("/model-versions/history", admin=True, query=RunsQuery, response=PointerHistory)
 def pointer_moves(req: Request) -> dict:
     """The audit of pointer moves by operators: who, when, from, to, why."""
     with get_engine().connect() as conn:
         return {"events": pointer_history(conn, req.query.limit)}
 
 
-@router.post("/retrain", admin=True, body=RetrainIn)
+@router.post("/retrain", admin=True, body=RetrainIn, response=RetrainRequested)
 def retrain(req: Request) -> dict:
     """Ask for a retrain of the named models now (published to retrain-requests)."""
     with get_engine().begin() as conn:

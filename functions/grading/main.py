@@ -8,13 +8,15 @@ request models only.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 import flask
 import functions_framework
 from pydantic import Field, field_validator
 
-from shared.api.models import StrictModel, UserQuery
+from shared.api.models import ResponseBody, ResponseModel, StrictModel, UserQuery
 from shared.attempts import list_attempts
 from shared.db import get_engine
 from shared.grading.service import MAX_ANSWER_CHARS, get_grading_service
@@ -24,7 +26,7 @@ from shared.http.limits import rate_limited
 from shared.logs import configure_logging
 
 configure_logging()
-router = Router("grading")
+router = Router("grading", openapi=True)
 
 
 class GradeRequest(StrictModel):
@@ -48,7 +50,29 @@ class GradeRequest(StrictModel):
         return value
 
 
-@router.post("/", body=GradeRequest)
+class Graded(ResponseBody):
+    """The grade, the feedback, and the student's mastery of the topic after it."""
+
+    attempt_id: UUID
+    user_id: str
+    question_id: str
+    topic_id: str
+    kind: Literal["mcq", "short_answer"]
+    correct: bool
+    score: float = Field(ge=0, le=10)
+    max_score: int
+    verdict: str
+    feedback: str
+    grader: str = Field(description="mcq, the grader model, lexical, or an LLM")
+    grader_version: str
+    flags: list[str] = Field(description="e.g. possible_prompt_injection")
+    mastery: float
+    counted: bool = Field(description="false for a repeat of a question already answered (changes no mastery)")
+    repeat_of: UUID | None = Field(description="the counted attempt this one repeats")
+    time_seconds: float | None
+
+
+@router.post("/", body=GradeRequest, response=Graded)
 @idempotent("grading")
 @rate_limited("llm_grading", when=lambda req: isinstance(req.body.answer, str) and bool(req.body.answer.strip()))
 def grade(req: Request) -> dict:
@@ -65,7 +89,31 @@ def grade(req: Request) -> dict:
     )
 
 
-@router.get("/attempts", query=UserQuery)
+class AttemptOut(ResponseModel):
+    id: UUID
+    question_id: str | None
+    topic_id: str
+    difficulty: int
+    status: str = Field(description="predicted, completed or repeat")
+    predicted_correct: float | None
+    predicted_seconds: float | None
+    predictor: str | None
+    correct: bool | None
+    score: float | None
+    verdict: str | None
+    feedback: str | None
+    grader: str | None
+    time_seconds: float | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class Attempts(ResponseBody):
+    user_id: str
+    attempts: list[AttemptOut]
+
+
+@router.get("/attempts", query=UserQuery, response=Attempts)
 def attempts(req: Request) -> dict:
     user_id = req.query.user_id or req.user.uid
     req.user.require_self_or_admin(user_id)

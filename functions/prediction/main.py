@@ -4,11 +4,15 @@ predictions on request). Logic lives in shared/prediction/ and shared/curriculum
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
 import flask
 import functions_framework
 from pydantic import Field, StrictBool, model_validator
 
-from shared.api.models import StrictModel, UserQuery
+from shared.api.models import ResponseBody, ResponseModel, RetrainRequestOut, StrictModel, UserQuery
 from shared.attempts import complete_attempt
 from shared.db import get_engine
 from shared.http import Request, Router
@@ -20,7 +24,7 @@ from shared.prediction.service import predict_and_record, questions_for
 from shared.users import ensure_user
 
 configure_logging()
-router = Router("prediction")
+router = Router("prediction", openapi=True)
 
 
 class PredictBody(StrictModel):
@@ -50,7 +54,106 @@ class QuestionsQuery(StrictModel):
     limit: int = Field(100, ge=1, le=500)
 
 
-@router.get("/mastery", query=UserQuery)
+class TopicMastery(ResponseModel):
+    topic_id: str
+    title: str
+    course_id: str
+    p_mastery: float = Field(ge=0, le=1, description="BKT P(mastered); the topic's prior before any task")
+    n_updates: int
+    updated_at: datetime | None
+    tasks_completed: int
+    tasks_correct: int
+
+
+class Mastery(ResponseBody):
+    user_id: str
+    mastery: list[TopicMastery]
+
+
+class LevelPrediction(ResponseModel):
+    p_correct: float = Field(ge=0, le=1)
+    expected_seconds: float
+    model: str
+    model_version: str | None
+
+
+class QuestionOut(ResponseModel):
+    """A question as the student sees it: never the answer key or reference answers."""
+
+    id: str
+    topic_id: str
+    kind: Literal["mcq", "short_answer"]
+    prompt: str
+    options: list[str] | None = Field(description="the choices of a multiple-choice question")
+    difficulty: int
+    max_score: int
+    prediction: LevelPrediction | None = Field(None, description="only with predict=true")
+
+
+class Questions(ResponseBody):
+    user_id: str
+    topic_id: str
+    questions: list[QuestionOut]
+
+
+class Features(ResponseModel):
+    """The student's history the prediction used (null: no evidence yet)."""
+
+    overall_success_rate: float | None
+    overall_avg_seconds: float | None
+    overall_count: int
+    topic_success_rate: float | None
+    topic_avg_seconds: float | None
+    topic_count: int
+    difficulty_success_rate: float | None
+    difficulty_avg_seconds: float | None
+    difficulty_count: int
+    recent5_success_rate: float | None
+    recent5_avg_seconds: float | None
+
+
+class Prediction(ResponseBody):
+    """P(correct) and expected time, recorded as a 'predicted' attempt to complete later."""
+
+    p_correct: float = Field(ge=0, le=1)
+    expected_seconds: float
+    model: str
+    model_version: str | None
+    features: Features
+    unknown: list[str] = Field(description="what the model has not seen before: user, topic")
+    fallback_reason: str | None
+    attempt_id: UUID
+    user_id: str
+    topic_id: str
+    question_id: str | None
+    difficulty: int
+
+
+class Completed(ResponseBody):
+    """The outcome stored beside the prediction, and the mastery after it."""
+
+    attempt_id: UUID
+    user_id: str
+    topic_id: str
+    question_id: str | None
+    difficulty: int
+    correct: bool
+    credit: float = Field(description="the evidence in [0, 1] given to mastery")
+    score: float
+    time_seconds: float | None
+    predicted_correct: float | None
+    predicted_seconds: float | None
+    predictor: str | None
+    predictor_version: str | None
+    mastery: float
+    completed_at: datetime
+    completed_tasks: int = Field(description="the global count of completed tasks after this one")
+    retrain_request: RetrainRequestOut | None = Field(description="recorded when this completion reached the threshold")
+    counted: bool
+    repeat_of: UUID | None
+
+
+@router.get("/mastery", query=UserQuery, response=Mastery)
 def mastery(req: Request) -> dict:
     user_id = req.query.user_id or req.user.uid
     req.user.require_self_or_admin(user_id)
@@ -58,7 +161,7 @@ def mastery(req: Request) -> dict:
         return {"user_id": user_id, "mastery": mastery_by_topic(conn, user_id)}
 
 
-@router.get("/questions", query=QuestionsQuery)
+@router.get("/questions", query=QuestionsQuery, response=Questions)
 def questions(req: Request) -> dict:
     """A topic's questions as a student sees them (never the answer key or the reference
     answers); with `predict=true`, each with this student's P(correct) and expected
@@ -76,7 +179,7 @@ def questions(req: Request) -> dict:
     return {"user_id": req.user.uid, "topic_id": query.topic_id, "questions": items}
 
 
-@router.post("/", body=PredictBody)
+@router.post("/", body=PredictBody, response=Prediction)
 def predict_task(req: Request) -> dict:
     """Predict, and record the prediction as a 'predicted' attempt to complete later."""
     body: PredictBody = req.body
@@ -86,7 +189,7 @@ def predict_task(req: Request) -> dict:
         )
 
 
-@router.post("/complete", body=CompleteBody)
+@router.post("/complete", body=CompleteBody, response=Completed)
 @idempotent("task_completion")
 def complete(req: Request) -> dict:
     """The actual outcome of a predicted attempt: stored beside the prediction."""

@@ -19,6 +19,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from pydantic import Field
+
+from shared.api.models import ResponseBody
 from shared.http import Request, Router
 
 router = Router("counters")
@@ -110,6 +113,16 @@ def snapshot() -> dict[str, Any]:
     return {"uptime_s": round(time.time() - handler.started, 1), "counters": handler.snapshot(), **parts}
 
 
-@router.get("/", admin=True)
+class Counters(ResponseBody):
+    """The process's counters; a part that could not be read says `{"unavailable": <error>}`."""
+
+    uptime_s: float
+    counters: dict[str, int] = Field(description="requests, statuses, errors, events, cache hits, LLM failures")
+    breakers: dict[str, Any] | None = Field(description="LLM breaker per provider (null: no LLM call yet)")
+    embedding_cache: dict[str, Any] | None = Field(description="the in-process cache's counters (null: not built)")
+    model_version: str | dict[str, str] | None = Field(description="the model version in service")
+
+
+@router.get("/", admin=True, response=Counters)
 def _counters(req: Request) -> dict[str, Any]:
     return snapshot()

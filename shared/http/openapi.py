@@ -5,15 +5,18 @@ Nothing is written by hand per route: paths, methods, auth and roles come from e
 the routes declare (`model_json_schema`), summaries from the handlers' docstrings.
 
 Responses: every error has the one shape the router produces (`ErrorBody`), listed per
-route with the statuses that route can answer. Successful bodies are documented
-generically (a JSON object that repeats `request_id`): the handlers return dicts, not
-response models, so a precise 200 schema would have to be written by hand and would
-drift. The two streaming routes also document `text/event-stream`.
+route with the statuses that route can answer. A success body is the schema of the
+route's response model (`response=` on the route, serialization mode: what the JSON
+looks like); the router checks every answer against that model, so the schema is what
+the tests saw. A route without one is documented as the generic `SuccessBody` (and
+tests/drills/test_drill_openapi.py fails until it has one). The two streaming routes
+also document `text/event-stream`.
 
 `docs/openapi.json` is this document, checked in; `tests/drills/test_openapi.py`
 regenerates it and compares bytes (`python -m shared.http.openapi --write` updates it).
 The local server serves it at `/api/openapi.json`; `router_document(router)` gives a
-single function's own document (paths relative to the function).
+single function's own document (paths relative to the function), which each function
+serves at its own `GET /openapi.json` (`Router(name, openapi=True)`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
 
 from shared.http.router import Route, Router
 
@@ -110,8 +114,7 @@ ERROR_BODY = {
 SUCCESS_BODY = {
     "type": "object",
     "title": "SuccessBody",
-    "description": "The route's result; every JSON body repeats the request id. Fields are "
-    "described in the README's route table and docs/*.md (no response models yet).",
+    "description": "A route without a response model: a JSON object that repeats the request id.",
     "required": ["request_id"],
     "properties": {"request_id": {"type": "string"}},
     "additionalProperties": True,
@@ -160,9 +163,14 @@ def openapi_path(prefix: str, rule: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def build_document(mounts: Sequence[tuple[str, Router]], *, extra_paths: dict[str, Any] | None = None) -> dict:
+def build_document(
+    mounts: Sequence[tuple[str, Router]],
+    *,
+    extra_paths: dict[str, Any] | None = None,
+    servers: list[dict[str, str]] | None = None,
+) -> dict:
     """The document for routers mounted at the given prefixes (`("/api/chat", router)`)."""
-    components: dict[str, Any] = {"ErrorBody": ERROR_BODY, "SuccessBody": SUCCESS_BODY}
+    components: dict[str, Any] = {"ErrorBody": ERROR_BODY}
     paths: dict[str, Any] = {}
     for prefix, router in mounts:
         for method, rule, route, converters in route_table(router):
@@ -178,10 +186,10 @@ def build_document(mounts: Sequence[tuple[str, Router]], *, extra_paths: dict[st
             "version": API_VERSION,
             "description": "The AI back end's HTTP functions, generated from their routers "
             "(shared/http/openapi.py). Auth: a Firebase ID token as a bearer token; admin "
-            "routes need the admin claim. Errors: ErrorBody. Success bodies are documented "
-            "generically.",
+            "routes need the admin claim. Errors: ErrorBody. Success bodies: each route's "
+            "response model.",
         },
-        "servers": [{"url": "/"}],
+        "servers": servers or [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(components.items())),
@@ -241,12 +249,17 @@ def _operation(
             op["description"] = (op.get("description", summary) + "\n\nAdmin only.").strip()
     else:
         op["security"] = []
-    op["responses"] = _responses(function, rule, route, bool(converters))
+    op["responses"] = _responses(function, rule, route, components)
     return op
 
 
-def _responses(function: str, rule: str, route: Route, has_path_params: bool) -> dict[str, Any]:
-    ok_content: dict[str, Any] = {"application/json": {"schema": {"$ref": _REF.format(model="SuccessBody")}}}
+def _responses(function: str, rule: str, route: Route, components: dict[str, Any]) -> dict[str, Any]:
+    if route.response is not None:
+        ok_schema = _model_ref(route.response, components, mode="serialization")
+    else:
+        components["SuccessBody"] = SUCCESS_BODY
+        ok_schema = {"$ref": _REF.format(model="SuccessBody")}
+    ok_content: dict[str, Any] = {"application/json": {"schema": ok_schema}}
     if (function, rule) in STREAMING:
         ok_content["text/event-stream"] = {
             "schema": {"type": "string"},
@@ -274,18 +287,29 @@ def _responses(function: str, rule: str, route: Route, has_path_params: bool) ->
     return responses
 
 
-def _model_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
-    schema = model.model_json_schema(ref_template=_REF, mode="validation")
+def _model_ref(
+    model: type[BaseModel], components: dict[str, Any], *, mode: JsonSchemaMode = "validation"
+) -> dict[str, str]:
+    """A `$ref` to the model's schema in `components` (added with its sub-models). Two
+    different schemas under one name would make one route document another's body: an
+    error, so rename one of the models."""
+    schema = model.model_json_schema(ref_template=_REF, mode=mode)
     for name, sub in schema.pop("$defs", {}).items():
-        components.setdefault(name, sub)
-    components.setdefault(model.__name__, schema)
+        _add_component(components, name, sub)
+    _add_component(components, model.__name__, schema)
     return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _add_component(components: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
+    known = components.setdefault(name, schema)
+    if known != schema:
+        raise ValueError(f"two different schemas are named {name!r}: rename one of the models")
 
 
 def _query_parameters(model: type[BaseModel], components: dict[str, Any]) -> list[dict[str, Any]]:
     schema = model.model_json_schema(ref_template=_REF, mode="validation")
     for name, sub in schema.pop("$defs", {}).items():
-        components.setdefault(name, sub)
+        _add_component(components, name, sub)
     required = set(schema.get("required", []))
     params = []
     for name, prop in schema.get("properties", {}).items():
@@ -312,17 +336,25 @@ def _drop_null(prop: dict[str, Any]) -> dict[str, Any]:
 
 
 def router_document(router: Router) -> dict:
-    """One function's own document, paths as the function sees them deployed alone."""
-    return build_document([("", router)])
+    """One function's own document, paths as the function sees them deployed alone; the
+    same operations and schemas as its part of the combined document."""
+    servers = [
+        {"url": f"/api/{router.name}", "description": "behind Firebase Hosting or the local server"},
+        {"url": "/", "description": "the function's own URL"},
+    ]
+    return build_document([("", router)], servers=servers)
 
 
 def local_document() -> dict:
     """Every HTTP function as the local server (and Firebase Hosting's rewrites) mount
-    them under `/api/<name>`, plus the health route."""
+    them under `/api/<name>`, plus the local server's health route and the instance
+    counters (shared/http/counters.py)."""
     from local.server import health_router  # the local server's own health route
+    from shared.http import counters
 
     mounts = [(f"/api/{router.name}", router) for router in load_function_routers()]
     mounts.append(("/api/health", health_router))
+    mounts.append(("/api/admin/counters", counters.router))
     return build_document(mounts)
 
 

@@ -14,6 +14,16 @@ MAX_JSON_DEPTH is a 400; no error repeats the client's input; a database that
 cannot be reached is a 503 with Retry-After; errors Flask raises before the
 handler (functions-framework's /favicon.ico) get the same JSON shape.
 
+Responses: a route declares the model of its success body (`response=`); handlers
+still return dicts, and the router checks each 2xx dict against the model after adding
+the request id (`_check_response`). Outside the cloud (tests, the local server) a body
+that does not match is a 500 `response_invalid`, so drift fails the test that made it;
+in the cloud it is a warning in the log (the route, the fields at fault, never their
+values) and the body is sent as it is: a client that tolerates one more field should
+not lose its answer over it. Streams and replayed idempotent answers are not checked.
+With `openapi=True` the router also answers `GET /openapi.json` (no auth) with the
+function's own OpenAPI document (shared/http/openapi.py: `router_document`).
+
 Paths: behind Firebase Hosting a function sees the whole path
 (`/api/grading/grade`), deployed alone it sees `/grade`, and under the local
 server's dispatcher it sees `/grade` too; the router accepts all three.
@@ -37,6 +47,7 @@ from pydantic_core import to_jsonable_python
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Map, RequestRedirect, Rule
 
+from shared.api.models import OpenApiDocument
 from shared.config import Settings, get_settings
 from shared.errors import DomainError
 from shared.http.auth import Principal, verify_bearer
@@ -92,16 +103,20 @@ class Route:
     admin: bool
     body: type[BaseModel] | None
     query: type[BaseModel] | None
+    response: type[BaseModel] | None = None
 
 
 class Router:
     """Routes of one function, and the conventions around them."""
 
-    def __init__(self, name: str, settings: Settings | None = None) -> None:
+    def __init__(self, name: str, settings: Settings | None = None, *, openapi: bool = False) -> None:
         self.name = name
         self._settings = settings
         self._rules = Map(strict_slashes=False, merge_slashes=False)
         self._routes: dict[str, Route] = {}
+        self._own_document: str | None = None
+        if openapi:
+            self.get("/openapi.json", auth=False, response=OpenApiDocument)(self.openapi_document)
         if flask.has_app_context():  # functions-framework is loading the function module
             self.install(flask.current_app)
             self._unsafe_configuration()  # say so at cold start, not only at the first request
@@ -120,11 +135,16 @@ class Router:
         admin: bool = False,
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Declare a route. `body`/`query`: the request models (validated before the
+        handler runs); `response`: the model of the success body (checked after it, and
+        published in the OpenAPI document)."""
+
         def register(handler: Handler) -> Handler:
             endpoint = f"{handler.__name__}:{len(self._routes)}"
             self._rules.add(Rule(path, endpoint=endpoint, methods=[m.upper() for m in methods]))
-            self._routes[endpoint] = Route(handler, auth or admin, admin, body, query)
+            self._routes[endpoint] = Route(handler, auth or admin, admin, body, query, response)
             return handler
 
         return register
@@ -268,7 +288,49 @@ class Router:
             result, status = result
         if isinstance(result, dict):
             result = {**result, "request_id": request_id}
+            if route.response is not None and status < 300:
+                self._check_response(route, result)
         return self._json(result, status)
+
+    def _check_response(self, route: Route, body: dict[str, Any]) -> None:
+        """The body against the route's response model: a 500 outside the cloud, a
+        warning in it (see the module docstring). Lax mode: a handler's UUID or datetime
+        objects count as the strings they become in JSON."""
+        assert route.response is not None
+        try:
+            route.response.model_validate(body)
+        except ValidationError as exc:
+            errors = [
+                f"{'.'.join(map(str, err['loc']))}: {err['type']}"
+                for err in exc.errors(include_url=False, include_input=False, include_context=False)
+            ]
+            in_cloud = self.settings.in_cloud
+            log.log(
+                logging.WARNING if in_cloud else logging.ERROR,
+                f"response does not match its model {route.response.__name__}: " + "; ".join(errors[:5]),
+                extra={
+                    "function": self.name,
+                    "handler": route.handler.__name__,
+                    "model": route.response.__name__,
+                    "errors": errors[:20],
+                },
+            )
+            if not in_cloud:
+                raise ApiError(
+                    500, "response_invalid", "The answer does not match its documented shape; see the logs."
+                ) from None
+
+    def openapi_document(self, req: Request) -> flask.Response:
+        """This function's own OpenAPI document.
+
+        Paths are relative to the function (`/grade`, as it sees them deployed alone);
+        behind Firebase Hosting or the local server they sit under `/api/<function>`, as
+        in the combined document (docs/openapi.json)."""
+        if self._own_document is None:
+            from shared.http.openapi import render, router_document  # openapi imports this module
+
+            self._own_document = render(router_document(self))
+        return flask.Response(self._own_document, mimetype="application/json", headers={"Cache-Control": "no-cache"})
 
     # -- pieces --------------------------------------------------------------------
     def _local_path(self, path: str) -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,13 +110,16 @@ STACK_PROJECT = "demo-e2e"  # what tests/test_e2e_local_server.start_server conf
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
+def local_stack():
     """`python -m local serve` (embedded Postgres, demo course, offline LLM) on a free
-    loopback port, for the drills that go over HTTP; stopped at the end of the session."""
+    loopback port, for the drills that go over HTTP; stopped at the end of the session.
+    Its folder is not pytest's tmp_path (see tests/conftest.py: server_dir, whose reasons
+    hold here; that fixture is per test, this stack per session)."""
     from local.tokens import mint_emulator_token
     from tests.test_e2e_local_server import start_server, stop
 
-    state = tmp_path_factory.mktemp("drill-stack")
+    state = Path(tempfile.mkdtemp(prefix="cc-drill-stack-"))
+    state.chmod(0o755)
     proc, base, log = start_server(state)
     try:
         yield {
@@ -125,3 +131,4 @@ def local_stack(tmp_path_factory):
     finally:
         stop(proc)
         log.close()
+        shutil.rmtree(state, ignore_errors=True)

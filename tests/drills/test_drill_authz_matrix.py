@@ -76,6 +76,13 @@ def _attempt(data, caller):
 CASES = [
     Case("GET", "/api/health", _fixed("/api/health"), other=200, admin=200, auth=False),
     Case("GET", "/api/chat/topics", _fixed("/api/chat/topics"), other=200, admin=200),
+    # Each function's own OpenAPI document is public, like the combined one.
+    *(
+        Case("GET", f"/api/{fn}/openapi.json", _fixed(f"/api/{fn}/openapi.json"), other=200, admin=200, auth=False)
+        for fn in ("chat", "grading", "prediction", "feedback")
+    ),
+    # The instance's counters: admins only.
+    Case("GET", "/api/admin/counters", _fixed("/api/admin/counters"), other=403, admin=200, owner=403),
     # A chat is the student's: only the owner may add to it, admins included.
     Case(
         "POST",
