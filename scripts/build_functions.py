@@ -33,7 +33,7 @@ OPTIONAL_PACKAGES: dict[str, str] = {
     "google-genai": "google.genai",  # LLM providers: chat and the LLM grader
     "openai": "openai",
     "anthropic": "anthropic",
-    "redis": "redis",  # the shared embedding cache: where texts are embedded
+    "redis": "redis",  # the shared embedding cache and rate limits: where texts are embedded or LLMs called
 }
 _LLM = {"google-genai", "openai", "anthropic"}
 EXCLUDED_PACKAGES: dict[str, set[str]] = {

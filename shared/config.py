@@ -143,8 +143,10 @@ class Settings(BaseSettings):
         None,
         validation_alias="REDIS_URL",
         description=(
-            "redis://host:6379/0 of the shared embedding cache (Memorystore, reached over the VPC); "
-            "unset: in-process LRU only. No password here: it is a plain environment variable."
+            "redis://host:6379/0 of the shared embedding cache and the per-user rate limits "
+            "(Memorystore, reached over the VPC); unset: in-process LRU and per-instance limits "
+            "(shared/http/limits.py reads the variable itself, like RATE_LIMITS). No password here: "
+            "it is a plain environment variable."
         ),
     )
     embedding_cache_ttl_s: int = Field(30 * 24 * 3600, ge=60, validation_alias="EMBEDDING_CACHE_TTL_S")

@@ -46,6 +46,7 @@ sys.meta_path.insert(0, Block())
 import importlib.util
 spec = importlib.util.spec_from_file_location("main", {main!r})
 module = importlib.util.module_from_spec(spec)
+sys.modules["main"] = module  # as functions-framework's load_function_module does
 spec.loader.exec_module(module)
 print("imported")
 """
