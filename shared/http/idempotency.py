@@ -18,8 +18,12 @@ Without the header nothing changes. With it (1-128 characters of `A-Za-z0-9._:-`
 - the same key with a different body is 422 `idempotency_key_reused`;
 - a first request that fails (any error) releases the key, so the retry runs again;
   a claim left 'pending' by a crashed instance is taken over after STALE_S.
-Keys are per user: another user's key never matches. Streaming answers (SSE) are not
-stored: a streamed request with a key is refused with 400 (send it without streaming).
+Keys are per user: another user's key never matches. A streamed answer (SSE) keeps the
+claim until the stream ends: its `final` event's data is stored as the answer (a
+duplicate gets it as JSON, which the web client reads as the final event); a stream that
+ends without one (an error event, or the client went away before the end) releases the
+key, so the resend runs again. The web client sends one key per chat turn on every
+resend (web/js/chat.js), so a reply whose response was lost is never generated twice.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import sqlalchemy as sa
 from pydantic_core import to_jsonable_python
 
 from shared.http.errors import ApiError
+from shared.http.sse import watch_stream
 
 HEADER = "Idempotency-Key"
 _KEY_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -140,8 +145,6 @@ def idempotent(scope: str) -> Callable:
                 return handler(req)
             if not _KEY_RE.match(key):
                 raise ApiError(400, "invalid_idempotency_key", f"{HEADER} must be 1-128 of A-Z a-z 0-9 . _ : -")
-            if req.wants_event_stream():
-                raise ApiError(400, "idempotency_not_streamable", f"Send {HEADER} without Accept: text/event-stream.")
             user = req.user.uid
             digest = hashlib.sha256(req.raw.get_data(cache=True)).hexdigest()
             engine = _engine()
@@ -164,15 +167,24 @@ def idempotent(scope: str) -> Callable:
                 if row["state"] == "done":
                     return _replay(row, req.request_id)
                 time.sleep(POLL_S)
+
+            def stream_ended(final: Any | None) -> None:
+                if isinstance(final, dict):
+                    _store(engine, user, scope, key, 200, final)
+                else:
+                    _release(engine, user, scope, key)
+
             try:
-                result = handler(req)
+                with watch_stream(stream_ended) as stream:
+                    result = handler(req)
             except BaseException:
                 with contextlib.suppress(Exception):  # never mask the handler's own error
                     _release(engine, user, scope, key)
                 raise
-            if isinstance(result, flask.Response):  # not storable (a stream): run, do not remember
-                _release(engine, user, scope, key)
-                return result
+            if isinstance(result, flask.Response):
+                if not stream.attached:  # a response that is not a stream: not storable
+                    _release(engine, user, scope, key)
+                return result  # a stream: stored or released when it ends
             body, status = result if isinstance(result, tuple) else (result, 200)
             if status < 300:
                 _store(engine, user, scope, key, status, body)

@@ -76,6 +76,56 @@ def test_concurrent_duplicate_chat_turns_count_once(app, bearer, course):
     assert count(course, "SELECT count(*) FROM chat_messages") == 2
 
 
+STREAM = {"Accept": "text/event-stream"}
+
+
+def sse_events(response) -> list[tuple[str, dict]]:
+    events = []
+    for block in response.get_data(as_text=True).split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_a_streamed_turn_resent_with_its_key_is_replayed_not_answered_again(client, bearer, course):
+    """The web client streams chat turns: the first stream's final event is the stored
+    answer; the resend (its response was lost) gets it as JSON, and nothing is counted twice."""
+    headers = {**bearer("alice"), **key()}
+    body = {"message": "what is a for loop?"}
+    first = client.post("/api/chat", json=body, headers={**headers, **STREAM})
+    assert first.status_code == 200 and first.mimetype == "text/event-stream"
+    final = dict(sse_events(first))["final"]
+    for accept in (STREAM, {}):  # resent streamed or not: the same stored answer
+        again = client.post("/api/chat", json=body, headers={**headers, **accept})
+        assert again.status_code == 200 and again.mimetype == "application/json"
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.get_json()["interaction_id"] == final["interaction_id"]
+        assert again.get_json()["reply"] == final["reply"]
+    assert count(course, "SELECT count(*) FROM interactions WHERE user_id = 'alice'") == 1
+    assert count(course, "SELECT count(*) FROM chat_messages") == 2
+
+
+def test_a_stream_that_ends_without_a_final_event_releases_its_key(client, bearer, course, engine, monkeypatch):
+    from shared.chat.pipeline import ChatPipeline
+
+    original = ChatPipeline.finish
+
+    def broken(self, turn, generation):
+        raise RuntimeError("the reply could not be finished")
+
+    headers = {**bearer("alice"), **key()}
+    body = {"message": "what is a for loop?"}
+    monkeypatch.setattr(ChatPipeline, "finish", broken)
+    failed = client.post("/api/chat", json=body, headers={**headers, **STREAM})
+    assert [event for event, _ in sse_events(failed)][-1] == "error"
+    assert count(engine, "SELECT count(*) FROM idempotency_keys WHERE user_id = 'alice'") == 0
+    monkeypatch.setattr(ChatPipeline, "finish", original)
+    retried = client.post("/api/chat", json=body, headers={**headers, **STREAM})
+    assert dict(sse_events(retried))["final"]["reply"]  # the resend ran, and now counts
+    assert count(engine, "SELECT count(*) FROM idempotency_keys WHERE user_id = 'alice' AND state = 'done'") == 1
+
+
 def test_concurrent_duplicate_completions_and_feedback_count_once(app, bearer, course):
     client = Client(app)
     alice = bearer("alice")

@@ -317,6 +317,85 @@ def test_offline_after_10_seconds_keeps_the_message_and_delivers_it_once(page, s
     assert delivered == 1
 
 
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def lose_first_response(page, pattern: str) -> dict[str, list]:
+    """Route `pattern`'s POSTs: the first reaches the server (which handles it) but its
+    response never reaches the page (the connection drops); later ones pass. Records each
+    request's Idempotency-Key and each answer's Idempotent-Replayed header."""
+    seen: dict[str, list] = {"keys": [], "replayed": []}
+
+    def handle(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        seen["keys"].append(route.request.headers.get("idempotency-key"))
+        if len(seen["keys"]) == 1:
+            answer = route.fetch()  # the server does the work...
+            seen["replayed"].append((answer.status, answer.headers.get("idempotent-replayed")))
+            return route.abort("internetdisconnected")  # ...and the answer is lost
+        route.continue_()
+
+    page.route(pattern, handle)
+    page.on(
+        "response",
+        lambda r: (
+            seen["replayed"].append((r.status, r.headers.get("idempotent-replayed")))
+            if r.request.method == "POST" and re.search(pattern.replace("**", ".*") + "$", r.url)
+            else None
+        ),
+    )
+    return seen
+
+
+def test_a_resend_after_a_lost_response_counts_once(page, stack):
+    """Grading, chat and feedback: the client resends a lost action with the key it made
+    for it, the server answers from the first result, and the database holds it once."""
+    uid = f"stu-lost-{uuid.uuid4().hex[:6]}"
+    sign_in(page, stack, uid)
+
+    # Chat: the streamed turn is handled, its stream lost; the resend is answered from it.
+    chat = lose_first_response(page, "**/api/chat")
+    text = f"what does a for loop do? ({uuid.uuid4().hex[:6]})"
+    send(page, text)
+    page.locator(".msg.tutor .thumbs").first.wait_for(timeout=30_000)
+    assert len(chat["keys"]) == 2 and chat["keys"][0] == chat["keys"][1] and UUID_RE.match(chat["keys"][0])
+    assert chat["replayed"] == [(200, None), (200, "true")]
+    sessions = requests.get(f"{stack}/api/chat/sessions", headers=headers(uid), timeout=10).json()["sessions"]
+    assert len(sessions) == 1
+    msgs = requests.get(
+        f"{stack}/api/chat/sessions/{sessions[0]['id']}/messages", headers=headers(uid), timeout=10
+    ).json()["messages"]
+    assert [m["role"] for m in msgs] == ["user", "assistant"] and msgs[0]["content"] == text
+    assert page.locator(".msg.user", has_text=text).count() == 1
+    assert page.evaluate(f"localStorage.getItem('cc.outbox.{uid}')") == "[]"
+
+    # Feedback on that reply: a new action, a new key; its lost response is resent once.
+    feedback = lose_first_response(page, "**/api/feedback")
+    reply = page.locator(".msg.tutor").last
+    reply.get_by_role("button", name="Not helpful", exact=True).click()
+    reply.locator(".thanks", has_text="Thanks").wait_for(timeout=20_000)
+    assert len(feedback["keys"]) == 2 and feedback["keys"][0] == feedback["keys"][1] != chat["keys"][0]
+    assert feedback["replayed"] == [(200, None), (200, "true")]
+
+    # Grading: the answer is graded once, though it was sent twice.
+    grading = lose_first_response(page, "**/api/grading")
+    nav(page).get_by_role("link", name="Practice").click()
+    page.get_by_label("Topic").select_option("py-loops")
+    mcq = page.locator(".qcard").filter(has_text="multiple choice").first
+    mcq.get_by_role("button", name="Answer this question").click()
+    page.locator("#answer-form input[type=radio]").first.check()
+    page.get_by_role("button", name="Submit answer").click()
+    page.locator("#grade-result .score").wait_for(timeout=20_000)
+    assert len(grading["keys"]) == 2 and grading["keys"][0] == grading["keys"][1] and UUID_RE.match(grading["keys"][0])
+    assert grading["replayed"] == [(200, None), (200, "true")]
+    attempts = requests.get(f"{stack}/api/grading/attempts", headers=headers(uid), timeout=10).json()["attempts"]
+    assert len(attempts) == 1 and attempts[0]["score"] is not None  # one attempt, graded once
+    mastery = requests.get(f"{stack}/api/prediction/mastery", headers=headers(uid), timeout=10).json()["mastery"]
+    assert sum(m["tasks_completed"] for m in mastery) == 1
+    assert page.evaluate(f"localStorage.getItem('cc.actions.{uid}')") == "[]"
+
+
 def test_practice_prediction_graded_answers_and_mastery_chart(page, stack):
     sign_in(page, stack, "stu-practice")
     nav(page).get_by_role("link", name="Practice").click()

@@ -44,11 +44,14 @@ function expired(err) {
   return err;
 }
 
-async function headers(requestId, accept, json) {
+async function headers(requestId, accept, json, idempotencyKey) {
   const out = { Accept: accept, "X-Request-Id": requestId };
   const token = await auth.token();
   if (token) out.Authorization = `Bearer ${token}`;
   if (json) out["Content-Type"] = "application/json";
+  // One key per user action, the same on every resend: the server answers a resend with
+  // the first result and counts the action once (shared/http/idempotency.py).
+  if (idempotencyKey) out["Idempotency-Key"] = idempotencyKey;
   return out;
 }
 
@@ -66,14 +69,17 @@ async function send(url, init, requestId) {
   }
 }
 
-/** JSON request to `<apiBase><path>`; resolves to the parsed body or throws ApiError. */
-export async function api(path, { method = "GET", body, query, signal } = {}) {
+/**
+ * JSON request to `<apiBase><path>`; resolves to the parsed body or throws ApiError.
+ * `idempotencyKey`: the key of the user action this request (re)sends (see outbox.js).
+ */
+export async function api(path, { method = "GET", body, query, signal, idempotencyKey } = {}) {
   const url = new URL(getConfig().apiBase + path, location.origin);
   for (const [k, v] of Object.entries(query || {})) if (v !== undefined && v !== null) url.searchParams.set(k, v);
   const requestId = newRequestId();
   const init = {
     method,
-    headers: await headers(requestId, "application/json", body !== undefined),
+    headers: await headers(requestId, "application/json", body !== undefined, idempotencyKey),
     body: body === undefined ? undefined : JSON.stringify(body),
     signal,
   };
@@ -85,13 +91,14 @@ export async function api(path, { method = "GET", body, query, signal } = {}) {
 /**
  * POST and read Server-Sent Events (`metadata`, `delta`, `reset`, `final`, `error`) with
  * fetch streaming (EventSource cannot POST or send a bearer token). A server that answers
- * JSON instead (no streaming) is accepted: its body is delivered as the `final` event.
+ * JSON instead (no streaming) is accepted: its body is delivered as the `final` event
+ * (so is a resend the server answers from its stored result: `Idempotent-Replayed`).
  */
-export async function streamPost(url, body, { onEvent, signal } = {}) {
+export async function streamPost(url, body, { onEvent, signal, idempotencyKey } = {}) {
   const requestId = newRequestId();
   const init = {
     method: "POST",
-    headers: await headers(requestId, "text/event-stream", true),
+    headers: await headers(requestId, "text/event-stream", true, idempotencyKey),
     body: JSON.stringify(body),
     signal,
   };

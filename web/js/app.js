@@ -6,6 +6,7 @@ import { clear, h } from "./dom.js";
 import { chatView } from "./chat.js";
 import { practiceView, progressView } from "./practice.js";
 import { signInView } from "./signin.js";
+import { resumeActions } from "./outbox.js";
 import { modelsView, reviewView } from "./staff.js";
 
 const routes = {
@@ -64,6 +65,7 @@ async function route() {
     signInView(view, { onSignedIn: () => route() });
     return;
   }
+  resumeActions(auth.user.uid); // what an earlier visit could not send (in the background)
   const { name, params } = parseHash();
   const render = routes[name] || routes.chat;
   for (const link of document.querySelectorAll("#nav a")) {

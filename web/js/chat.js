@@ -4,9 +4,12 @@
 //  - is_confused: a simpler, supportive mode;
 //  - no reply event for REPLY_TIMEOUT_MS: offline mode. Every message goes through an
 //    outbox in localStorage first and leaves it only once answered, so nothing is lost
-//    (not even on reload); retries first ask the server whether the message already
-//    arrived (the session's messages) so a reply is never requested twice.
+//    (not even on reload). Each message has one Idempotency-Key (its outbox `key`, made
+//    with crypto.randomUUID()) and one frozen request body, sent unchanged on every
+//    resend: if an earlier send reached the server and only its response was lost, the
+//    server answers the resend with that first reply and counts the turn once.
 import { api, streamPost } from "./api.js";
+import { deliver } from "./outbox.js";
 import { showError } from "./app.js";
 import { getConfig } from "./config.js";
 import { clear, h, pct, sleep } from "./dom.js";
@@ -261,7 +264,9 @@ export async function chatView(view, { user }) {
     const status = h("span", { class: "thanks", role: "status" });
     const rate = async (score, btn, other) => {
       try {
-        await api("/feedback", { method: "POST", body: { interaction_id: interactionId, score } });
+        await deliver(state.uid, "/feedback", { interaction_id: interactionId, score }, {
+          onRetry: () => (status.textContent = "Offline: your rating is kept and will be sent again."),
+        });
         btn.setAttribute("aria-pressed", "true");
         other.setAttribute("aria-pressed", "false");
         status.textContent = "Thanks for the feedback.";
@@ -363,29 +368,18 @@ export async function chatView(view, { user }) {
 
   /** One delivery attempt: "done", "dropped" (a refusal shown to the student), or "offline". */
   async function attempt(item) {
-    const sessionId = item.sessionId || state.sessionId;
-    if (item.attempts > 0) {
-      try {
-        const found = await findDelivered(item, sessionId);
-        if (found) {
-          adoptSession(found.sessionId);
-          markSent(item.el);
-          renderReply(tutorBubble(), { reply: found.reply, interaction_id: found.interactionId }, item.text);
-          return "done";
-        }
-      } catch (err) {
-        if (err.network || err.name === "AbortError") return "offline";
-        showError(err, "Checking your last message");
-        return "offline";
-      }
+    if (!item.body) {
+      // Frozen at the first send: the server recognises a resend by its key and the same body.
+      const sessionId = item.sessionId || state.sessionId;
+      item.body = { message: item.text };
+      if (sessionId) item.body.session_id = sessionId;
+      if (item.topicId) item.body.topic_id = item.topicId;
     }
     item.attempts += 1;
     item.firstSentAt = item.firstSentAt || new Date().toISOString();
     writeOutbox(state.uid, state.queue);
 
-    const body = { message: item.text };
-    if (sessionId) body.session_id = sessionId;
-    if (item.topicId) body.topic_id = item.topicId;
+    const body = item.body;
     const controller = new AbortController();
     let timedOut = false;
     let timer = null;
@@ -404,6 +398,7 @@ export async function chatView(view, { user }) {
     let text = "";
     try {
       const final = await streamPost(getConfig().streamUrl, body, {
+        idempotencyKey: item.key,
         signal: controller.signal,
         onEvent: (event, data) => {
           arm(); // the timeout is for silence: any event proves the tutor is there
@@ -438,7 +433,8 @@ export async function chatView(view, { user }) {
       await shown;
       hideTyping();
       bubble?.remove();
-      if (timedOut || err.network || err.name === "AbortError") return "offline";
+      // "still running": the first send of this message is being answered; ask again later.
+      if (timedOut || err.network || err.name === "AbortError" || err.code === "idempotency_in_progress") return "offline";
       item.el.classList.add("failed");
       item.el.querySelector(".state").textContent = "Not sent.";
       item.el.append(
@@ -459,26 +455,6 @@ export async function chatView(view, { user }) {
       showError(err, "Chat");
       return "dropped";
     }
-  }
-
-  async function findDelivered(item, sessionId) {
-    const since = Date.parse(item.firstSentAt) - 120_000;
-    let candidates = sessionId ? [sessionId] : [];
-    if (!sessionId) {
-      const listed = await api("/chat/sessions", { query: { limit: 5 } });
-      candidates = listed.sessions.filter((s) => Date.parse(s.created_at) >= since).map((s) => s.id);
-    }
-    for (const id of candidates) {
-      const { messages } = await api(`/chat/sessions/${id}/messages`);
-      for (let i = messages.length - 2; i >= 0; i -= 1) {
-        const m = messages[i];
-        const next = messages[i + 1];
-        if (m.role === "user" && m.content === item.text && Date.parse(m.created_at) >= since && next.role === "assistant") {
-          return { sessionId: id, reply: next.content, interactionId: next.interaction_id || m.interaction_id };
-        }
-      }
-    }
-    return null;
   }
 
   function adoptSession(id) {

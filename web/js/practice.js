@@ -3,8 +3,9 @@
 import { api } from "./api.js";
 import { showError } from "./app.js";
 import { clear, h, pct, seconds } from "./dom.js";
+import { deliver } from "./outbox.js";
 
-export async function practiceView(view, { params }) {
+export async function practiceView(view, { params, user }) {
   const { topics } = await api("/chat/topics");
   const select = h(
     "select",
@@ -95,13 +96,18 @@ export async function practiceView(view, { params }) {
           if (answer === "" || answer === null) return;
           submit.disabled = true;
           try {
-            const graded = await api("/grading", {
-              method: "POST",
-              body: {
-                question_id: question.id,
-                answer,
-                attempt_id: predicted.attempt_id,
-                time_seconds: Math.round((performance.now() - startedAt) / 100) / 10,
+            // Through the outbox: one Idempotency-Key for this answer, resent until it arrives.
+            const body = {
+              question_id: question.id,
+              answer,
+              attempt_id: predicted.attempt_id,
+              time_seconds: Math.round((performance.now() - startedAt) / 100) / 10,
+            };
+            const graded = await deliver(user.uid, "/grading", body, {
+              onRetry: () => {
+                clear(result);
+                result.className = "grade pending";
+                result.append(h("p", {}, "Offline: your answer is kept and will be sent again."));
               },
             });
             showGrade(result, graded, predicted);
