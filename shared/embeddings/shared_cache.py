@@ -49,10 +49,22 @@ class RedisEmbeddingCache:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_s: float = 0.1, **kw: Any) -> RedisEmbeddingCache:
+    def from_url(
+        cls, url: str, *, ca_cert: str | None = None, timeout_s: float = 0.1, **kw: Any
+    ) -> RedisEmbeddingCache:
+        """A cache over `url` (redis://, or rediss:// for TLS; a password in the URL is
+        sent as AUTH). With `ca_cert` (PEM) the server must chain to that CA and only to
+        it (see `pinned_ca_connection`); without it rediss:// verifies chain and host name
+        against the system store, as any TLS client would.
+        """
         import redis  # imported only where a shared cache is configured
 
-        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        if ca_cert:
+            if not url.startswith("rediss://"):
+                raise ValueError("a CA certificate needs a rediss:// (TLS) URL")
+            options.update(connection_class=pinned_ca_connection(ca_cert))
+        client = redis.Redis.from_url(url, **options)
         return cls(client, **kw)
 
     def key(self, model: str, text_key: str) -> str:
@@ -107,3 +119,27 @@ class RedisEmbeddingCache:
             "hit_rate": (self.hits / total) if total else 0.0,
             "available": self.available,
         }
+
+
+def pinned_ca_connection(ca_cert: str) -> type:
+    """A redis-py TLS connection class that trusts `ca_cert` alone, host name unchecked.
+
+    Why not redis-py's own options: its TLS context always loads the system trust store
+    as well, and Memorystore's server certificates carry the instance's IP only as the
+    subject CN, which Python never matches (IP addresses must be subjectAltNames), so
+    the host name check has to go. Without the system store that is safe: Memorystore
+    gives every instance its own CA, so a chain to that CA names the instance.
+    """
+    import ssl
+
+    import redis
+
+    context = ssl.create_default_context(cadata=ca_cert)  # given cadata, no system store
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+
+    class PinnedCAConnection(redis.SSLConnection):
+        def _wrap_socket_with_ssl(self, sock: Any) -> Any:
+            return context.wrap_socket(sock, server_hostname=self.host)
+
+    return PinnedCAConnection
