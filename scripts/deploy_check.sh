@@ -7,7 +7,7 @@
 #   1. terraform fmt -check            formatting of terraform/
 #   2. settings                        environment.tfvars per environment, no stray
 #                                      terraform.tfvars, the provider lock file
-#   3. Terraform tests                 tests/deploy (with test_terraform.py) (python-hcl2:
+#   3. Terraform tests                 tests/deploy (test_terraform_*.py) (python-hcl2:
 #                                      references, names, IAM, monitoring, Cloud Build)
 #   4. checkov                         on terraform/, accepted findings skipped inline with
 #                                      their reason (CHECKOV=path, else checkov on PATH, else

@@ -12,12 +12,11 @@ import json
 import re
 import subprocess
 
+import hcl2
 import pytest
+import yaml
 
-hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is not installed (requirements-dev.txt pins it)")
-yaml = pytest.importorskip("yaml")
-
-import test_terraform as tt  # noqa: E402  (tests/ is on sys.path through its conftest)
+import tests.deploy.terraform_hcl as tt
 
 REPO = tt.REPO
 TF = tt.TF

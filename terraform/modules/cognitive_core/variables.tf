@@ -389,3 +389,45 @@ variable "alert_thresholds" {
   })
   default = {}
 }
+
+# --- the shared embedding cache (Memorystore for Redis, redis.tf) -------------------------
+
+variable "redis_enabled" {
+  description = "Create a Memorystore for Redis instance (AUTH + TLS) as the shared embedding cache and give chat and grading its REDIS_URL. Needs a VPC: redis_network or sql_private_network."
+  type        = bool
+  default     = false
+}
+
+variable "redis_network" {
+  description = "Self link of the VPC Memorystore joins (projects/<p>/global/networks/<name>); null = sql_private_network. With a private database both must be the same VPC (the functions have one connector)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.redis_network == null || can(regex("^projects/[^/]+/global/networks/[^/]+$", var.redis_network))
+    error_message = "redis_network must be projects/<project>/global/networks/<name>."
+  }
+}
+
+variable "redis_tier" {
+  description = "BASIC (one node; a failure empties the cache, which costs model calls, not answers) or STANDARD_HA (a replica in another zone)."
+  type        = string
+  default     = "BASIC"
+
+  validation {
+    condition     = contains(["BASIC", "STANDARD_HA"], var.redis_tier)
+    error_message = "redis_tier must be BASIC or STANDARD_HA."
+  }
+}
+
+variable "redis_memory_size_gb" {
+  description = "Memorystore capacity (GB). A 384-d float32 vector is 1.5 KB plus a ~90-byte key, so 1 GB holds a few hundred thousand texts (least recently used evicted first)."
+  type        = number
+  default     = 1
+}
+
+variable "redis_version" {
+  description = "Memorystore Redis version (7.x: the highest TLS connection limit)."
+  type        = string
+  default     = "REDIS_7_2"
+}
