@@ -82,8 +82,20 @@ def test_environment_roots_wire_the_module(env):
     assert inputs <= set(module_vars), f"unknown module inputs: {inputs - set(module_vars)}"
     required = {name for name, body in module_vars.items() if "default" not in body}
     assert required <= inputs, f"required module inputs not given: {required - inputs}"
-    assert unquote(module["environment"]) == env
-    assert module["deletion_protection"] is (env == "prod")
+    # Thin: the root forwards its settings by name; the environment is data (tfvars).
+    root_var_names = set(blocks(root, "variable"))
+    forwarded = {k: v for k, v in module.items() if k in inputs}
+    for name, value in forwarded.items():
+        if name != "cors_origins":  # the project's Hosting sites are always added
+            assert value == f"${{var.{name}}}", f"{env}: {name} = {value} (settings belong in environment.tfvars)"
+    assert root_var_names == inputs, f"{env}: root settings not forwarded: {root_var_names ^ inputs}"
+    # A setting environment.tfvars leaves out is null, which must mean the module's default.
+    for name, body in blocks(root, "variable").items():
+        if body.get("default", "required") is None:
+            module_var = module_vars[name]
+            assert module_var.get("nullable") is False or module_var.get("default") is None, (
+                f"{env}: null {name} would reach the module as null, not as its default (set nullable = false)"
+            )
 
     root_vars = set(blocks(root, "variable"))
     module_outputs = set(blocks(MODULE, "output"))
@@ -93,6 +105,16 @@ def test_environment_roots_wire_the_module(env):
                 assert name in root_vars, f"{env}: undeclared var.{name}"
         for out in re.findall(r"module\.cognitive_core\.([a-z0-9_]+)", text):
             assert out in module_outputs, f"{env}: module has no output {out}"
+
+
+def test_environment_roots_are_the_same_files():
+    """Every environment differs only in data: its environment.tfvars (and its backend)."""
+    roots = [TF / "environments" / env for env in ENVIRONMENTS]
+    code = ["main.tf", "outputs.tf", "variables.tf", "versions.tf"]
+    for root in roots:
+        assert sorted(p.name for p in root.glob("*.tf")) == code, root
+        for name in code:
+            assert (root / name).read_bytes() == (roots[0] / name).read_bytes(), f"{root.name}/{name} differs"
 
 
 def test_variables_and_outputs_have_descriptions():
