@@ -127,18 +127,15 @@ def bearer(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def server_dir() -> Iterator[Callable[[str], Path]]:
-    """`server_dir("e2e")`: a fresh folder for a stack or server a test starts.
+    """`server_dir("e2e")`: a fresh folder for a stack or server a test starts, removed
+    at the end of the session (`local.launcher.new_state_dir` says why not tmp_path)."""
+    from local.launcher import new_state_dir
 
-    Not pytest's tmp_path: as root the embedded server runs as its own system user, which
-    must traverse to its data directory, and every pytest that starts on the machine resets
-    its temporary root (/tmp/pytest-of-<user>) to mode 0700."""
     made: list[Path] = []
 
     def make(prefix: str) -> Path:
-        path = Path(tempfile.mkdtemp(prefix=f"cc-{prefix}-"))
-        path.chmod(0o755)
-        made.append(path)
-        return path
+        made.append(new_state_dir(prefix))
+        return made[-1]
 
     yield make
     for path in made:
