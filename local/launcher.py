@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,18 +22,13 @@ from typing import IO
 
 import requests
 
+from local.loopback import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 class StackError(RuntimeError):
     """The stack exited early or never became healthy; the message ends with its log."""
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (loopback)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def new_state_dir(prefix: str) -> Path:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +18,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from local.loopback import free_port, start_redis
 from shared.config import Settings
 from shared.embeddings.service import EmbeddingService
 from shared.embeddings.shared_cache import RedisEmbeddingCache
 
-REDIS = shutil.which("redis-server")
 AUTH = "s3cret-auth-string"
 
 
@@ -74,48 +71,23 @@ def _ca_and_server(workdir: Path, cn: str = "127.0.0.1") -> str:
     return ca_pem
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def tls_redis() -> Iterator[dict]:
     """redis-server with TLS only (port 0 closes the plain port) and requirepass."""
-    if REDIS is None:
-        pytest.fail("redis-server is required (apt-get install redis-server)")
     workdir = Path(tempfile.mkdtemp(prefix="cc-redis-tls-"))
     ca_pem = _ca_and_server(workdir)
-    port = _free_port()
-    args = {
-        "--port": "0",
+    port = free_port()
+    tls = {
+        "--port": "0",  # no plain port: TLS only, as Memorystore with in-transit encryption
         "--tls-port": str(port),
-        "--bind": "127.0.0.1",
         "--tls-cert-file": str(workdir / "server.pem"),
         "--tls-key-file": str(workdir / "server.key"),
         "--tls-ca-cert-file": str(workdir / "ca.pem"),
         "--tls-auth-clients": "no",
         "--requirepass": AUTH,
-        "--save": "",
-        "--appendonly": "no",
-        "--dir": str(workdir),
     }
-    proc = subprocess.Popen(
-        [REDIS, *(part for pair in args.items() for part in pair)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, _ = start_redis(str(workdir), *(part for pair in tls.items() for part in pair), port=port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("redis-server (TLS) did not start") from None
-                time.sleep(0.05)
         yield {"port": port, "ca": ca_pem, "url": f"rediss://:{AUTH}@127.0.0.1:{port}/0"}
     finally:
         proc.terminate()
