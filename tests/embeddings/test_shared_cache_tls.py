@@ -157,3 +157,28 @@ def test_settings_keep_the_url_secret_and_check_it(monkeypatch):
         Settings(REDIS_URL=f"http://:{AUTH}@10.0.0.3/")
     assert AUTH not in str(err.value)
     assert Settings(REDIS_URL="").redis_url is None
+
+
+def test_the_service_reads_the_cloud_settings_and_reaches_the_tls_server(tls_redis, monkeypatch):
+    """REDIS_URL (secret) and REDIS_CA_CERT as Terraform sets them reach the process-wide
+    service's cache, which then really talks to the TLS server with AUTH."""
+    from shared.config import reset_settings_cache
+    from shared.embeddings.service import get_embedding_service, reset_embedding_service
+
+    monkeypatch.setenv("REDIS_URL", tls_redis["url"])
+    monkeypatch.setenv("REDIS_CA_CERT", tls_redis["ca"])
+    reset_settings_cache()
+    reset_embedding_service()
+    try:
+        shared = get_embedding_service().shared_cache
+        assert shared is not None
+        shared.client.connection_pool.connection_kwargs["socket_timeout"] = 2  # a loaded test machine
+        vector = np.arange(4, dtype=np.float32)
+        shared.put_many("m@v1", {"k": vector})
+        np.testing.assert_array_equal(shared.get_many("m@v1", ["k"])["k"], vector)
+        assert shared.errors == 0
+    finally:
+        monkeypatch.delenv("REDIS_URL")
+        monkeypatch.delenv("REDIS_CA_CERT")
+        reset_settings_cache()
+        reset_embedding_service()
