@@ -84,6 +84,18 @@ def db(engine: Any) -> Any:
     return engine
 
 
+@pytest.fixture()
+def demo_course(db: Any) -> Any:
+    """The local stack's demo course (local/demo/course.json) loaded without embeddings
+    (retrieval runs on full text); returns the engine."""
+    from local.stack import DEMO_COURSE
+    from shared.curriculum import load_course_file
+
+    with db.begin() as conn:
+        load_course_file(conn, DEMO_COURSE)
+    return db
+
+
 @pytest.fixture(scope="session")
 def settings() -> Any:
     from shared.config import get_settings

@@ -49,14 +49,9 @@ def real_auth(settings, key_server, monkeypatch):
 
 
 @pytest.fixture()
-def course(db):
-    """The demo course, without embeddings (retrieval runs on full text)."""
-    from local.stack import DEMO_COURSE
-    from shared.curriculum import load_course_file
-
-    with db.begin() as conn:
-        load_course_file(conn, DEMO_COURSE)
-    return db
+def course(demo_course):
+    """The demo course (tests/conftest.py), which the drills call `course`."""
+    return demo_course
 
 
 STACK_PROJECT = "demo-e2e"  # tests/test_e2e_local_server.STACK_ENV's project
