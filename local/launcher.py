@@ -59,9 +59,10 @@ class LocalStack:
         self.log.flush()
         return (self.state / "server.log").read_text(errors="replace")[-chars:]
 
-    def stop(self, sig: int = signal.SIGINT, grace_s: float = 30) -> int:
+    def stop(self, sig: int = signal.SIGINT, grace_s: float = 60) -> int:
         """Signal the process group (SIGINT = Ctrl-C), wait, SIGKILL after `grace_s`;
-        the server's exit code."""
+        the server's exit code. The bounds are generous because a clean stop includes
+        Postgres's shutdown, which takes tens of seconds on a loaded machine."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             try:
@@ -73,7 +74,7 @@ class LocalStack:
             self.log.close()
         return int(self.proc.returncode)
 
-    def database_stopped(self, timeout_s: float = 15) -> bool:
+    def database_stopped(self, timeout_s: float = 30) -> bool:
         """Whether the embedded Postgres has removed its pid file within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while (self.pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:

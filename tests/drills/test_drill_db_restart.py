@@ -32,7 +32,7 @@ def stop_postgres(stack: LocalStack) -> None:
     pid = postmaster_pid(stack.pgdata)
     assert pid is not None
     os.kill(pid, signal.SIGINT)
-    assert stack.database_stopped(), "Postgres did not stop in 15 s"
+    assert stack.database_stopped(), "Postgres did not stop in 30 s"
 
 
 def test_database_stopped_then_restarted_under_the_running_stack(server_dir):
