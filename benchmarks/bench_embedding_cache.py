@@ -23,7 +23,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from local.loopback import LoopbackServerError, start_redis  # noqa: E402
 from shared.embeddings.backends import RegistryEncoderBackend  # noqa: E402
 from shared.embeddings.service import EmbeddingService  # noqa: E402
 from shared.embeddings.shared_cache import RedisEmbeddingCache  # noqa: E402
@@ -62,30 +62,6 @@ def stream(texts: list[str], n: int, seed: int) -> list[str]:
             text = "  " + text.upper() if rng.random() < 0.5 else text.replace(" ", "   ")
         out.append(text)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(port: int, workdir: str) -> subprocess.Popen:
-    redis = shutil.which("redis-server")
-    if redis is None:
-        raise SystemExit("redis-server not found (apt-get install redis-server)")
-    proc = subprocess.Popen(
-        [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("redis-server did not start")
 
 
 def replay(requests: list[str], instances: int, url: str | None, lru: int, seed: int, at_half=None) -> dict:
@@ -147,8 +123,10 @@ def main() -> int:
         f"questions: {source} ({len(texts)} distinct, Zipf 1.1)"
     )
     workdir = tempfile.mkdtemp(prefix="cc-bench-redis-")
-    port = free_port()
-    proc = start_redis(port, workdir)
+    try:
+        proc, port = start_redis(workdir)
+    except LoopbackServerError as exc:
+        raise SystemExit(str(exc)) from None
     url = f"redis://127.0.0.1:{port}/0"
     rows = []
     try:

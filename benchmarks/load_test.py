@@ -24,11 +24,7 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -41,6 +37,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from local.launcher import LocalStack, StackError, new_state_dir, start_stack  # noqa: E402
 from local.tokens import mint_emulator_token  # noqa: E402
 
 PROJECT = "demo-load"
@@ -56,50 +53,17 @@ MESSAGES = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_stack(state: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "STATE_DIR": str(state), "GOOGLE_CLOUD_PROJECT": PROJECT}
-    env.setdefault("MODEL_STORE_URI", str(REPO / ".state" / "models"))  # the published models, not none
-    env.setdefault("RATE_LIMITS", "off")  # measure throughput, not the per-user LLM limits
-    env.pop("DATABASE_URL", None)
-    log = open(state / "server.log", "w")  # the server writes it until it stops
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "serve", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early; see {state / 'server.log'}")
-        try:
-            if requests.get(f"{base}/api/health", timeout=2).status_code == 200:
-                return proc, base
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.3)
-    stop_stack(proc)
-    raise SystemExit("server did not become healthy in 180 s")
-
-
-def stop_stack(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def start_local_stack(state: Path) -> LocalStack:
+    """The stack this benchmark measures: the published models, no per-user rate limits."""
+    env = {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "MODEL_STORE_URI": os.environ.get("MODEL_STORE_URI", str(REPO / ".state" / "models")),
+        "RATE_LIMITS": os.environ.get("RATE_LIMITS", "off"),  # throughput, not the LLM limits
+    }
+    try:
+        return start_stack(state, env, health_timeout_s=180)
+    except StackError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 class MemorySampler(threading.Thread):
@@ -341,20 +305,19 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.duration <= 900 or not 1 <= args.students <= 64:
         parser.error("bounded: 1-900 s, 1-64 students")
 
-    proc = None
+    stack = None
     if args.base:
         if not (args.state and args.pid):
             parser.error("--base needs --state and --pid")
         base, state, pid = args.base.rstrip("/"), args.state, args.pid
     else:
-        state = Path(tempfile.mkdtemp(prefix="cc-load-"))
-        proc, base = start_stack(state)
-        pid = proc.pid
+        stack = start_local_stack(new_state_dir("load"))
+        base, state, pid = stack.base, stack.state, stack.proc.pid
     try:
         result = run(base, state, pid, args.duration, args.students, args.project if args.base else PROJECT)
     finally:
-        if proc is not None:
-            stop_stack(proc)
+        if stack is not None:
+            stack.stop()
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -5,9 +5,10 @@
 #   scripts/deploy_check.sh            (or: make deploy-check)
 #
 #   1. terraform fmt -check            formatting of terraform/
-#   2. settings                        environment.tfvars per environment, no stray
+#   2. settings                        environment.tfvars per environment (naming it), the
+#                                      same root .tf files everywhere, no stray
 #                                      terraform.tfvars, the provider lock file
-#   3. Terraform tests                 tests/deploy (with test_terraform.py) (python-hcl2:
+#   3. Terraform tests                 tests/deploy (test_terraform_*.py) (python-hcl2:
 #                                      references, names, IAM, monitoring, Cloud Build)
 #   4. checkov                         on terraform/, accepted findings skipped inline with
 #                                      their reason (CHECKOV=path, else checkov on PATH, else
@@ -45,6 +46,12 @@ for env in terraform/environments/*/; do
   if [ -e "$dir/terraform.tfvars" ]; then
     fail "$env: terraform.tfvars exists: Cloud Build never sees it (git-ignored); move its values to environment.tfvars"
   fi
+  if [ -f "$dir/environment.tfvars" ] && ! grep -Eq "^environment *= *\"$env\"" "$dir/environment.tfvars"; then
+    fail "$env: environment.tfvars does not say environment = \"$env\" (Cloud Build refuses it)"
+  fi
+  for code in main.tf variables.tf outputs.tf versions.tf; do
+    cmp -s "$dir/$code" terraform/environments/dev/$code || fail "$env: $code differs from dev's (environments differ only in environment.tfvars)"
+  done
   if grep -q '"my-project-' "$dir/environment.tfvars" 2> /dev/null; then
     warn "$env: environment.tfvars still names the example project (my-project-$env)"
   fi

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -139,14 +139,23 @@ class Settings(BaseSettings):
     vertex_embedding_model: str = Field("text-embedding-005", validation_alias="VERTEX_EMBEDDING_MODEL")
     vertex_embedding_dim: int | None = Field(None, ge=1, validation_alias="VERTEX_EMBEDDING_DIM")
     embedding_cache_size: int = Field(4096, ge=0, validation_alias="EMBEDDING_CACHE_SIZE")
-    redis_url: str | None = Field(
+    redis_url: SecretStr | None = Field(
         None,
         validation_alias="REDIS_URL",
         description=(
-            "redis://host:6379/0 of the shared embedding cache and the per-user rate limits "
-            "(Memorystore, reached over the VPC); unset: in-process LRU and per-instance limits "
-            "(shared/http/limits.py reads the variable itself, like RATE_LIMITS). No password here: "
-            "it is a plain environment variable."
+            "URL of the shared embedding cache and the per-user rate limits (shared/http/limits.py "
+            "reads the variable itself, like RATE_LIMITS); unset: in-process LRU and per-instance "
+            "limits. Locally redis://host:6379/0; "
+            "in the cloud rediss://:<AUTH string>@<Memorystore IP>:6378/0, mounted from Secret Manager "
+            "(it carries the AUTH string, hence a secret: never logged, never in repr)."
+        ),
+    )
+    redis_ca_cert: str | None = Field(
+        None,
+        validation_alias="REDIS_CA_CERT",
+        description=(
+            "PEM of the CA(s) that sign the Redis server's TLS certificate (Memorystore's per-instance "
+            "server CA); only for rediss:// URLs. Public, so a plain variable."
         ),
     )
     embedding_cache_ttl_s: int = Field(30 * 24 * 3600, ge=60, validation_alias="EMBEDDING_CACHE_TTL_S")
@@ -318,6 +327,7 @@ class Settings(BaseSettings):
         "openai_base_url",
         "anthropic_base_url",
         "redis_url",
+        "redis_ca_cert",
         "retrain_topic",
         "datasets_uri",
         "dataset_pseudonym_key",
@@ -326,6 +336,19 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_redis(self) -> Settings:
+        """A cache URL the client cannot use, or a CA with no TLS to use it for, is a
+        deploy mistake worth failing on at start (the messages never echo the URL)."""
+        if self.redis_url is None:
+            return self
+        scheme = urlsplit(self.redis_url.get_secret_value()).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"REDIS_URL must be redis://, rediss:// or unix:// (got a {scheme or 'schemeless'} URL)")
+        if self.redis_ca_cert and scheme != "rediss":
+            raise ValueError("REDIS_CA_CERT is set but REDIS_URL is not rediss:// (TLS): the CA would be ignored")
+        return self
 
     @property
     def in_cloud(self) -> bool:

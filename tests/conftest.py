@@ -84,6 +84,18 @@ def db(engine: Any) -> Any:
     return engine
 
 
+@pytest.fixture()
+def demo_course(db: Any) -> Any:
+    """The local stack's demo course (local/demo/course.json) loaded without embeddings
+    (retrieval runs on full text); returns the engine."""
+    from local.stack import DEMO_COURSE
+    from shared.curriculum import load_course_file
+
+    with db.begin() as conn:
+        load_course_file(conn, DEMO_COURSE)
+    return db
+
+
 @pytest.fixture(scope="session")
 def settings() -> Any:
     from shared.config import get_settings
@@ -127,18 +139,15 @@ def bearer(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def server_dir() -> Iterator[Callable[[str], Path]]:
-    """`server_dir("e2e")`: a fresh folder for a stack or server a test starts.
+    """`server_dir("e2e")`: a fresh folder for a stack or server a test starts, removed
+    at the end of the session (`local.launcher.new_state_dir` says why not tmp_path)."""
+    from local.launcher import new_state_dir
 
-    Not pytest's tmp_path: as root the embedded server runs as its own system user, which
-    must traverse to its data directory, and every pytest that starts on the machine resets
-    its temporary root (/tmp/pytest-of-<user>) to mode 0700."""
     made: list[Path] = []
 
     def make(prefix: str) -> Path:
-        path = Path(tempfile.mkdtemp(prefix=f"cc-{prefix}-"))
-        path.chmod(0o755)
-        made.append(path)
-        return path
+        made.append(new_state_dir(prefix))
+        return made[-1]
 
     yield make
     for path in made:

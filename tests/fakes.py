@@ -2,13 +2,22 @@
 
 `hash_vector` makes a deterministic unit vector from a text: where the encoder's quality
 is not the point (loading, caching, retrieval plumbing), tests embed with it instead of
-the model, and equal texts still get equal vectors.
+the model, and equal texts still get equal vectors. `self_signed_key`, `forged_key`,
+`sign_id_token` and `cert_server` let the auth tests and the drills verify real RS256
+Firebase ID tokens against a loopback certificate endpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import numpy as np
 
@@ -75,3 +84,72 @@ def self_signed_key(common_name: str) -> tuple[bytes, str]:
     )
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def forged_key() -> bytes:
+    """A PEM RSA key nobody published a certificate for: a token it signs, under a known
+    kid, carries a valid-looking but wrong signature."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def sign_id_token(private_key: bytes, *, kid: str, uid: str, project: str, exp_in: int = 3600, **claims: Any) -> str:
+    """An RS256 Firebase ID token as securetoken.google.com issues them; `claims`
+    override or add to the standard ones (iss, aud, iat, ... for the negative cases)."""
+    from google.auth import crypt
+    from google.auth import jwt as gjwt
+
+    now = int(time.time())
+    payload = {
+        "iss": f"https://securetoken.google.com/{project}",
+        "aud": project,
+        "sub": uid,
+        "iat": now - 10,
+        "exp": now + exp_in,
+        "auth_time": now - 10,
+        **claims,
+    }
+    return gjwt.encode(crypt.RSASigner.from_string(private_key, key_id=kid), payload).decode()
+
+
+@dataclass
+class CertServer:
+    """A running loopback stand-in of Google's securetoken certificate endpoint."""
+
+    url: str
+    hits: list[float] = field(default_factory=list)
+    """When each request came (the verifier must cache: Cache-Control max-age=3600)."""
+
+
+@contextmanager
+def cert_server(certificates: dict[str, str]) -> Iterator[CertServer]:
+    """Serve {kid: PEM certificate} on loopback the way Google's endpoint does, so the
+    real firebase-admin / google-auth code checks real signatures with no network."""
+    body = json.dumps(certificates).encode()
+    served = CertServer(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.hits.append(time.time())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", "public, max-age=3600")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    served.url = f"http://127.0.0.1:{server.server_address[1]}/certs"
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,93 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from local.launcher import StackError, start_stack
 from local.tokens import mint_emulator_token
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(state: Path) -> tuple[subprocess.Popen, str, object]:
-    """`python -m local serve` on a free port with its own state folder, once healthy."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "STATE_DIR": str(state),
-        "GOOGLE_CLOUD_PROJECT": "demo-e2e",
-        "CORS_ORIGINS": "http://localhost:5000",
-    }
-    env.pop("DATABASE_URL", None)
-    log = open(state / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "serve", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            log.close()
-            pytest.fail(f"server exited early:\n{(state / 'server.log').read_text()[-3000:]}")
-        try:
-            if requests.get(f"{base}/api/health", timeout=2).status_code == 200:
-                return proc, base, log
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            stop(proc)
-            log.close()
-            pytest.fail("server did not become healthy in 120 s")
-        time.sleep(0.3)
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> int:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.returncode
-
-
-def wait_for_database_stop(pgdata: Path) -> bool:
-    deadline = time.monotonic() + 15
-    while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return not (pgdata / "postmaster.pid").exists()
+#: What the e2e stack (and the drills' stack, tests/drills/conftest.py) is started with.
+STACK_ENV = {"GOOGLE_CLOUD_PROJECT": "demo-e2e", "CORS_ORIGINS": "http://localhost:5000"}
 
 
 @pytest.fixture(scope="module")
 def server(server_dir):
-    state = server_dir("e2e-state")
-    proc, base, log = start_server(state)
+    stack = start_stack(server_dir("e2e-state"), STACK_ENV)
     try:
-        yield {"base": base, "proc": proc, "state": state}
+        yield stack
     finally:
-        stop(proc)
-        log.close()
+        stack.stop()
 
 
 def auth(uid: str, **kw) -> dict[str, str]:
@@ -96,7 +33,7 @@ def auth(uid: str, **kw) -> dict[str, str]:
 
 
 def test_health_reports_database_and_demo_course(server):
-    body = requests.get(f"{server['base']}/api/health", timeout=10).json()
+    body = requests.get(f"{server.base}/api/health", timeout=10).json()
     assert body["status"] == "ok"
     db = body["database"]
     assert db["status"] == "ok" and db["source"] == "embedded"
@@ -106,7 +43,7 @@ def test_health_reports_database_and_demo_course(server):
 
 
 def test_functions_answer_over_http_with_conventions(server):
-    base = server["base"]
+    base = server.base
     topics = requests.get(f"{base}/api/chat/topics", headers=auth("alice"), timeout=10)
     assert topics.status_code == 200
     assert topics.headers["X-Request-Id"] == topics.json()["request_id"]
@@ -132,19 +69,21 @@ def test_functions_answer_over_http_with_conventions(server):
 
 
 def test_ctrl_c_stops_server_and_database(server):
-    proc, pgdata = server["proc"], server["state"] / "pgdata"
-    assert (pgdata / "postmaster.pid").exists()
-    assert stop(proc, signal.SIGINT) == 0
-    assert wait_for_database_stop(pgdata), "embedded Postgres still running after Ctrl-C"
+    assert (server.pgdata / "postmaster.pid").exists()
+    assert server.stop(signal.SIGINT) == 0
+    assert server.database_stopped(), "embedded Postgres still running after Ctrl-C"
 
 
 def test_sigterm_stops_server_and_database(server_dir):
-    state = server_dir("sigterm")
-    proc, _, log = start_server(state)
+    stack = start_stack(server_dir("sigterm"), STACK_ENV)
     try:
-        assert (state / "pgdata" / "postmaster.pid").exists()
-        assert stop(proc, signal.SIGTERM) == 0
-        assert wait_for_database_stop(state / "pgdata"), "embedded Postgres still running after SIGTERM"
+        assert (stack.pgdata / "postmaster.pid").exists()
+        assert stack.stop(signal.SIGTERM) == 0
+        assert stack.database_stopped(), "embedded Postgres still running after SIGTERM"
     finally:
-        stop(proc, signal.SIGKILL)
-        log.close()
+        stack.stop(signal.SIGKILL)
+
+
+def test_a_stack_that_exits_early_is_reported_with_its_log(server_dir):
+    with pytest.raises(StackError, match=r"exited early[\s\S]*refusing to run the local stack in the cloud"):
+        start_stack(server_dir("refused"), {"COGNITIVE_ENV": "cloud"}, health_timeout_s=60)

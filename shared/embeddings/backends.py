@@ -60,7 +60,7 @@ class RegistryEncoderBackend:
             self.registry.get("encoder")  # raises ModelUnavailableError with the reason
         entry = loaded.manifest["models"]["encoder"]
         digest = loaded.manifest["files"][entry["file"]]["sha256"][:12]
-        base = getattr(loaded.models.get("encoder"), "name", "all-MiniLM-L6-v2")
+        base = getattr(loaded.models.get("encoder"), "base_model", "all-MiniLM-L6-v2")
         return f"{base}-int8-onnx:{digest}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

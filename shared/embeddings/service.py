@@ -142,7 +142,11 @@ def get_embedding_service() -> EmbeddingService:
                 settings = get_settings()
                 shared = None
                 if settings.redis_url:
-                    shared = RedisEmbeddingCache.from_url(settings.redis_url, ttl_s=settings.embedding_cache_ttl_s)
+                    shared = RedisEmbeddingCache.from_url(
+                        settings.redis_url.get_secret_value(),
+                        ca_cert=settings.redis_ca_cert,
+                        ttl_s=settings.embedding_cache_ttl_s,
+                    )
                 _service = EmbeddingService(
                     backend_from_settings(), cache_size=settings.embedding_cache_size, shared_cache=shared
                 )

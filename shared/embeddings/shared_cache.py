@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from shared.redis_client import connect
+
 log = logging.getLogger(__name__)
 
 
@@ -49,10 +51,15 @@ class RedisEmbeddingCache:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_s: float = 0.1, **kw: Any) -> RedisEmbeddingCache:
-        import redis  # imported only where a shared cache is configured
-
-        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    def from_url(
+        cls, url: str, *, ca_cert: str | None = None, timeout_s: float = 0.1, **kw: Any
+    ) -> RedisEmbeddingCache:
+        """A cache over `url` (redis://, or rediss:// for TLS; a password in the URL is
+        sent as AUTH). With `ca_cert` (PEM) the server must chain to that CA and only to
+        it (see `shared.redis_client.pinned_ca_connection`); without it rediss:// verifies chain and host name
+        against the system store, as any TLS client would.
+        """
+        client = connect(url, ca_cert=ca_cert, timeout_s=timeout_s)
         return cls(client, **kw)
 
     def key(self, model: str, text_key: str) -> str:

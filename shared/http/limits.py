@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.http.errors import ApiError
+from shared.redis_client import connect
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +165,11 @@ class RedisRateLimiter:
         self._script = client.register_script(_BUCKET_SCRIPT)
 
     @classmethod
-    def from_url(cls, limits: dict[str, Limit], url: str, *, timeout_s: float = 0.1, **kw: Any) -> RedisRateLimiter:
-        import redis  # imported only where REDIS_URL is set (functions without limits never build one)
-
-        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    def from_url(
+        cls, limits: dict[str, Limit], url: str, *, ca_cert: str | None = None, timeout_s: float = 0.1, **kw: Any
+    ) -> RedisRateLimiter:
+        """Over the same Redis (and TLS/AUTH settings) as the embedding cache."""
+        client = connect(url, ca_cert=ca_cert, timeout_s=timeout_s)
         return cls(limits, client, **kw)
 
     def key(self, bucket: str, user: str) -> str:
@@ -228,7 +230,7 @@ def _build(limits: dict[str, Limit], redis_url: str) -> Limiter:
     if not redis_url or not limits:
         return RateLimiter(limits)
     try:
-        return RedisRateLimiter.from_url(limits, redis_url)
+        return RedisRateLimiter.from_url(limits, redis_url, ca_cert=os.environ.get("REDIS_CA_CERT") or None)
     except Exception as exc:  # noqa: BLE001 - a bad REDIS_URL must not refuse every request
         log.error(
             "rate limits counted per instance: REDIS_URL unusable",

@@ -1,7 +1,7 @@
 """The sentence encoder: MiniLM INT8 ONNX -> normalised 384-d embeddings.
 
 Pooling and normalisation live inside the exported graph (`sentence_embedding`), so
-this class only tokenizes and batches.
+this class only tokenizes (the base's `preprocess` hook) and batches.
 
 Why length buckets: dynamic INT8 quantizes activations with one scale per tensor, so the
 padding rows of a batch shift the scale seen by a short text; measured here, "ok" batched
@@ -15,41 +15,81 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from shared.models.onnx_model import OnnxModel, load_tokenizer, tokenize
+from shared.models.onnx_model import ServedModel, load_tokenizer, tokenize
 
+CONFIG_FILE = "encoder_config.json"
+TOKENIZER_FILE = "tokenizer.json"
 DEFAULT_BATCH_SIZE = 32
 BUCKET_RATIO = 1.5
 BUCKET_SLACK = 4  # tokens
 
 
-class EncoderModel:
-    """Thin serving class for the manifest's "encoder" entry."""
+@dataclass(frozen=True)
+class EncoderDescription:
+    """What `encoder_config.json` says about the published encoder (the model as data)."""
 
-    def __init__(self, version_dir: Path, entry: dict, *, threads: int | None = None, batch_size: int = 0) -> None:
-        version_dir = Path(version_dir)
-        config = json.loads((version_dir / "encoder_config.json").read_text())
-        self.dimension: int = int(config["dimension"])
-        self.max_length: int = int(config.get("max_length", 256))
-        self.name: str = config.get("base_model", "all-MiniLM-L6-v2")
+    dimension: int
+    max_length: int = 256
+    base_model: str = "all-MiniLM-L6-v2"
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> EncoderDescription:
+        return cls(
+            dimension=int(config["dimension"]),
+            max_length=int(config.get("max_length", cls.max_length)),
+            base_model=str(config.get("base_model", cls.base_model)),
+        )
+
+
+class EncoderModel(ServedModel):
+    """encoder.onnx with its description and tokenizer (the manifest's "encoder" entry)."""
+
+    name = "encoder"
+    default_file = "encoder.onnx"
+
+    def __init__(
+        self,
+        version_dir: Path,
+        entry: dict[str, Any] | None = None,
+        *,
+        threads: int | None = None,
+        batch_size: int = 0,
+    ) -> None:
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE
-        self.model = OnnxModel(version_dir / entry["file"], threads=threads)
-        self.tokenizer = load_tokenizer(version_dir / "tokenizer.json", max_length=self.max_length)
+        super().__init__(version_dir, entry, threads=threads)
+
+    def load(self, version_dir: Path) -> None:
+        config = json.loads((version_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        self.description = EncoderDescription.from_config(config)
+        self.dimension = self.description.dimension
+        self.tokenizer = load_tokenizer(version_dir / TOKENIZER_FILE, max_length=self.description.max_length)
+
+    @property
+    def base_model(self) -> str:
+        """The model the encoder was exported from; part of the embedding space's name."""
+        return self.description.base_model
+
+    def preprocess(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Right-padded BERT feeds for the texts."""
+        return tokenize(self.tokenizer, list(inputs))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dimension) float32 unit vectors; an empty input gives (0, dim)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        feeds = tokenize(self.tokenizer, list(texts))  # right-padded to the longest
+        feeds = self.preprocess(texts)  # tokenized once, right-padded to the longest
         lengths = feeds["attention_mask"].sum(axis=1)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for rows in self._buckets(lengths):
             width = int(lengths[rows].max())
             batch = {name: array[rows, :width] for name, array in feeds.items()}
-            out[rows] = self.model.run(batch)[0]
+            out[rows] = self.postprocess(self.session.run(batch))
         return out
 
     def _buckets(self, lengths: np.ndarray) -> list[np.ndarray]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from shared.models.onnx_model import ServedModel, calibrated_softmax, load_tokenizer
+from shared.models.onnx_model import ServedModel, calibrated_softmax, load_tokenizer, tokenize
 
 LABELS_FILE = "grader_labels.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -42,13 +43,11 @@ class GraderModel(ServedModel):
         """Raw logits, shape (n, 3), for (reference, answer) pairs."""
         if not pairs:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch([(ref, ans) for ref, ans in pairs])
-        feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
-        return self.session.run(feeds)[0]
+        return self.infer(pairs)
+
+    def preprocess(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Cross-encoder feeds: each (reference, answer) pair as one [SEP]-joined input."""
+        return tokenize(self.tokenizer, [(ref, ans) for ref, ans in inputs])
 
     def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Temperature-scaled softmax, shape (n, 3), columns in `self.labels` order."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +56,11 @@ class IntentModel(ServedModel):
         """Raw (uncalibrated) logits, shape (n, len(labels))."""
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.session.run(tokenize(self.tokenizer, texts))[0]
+        return self.infer(texts)
+
+    def preprocess(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+        """BERT feeds for the query texts."""
+        return tokenize(self.tokenizer, list(inputs))
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Temperature-scaled softmax, shape (n, len(labels))."""

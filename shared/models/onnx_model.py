@@ -2,14 +2,16 @@
 tokenizer setup they share.
 
 Per-model classes (encoder, intent, confusion, ...) stay thin (the fastembed shape): a
-`ServedModel` subclass names its file, reads its side files in the `load` hook, builds
-feeds and interprets outputs; session options, thread counts, input filtering, the
-manifest entry and the calibrated softmax live here once.
+`ServedModel` subclass names its file, reads its side files (its description as data) in
+the `load` hook, and says how inputs become feeds (`preprocess`) and outputs become an
+answer (`postprocess`); `infer` chains them. Session options, thread counts, input
+filtering, the manifest entry, the calibrated softmax and BERT tokenization live here once.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -92,6 +94,23 @@ class ServedModel:
     def load(self, version_dir: Path) -> None:
         """Hook: read the model's side files (nothing by default)."""
 
+    def preprocess(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Hook: the graph's feeds for a batch of inputs (texts, pairs, ...).
+
+        Models whose inputs are not a plain batch (the confusion window, the predictor's
+        ids and features) build their feeds in their own methods and never call `infer`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no preprocess hook")
+
+    def postprocess(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """Hook: the answer for one batch from the graph's outputs (the first output)."""
+        return outputs[0]
+
+    def infer(self, inputs: Sequence[Any]) -> np.ndarray:
+        """preprocess -> session -> postprocess for one batch: the path every text model
+        shares, so a subclass only says how its inputs become feeds."""
+        return self.postprocess(self.session.run(self.preprocess(inputs)))
+
 
 def calibrated_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
     """Row-wise softmax of logits / temperature, in float64 (the temperature is fitted on
@@ -115,8 +134,9 @@ def load_tokenizer(path: Path, *, max_length: int = 128) -> Tokenizer:
     return tokenizer
 
 
-def tokenize(tokenizer: Tokenizer, texts: list[str]) -> dict[str, np.ndarray]:
-    """BERT feeds (input_ids, attention_mask, token_type_ids), int64 (n, longest) arrays."""
+def tokenize(tokenizer: Tokenizer, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """BERT feeds (input_ids, attention_mask, token_type_ids), int64 (n, longest) arrays,
+    for single texts or for (first, second) pairs (a cross-encoder's input)."""
     encodings = tokenizer.encode_batch(list(texts))
     return {
         "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),

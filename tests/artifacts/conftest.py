@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
+from local.loopback import free_port
 from shared.artifacts.manifest import build_manifest
 
 
@@ -29,17 +29,11 @@ def staged(tmp_path: Path):
     return make_version_folder(tmp_path / "staged")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def gcs_emulator():
     """gcp-storage-emulator on loopback, in memory; yields its host:port."""
     server_mod = pytest.importorskip("gcp_storage_emulator.server", reason="gcp-storage-emulator is not installed")
-    port = _free_port()
+    port = free_port()
     server = server_mod.create_server("127.0.0.1", port, in_memory=True, default_bucket="models")
     server.start()
     try:

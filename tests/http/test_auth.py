@@ -7,20 +7,14 @@ signature, with no network."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from google.auth import crypt
-from google.auth import jwt as gjwt
 
 from shared.http.auth import role_from_claims, verify_bearer
 from shared.http.errors import ApiError
-from tests.fakes import self_signed_key
+from tests.fakes import cert_server as loopback_cert_server
+from tests.fakes import forged_key, self_signed_key, sign_id_token
 
 TEST_PROJECT = "demo-cognitive-core-test"
 
@@ -115,25 +109,8 @@ def signing_key():
 @pytest.fixture(scope="module")
 def cert_server(signing_key):
     """Serves {kid: certificate} the way Google's securetoken endpoint does."""
-    body = json.dumps({"test-kid": signing_key[1]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Cache-Control", "public, max-age=3600")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/certs"
-    server.shutdown()
-    server.server_close()
+    with loopback_cert_server({"test-kid": signing_key[1]}) as served:
+        yield served.url
 
 
 @pytest.fixture()
@@ -146,18 +123,7 @@ def real_settings(settings, cert_server, monkeypatch):
 
 
 def signed_token(signing_key, *, uid="alice", exp_in=3600, project=REAL_PROJECT, kid="test-kid", **claims):
-    now = int(time.time())
-    payload = {
-        "iss": f"https://securetoken.google.com/{project}",
-        "aud": project,
-        "sub": uid,
-        "iat": now - 10,
-        "exp": now + exp_in,
-        "auth_time": now - 10,
-        **claims,
-    }
-    signer = crypt.RSASigner.from_string(signing_key[0], key_id=kid)
-    return gjwt.encode(signer, payload).decode()
+    return sign_id_token(signing_key[0], kid=kid, uid=uid, project=project, exp_in=exp_in, **claims)
 
 
 def test_real_verification_accepts_a_signed_token(real_settings, signing_key):
@@ -178,10 +144,7 @@ def test_real_verification_rejects_wrong_project(real_settings, signing_key):
 
 
 def test_real_verification_rejects_bad_signature(real_settings, signing_key):
-    forged_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    forged = signed_token((forged_key, signing_key[1]))
+    forged = signed_token((forged_key(), signing_key[1]))
     assert status_of(lambda: verify_bearer(f"Bearer {forged}", real_settings)) == 401
 
 
@@ -205,10 +168,7 @@ def test_cloud_verifies_real_tokens_even_with_the_emulator_switch_in_the_environ
 
     monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
     cloud = real_settings.model_copy(update={"environment": "cloud", "auth_emulator_host": "127.0.0.1:9099"})
-    forged_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    forged = signed_token((forged_key, signing_key[1]), role="admin")  # RS256 with a known kid, wrong key
+    forged = signed_token((forged_key(), signing_key[1]), role="admin")  # RS256 with a known kid, wrong key
     assert status_of(lambda: verify_bearer(f"Bearer {forged}", cloud)) == 401
     os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = "127.0.0.1:9099"
     unsigned = token("root", admin=True, project=REAL_PROJECT)

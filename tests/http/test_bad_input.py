@@ -10,8 +10,6 @@ import uuid
 
 import pytest
 
-from local.stack import DEMO_COURSE
-
 MARK = "ZQXmarker"  # client input that must never come back in a reply
 
 
@@ -27,12 +25,8 @@ def error_of(response, status: int) -> dict:
 
 
 @pytest.fixture()
-def course(db):
-    from shared.curriculum import load_course_file
-
-    with db.begin() as conn:
-        load_course_file(conn, DEMO_COURSE)
-    return db
+def course(demo_course):
+    return demo_course
 
 
 # --- NUL characters --------------------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from learning_helpers import TEST_LABELS, publish_fake_version
 
+from local.loopback import free_port
+
 
 @pytest.fixture()
 def ldb(db: Any) -> Any:
@@ -70,12 +72,6 @@ def interactions(ldb: Any) -> Callable[..., list[str]]:
 # --- the Pub/Sub emulator ------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`gcloud beta emulators pubsub` on a free loopback port; yields host:port.
@@ -86,7 +82,7 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     gcloud = shutil.which("gcloud")
     if gcloud is None:
         pytest.skip("gcloud (with the Pub/Sub emulator) is not installed")
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path_factory.mktemp("pubsub-data")
     log_path = data_dir.parent / "pubsub-emulator.log"
     env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 TEXTS = [
@@ -70,3 +72,31 @@ def test_buckets_group_similar_lengths_and_respect_the_batch_size() -> None:
     small = EncoderModel._buckets(SimpleNamespace(batch_size=2), lengths)
     assert max(len(b) for b in small) == 2
     assert sorted(np.concatenate(small).tolist()) == list(range(len(lengths)))
+
+
+def test_the_encoder_is_a_served_model_described_by_its_config(encoder) -> None:
+    from shared.models.encoder import EncoderDescription, EncoderModel
+    from shared.models.onnx_model import ServedModel
+
+    assert isinstance(encoder, ServedModel) and EncoderModel.name == "encoder"
+    config = json.loads((encoder.version_dir / "encoder_config.json").read_text())
+    assert encoder.description == EncoderDescription.from_config(config)
+    assert encoder.base_model == config["base_model"] and encoder.dimension == config["dimension"]
+    # the base's hooks give the same vectors for a batch of one as embed()
+    np.testing.assert_allclose(encoder.infer(["explain recursion"]), encoder.embed(["explain recursion"]), atol=1e-6)
+
+
+def test_the_embedding_space_is_named_from_the_base_model_and_the_graph_bytes(encoder) -> None:
+    from types import SimpleNamespace
+
+    from shared.embeddings.backends import RegistryEncoderBackend
+
+    manifest = {"models": {"encoder": {"file": "encoder.onnx"}}, "files": {"encoder.onnx": {"sha256": "ab" * 32}}}
+    registry = SimpleNamespace(loaded=SimpleNamespace(manifest=manifest, models={"encoder": encoder}))
+    assert RegistryEncoderBackend(registry).model_name == f"{encoder.base_model}-int8-onnx:{'ab' * 6}"
+
+
+def test_a_description_without_optional_fields_takes_the_defaults() -> None:
+    from shared.models.encoder import EncoderDescription
+
+    assert EncoderDescription.from_config({"dimension": "384"}) == EncoderDescription(384, 256, "all-MiniLM-L6-v2")

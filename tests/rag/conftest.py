@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from local.loopback import free_port
 from tests.fakes import CountingEmbedder
 
 
@@ -24,18 +25,12 @@ def make_embedder():
     return CountingEmbedder
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def firestore_emulator():
     """`gcloud beta emulators firestore start` on a free loopback port, stopped after."""
     if not shutil.which("gcloud"):
         pytest.skip("gcloud (with the Firestore emulator) is not installed")
-    port = _free_port()
+    port = free_port()
     host = f"127.0.0.1:{port}"
     proc = subprocess.Popen(
         ["gcloud", "beta", "emulators", "firestore", "start", f"--host-port={host}", "--quiet"],

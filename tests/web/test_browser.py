@@ -14,10 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from local.launcher import start_stack
 from local.tokens import mint_emulator_token
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,12 +60,6 @@ def _chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def browser():
     path = _chromium()
@@ -84,51 +75,16 @@ def browser():
 def stack(browser, server_dir):
     """The local stack in the local environment (dev sign-in on), private state folder."""
     state = server_dir("web-state")
-    port = _free_port()
     env = {
-        **os.environ,
         "COGNITIVE_ENV": "local",
         "COGNITIVE_ENV_FILE": str(state / "no.env"),
-        "STATE_DIR": str(state),
         "GOOGLE_CLOUD_PROJECT": PROJECT,
         "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
         "MODEL_STORE_URI": os.environ.get("MODEL_STORE_URI", str(REPO / ".state" / "models")),
     }
-    env.pop("DATABASE_URL", None)
-    log = open(state / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "serve", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 150
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited early:\n{(state / 'server.log').read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not become healthy in 150 s")
-            time.sleep(0.3)
+    with start_stack(state, env, health_timeout_s=150) as running:
         SHOTS.mkdir(parents=True, exist_ok=True)
-        yield base
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+        yield running.base
 
 
 @pytest.fixture()

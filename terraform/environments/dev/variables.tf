@@ -1,24 +1,32 @@
+# The settings environment.tfvars may give. project_id, region and environment are required; the
+# rest default here to null, which means the module's own default (its inputs are
+# nullable = false), so no default is written twice.
+
 variable "project_id" {
-  description = "Google Cloud (and Firebase) project of the dev environment."
+  description = "Google Cloud (and Firebase) project of this environment."
   type        = string
 }
 
 variable "region" {
-  description = "Region of every regional resource."
+  description = "Region of every regional resource (and the provider's default)."
   type        = string
-  default     = "us-central1"
 }
 
-variable "cors_origins" {
-  description = "Origins allowed by CORS: the dev Hosting site and local development."
-  type        = list(string)
-  default     = ["http://localhost:5000", "http://127.0.0.1:5000"]
+variable "environment" {
+  description = "Environment name (dev, prod): part of every resource name; prod turns on the module's production checks."
+  type        = string
 }
 
 variable "function_source_dir" {
-  description = "Folder with the function zips from `make build` (relative to this folder by default)."
+  description = "Folder with the function zips from `make build` (relative to this folder by default; Cloud Build passes its own)."
   type        = string
   default     = "../../../dist"
+}
+
+variable "cors_origins" {
+  description = "Extra origins allowed by CORS (custom domains of the web app); the project's web.app and firebaseapp.com sites are always allowed."
+  type        = list(string)
+  default     = []
 }
 
 variable "migrator_service_account" {
@@ -27,38 +35,135 @@ variable "migrator_service_account" {
   default     = null
 }
 
+
 variable "db_iam_users" {
-  description = "Developers (emails) who may connect to the dev database with their own Google identity."
+  description = "Module input db_iam_users; null = the module's default."
   type        = list(string)
-  default     = []
+  default     = null
 }
 
 variable "mounted_llm_secrets" {
-  description = "LLM key secrets that already hold a value and should reach the functions (e.g. [\"OPENAI_API_KEY\"])."
+  description = "Module input mounted_llm_secrets; null = the module's default."
   type        = list(string)
-  default     = []
+  default     = null
 }
 
 variable "training_image_uri" {
-  description = "Container image of model_export/ for Vertex AI training jobs (empty until published)."
+  description = "Module input training_image_uri; null = the module's default."
   type        = string
-  default     = ""
+  default     = null
 }
 
 variable "extra_env" {
-  description = "Extra non-secret environment variables for every function (LLM routing settings and the like)."
+  description = "Module input extra_env; null = the module's default."
   type        = map(string)
-  default     = {}
+  default     = null
+}
+
+variable "log_level" {
+  description = "Module input log_level; null = the module's default."
+  type        = string
+  default     = null
 }
 
 variable "llm_daily_budget_usd" {
-  description = "Daily LLM spend (USD, as the functions estimate it) above which the cost alert fires."
+  description = "Module input llm_daily_budget_usd; null = the module's default."
   type        = number
-  default     = 10
+  default     = null
 }
 
 variable "alert_notification_channels" {
-  description = "Cloud Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) the alert policies notify; empty shows incidents in the console only."
+  description = "Module input alert_notification_channels; null = the module's default."
   type        = list(string)
-  default     = []
+  default     = null
+}
+
+variable "function_defaults" {
+  description = "Module input function_defaults; null = the module's default."
+  type        = any
+  default     = null
+}
+
+variable "function_overrides" {
+  description = "Module input function_overrides; null = the module's default."
+  type        = any
+  default     = null
+}
+
+variable "sql_tier" {
+  description = "Module input sql_tier; null = the module's default."
+  type        = string
+  default     = null
+}
+
+variable "sql_availability_type" {
+  description = "Module input sql_availability_type; null = the module's default."
+  type        = string
+  default     = null
+}
+
+variable "sql_disk_size_gb" {
+  description = "Module input sql_disk_size_gb; null = the module's default."
+  type        = number
+  default     = null
+}
+
+variable "sql_retained_backups" {
+  description = "Module input sql_retained_backups; null = the module's default."
+  type        = number
+  default     = null
+}
+
+variable "sql_point_in_time_recovery" {
+  description = "Module input sql_point_in_time_recovery; null = the module's default."
+  type        = bool
+  default     = null
+}
+
+variable "sql_max_connections" {
+  description = "Module input sql_max_connections; null = the module's default."
+  type        = number
+  default     = null
+}
+
+variable "sql_private_network" {
+  description = "Module input sql_private_network; null = the module's default."
+  type        = string
+  default     = null
+}
+
+variable "deletion_protection" {
+  description = "Module input deletion_protection; null = the module's default."
+  type        = bool
+  default     = null
+}
+
+variable "dataset_retention_days" {
+  description = "Module input dataset_retention_days; null = the module's default."
+  type        = number
+  default     = null
+}
+
+variable "redis_enabled" {
+  description = "Module input redis_enabled; null = the module's default."
+  type        = bool
+  default     = null
+}
+
+variable "redis_network" {
+  description = "Module input redis_network; null = the module's default."
+  type        = string
+  default     = null
+}
+
+variable "redis_tier" {
+  description = "Module input redis_tier; null = the module's default."
+  type        = string
+  default     = null
+}
+
+variable "redis_memory_size_gb" {
+  description = "Module input redis_memory_size_gb; null = the module's default."
+  type        = number
+  default     = null
 }

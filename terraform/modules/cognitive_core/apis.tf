@@ -19,11 +19,11 @@ locals {
     "secretmanager.googleapis.com",
     "sqladmin.googleapis.com", # the Cloud SQL connector
     "storage.googleapis.com",
-    ], local.private_sql ? [
+    ], local.use_vpc ? [
     "compute.googleapis.com",
     "servicenetworking.googleapis.com",
     "vpcaccess.googleapis.com",
-  ] : [])
+  ] : [], var.redis_enabled ? ["redis.googleapis.com"] : [])
 }
 
 resource "google_project_service" "api" {

@@ -35,8 +35,8 @@ resource "google_cloudfunctions2_function" "http" {
     ingress_settings                 = "ALLOW_ALL" # Firebase Hosting calls the public URL
     all_traffic_on_latest_revision   = true
     environment_variables            = local.function_env[each.key]
-    vpc_connector                    = local.private_sql ? google_vpc_access_connector.functions[0].id : null
-    vpc_connector_egress_settings    = local.private_sql ? "PRIVATE_RANGES_ONLY" : null
+    vpc_connector                    = local.use_vpc ? google_vpc_access_connector.functions[0].id : null
+    vpc_connector_egress_settings    = local.use_vpc ? "PRIVATE_RANGES_ONLY" : null
 
     dynamic "secret_environment_variables" {
       for_each = local.groups[each.value.group].llm ? local.mounted_secrets : {}
@@ -47,6 +47,18 @@ resource "google_cloudfunctions2_function" "http" {
         version    = "latest"
       }
     }
+
+    # The shared embedding cache's URL (with its AUTH string), pinned to the version
+    # Terraform wrote, so a new AUTH string redeploys the functions (redis.tf).
+    dynamic "secret_environment_variables" {
+      for_each = var.redis_enabled && local.groups[each.value.group].cache ? { REDIS_URL = google_secret_manager_secret_version.redis_url[0].version } : {}
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = google_secret_manager_secret.redis_url[0].secret_id
+        version    = secret_environment_variables.value
+      }
+    }
   }
 
   depends_on = [
@@ -54,6 +66,7 @@ resource "google_cloudfunctions2_function" "http" {
     google_project_iam_member.sql_client,
     google_project_iam_member.sql_instance_user,
     google_secret_manager_secret_iam_member.llm_accessor,
+    google_secret_manager_secret_iam_member.redis_url_accessor,
     google_project_iam_member.build,
     google_storage_bucket_iam_member.build_sources,
   ]
@@ -91,8 +104,8 @@ resource "google_cloudfunctions2_function" "event" {
     ingress_settings                 = "ALLOW_INTERNAL_ONLY" # only Eventarc pushes to it
     all_traffic_on_latest_revision   = true
     environment_variables            = local.function_env[each.key]
-    vpc_connector                    = local.private_sql ? google_vpc_access_connector.functions[0].id : null
-    vpc_connector_egress_settings    = local.private_sql ? "PRIVATE_RANGES_ONLY" : null
+    vpc_connector                    = local.use_vpc ? google_vpc_access_connector.functions[0].id : null
+    vpc_connector_egress_settings    = local.use_vpc ? "PRIVATE_RANGES_ONLY" : null
 
     # The dataset export's pseudonymisation key, once it has a version (see secrets.tf).
     dynamic "secret_environment_variables" {

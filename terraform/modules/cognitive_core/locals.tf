@@ -1,5 +1,5 @@
 # The one table that says what is deployed and with which rights. Adding a function
-# means one line in `functions` (tests/test_terraform.py checks that every
+# means one line in `functions` (tests/deploy/test_terraform_functions.py checks that every
 # functions/<name>/main.py has one, with the right trigger kind).
 
 locals {
@@ -7,6 +7,11 @@ locals {
   firebase_id = coalesce(var.firebase_project_id, var.project_id)
   location    = coalesce(var.bucket_location, var.region)
   private_sql = var.sql_private_network != null
+  # The VPC the functions join through the Serverless VPC Access connector (sql.tf): the
+  # private database's, else the one Memorystore is on. One VPC: redis_network may only
+  # differ from sql_private_network when the database has a public address.
+  vpc_network = var.sql_private_network != null ? var.sql_private_network : (var.redis_enabled ? var.redis_network : null)
+  use_vpc     = local.vpc_network != null
 
   # The account Cloud Build builds the function images as: the one this module
   # creates (iam.tf, google_service_account.build) unless build_service_account names one.
@@ -45,17 +50,18 @@ locals {
   #   train           = Vertex AI user + act as the trainer account (submit custom jobs)
   #   nightly         = the daily tick: writes datasets/, publishes the outbox; the only
   #                     group that reads DATASET_PSEUDONYM_KEY
+  #   cache           = embeds text, so reads REDIS_URL when redis_enabled (redis.tf)
   # feedback reads models/ for the intent taxonomy that labels are checked against;
   # predictor, tutor and feedback publish the retrain outbox right after their commits.
   # Every group also gets Cloud SQL client + IAM database login (the trainer reads the
   # database to export training data).
   groups = {
-    tutor     = { models = "read", llm = true, publish = true, train = false }
-    predictor = { models = "read", llm = false, publish = true, train = false }
-    feedback  = { models = "read", llm = false, publish = true, train = false }
-    retrain   = { models = "write", llm = false, publish = false, train = true }
-    trainer   = { models = "write", llm = false, publish = false, train = false }
-    nightly   = { models = "datasets", llm = false, publish = true, train = false }
+    tutor     = { models = "read", llm = true, publish = true, train = false, cache = true }
+    predictor = { models = "read", llm = false, publish = true, train = false, cache = false }
+    feedback  = { models = "read", llm = false, publish = true, train = false, cache = false }
+    retrain   = { models = "write", llm = false, publish = false, train = true, cache = false }
+    trainer   = { models = "write", llm = false, publish = false, train = false, cache = false }
+    nightly   = { models = "datasets", llm = false, publish = true, train = false, cache = false }
   }
 
   # Sizing: function_overrides, then what a function needs by nature, then the defaults.
@@ -125,6 +131,7 @@ locals {
       local.common_env,
       { for k, v in local.training_env : k => v if f.group == "retrain" },
       f.group == "nightly" ? { DATASETS_URI = local.datasets_uri } : {},
+      var.redis_enabled && local.groups[f.group].cache ? { REDIS_CA_CERT = local.redis_ca_cert } : {},
       {
         DB_USER = local.db_users[f.group]
         # One intra-op thread per vCPU: more only adds contention on a small instance.
@@ -138,6 +145,9 @@ locals {
     ["vertex"],
     [for name in var.mounted_llm_secrets : lower(trimsuffix(name, "_API_KEY"))],
   )
+
+  # The Memorystore server CA(s), PEM: during a CA rotation both are trusted.
+  redis_ca_cert = var.redis_enabled ? join("", google_redis_instance.cache[0].server_ca_certs[*].cert) : ""
 
   # Secret env var name -> secret id, for the secrets that already hold a value.
   mounted_secrets = { for name in var.mounted_llm_secrets : name => google_secret_manager_secret.llm[name].secret_id }

@@ -122,3 +122,13 @@ output "alert_policies" {
   description = "Alert policy id per alert."
   value       = { for k, a in google_monitoring_alert_policy.alert : k => a.name }
 }
+
+output "redis_instance" {
+  description = "The Memorystore instance of the shared embedding cache (id), or empty when redis_enabled is false."
+  value       = var.redis_enabled ? google_redis_instance.cache[0].id : ""
+}
+
+output "redis_url_secret" {
+  description = "Secret Manager secret holding REDIS_URL (with the AUTH string), or empty when redis_enabled is false."
+  value       = var.redis_enabled ? google_secret_manager_secret.redis_url[0].secret_id : ""
+}

@@ -4,7 +4,7 @@
 # no database password exists anywhere in this configuration.
 
 resource "google_sql_database_instance" "main" {
-  # checkov:skip=CKV_GCP_60:dev keeps a public IP with no authorized networks (only the IAM-authorised mTLS connector gets in); prod sets sql_private_network, which its root requires (tests/test_terraform.py)
+  # checkov:skip=CKV_GCP_60:dev keeps a public IP with no authorized networks (only the IAM-authorised mTLS connector gets in); prod sets sql_private_network, which its root requires (tests/deploy/test_terraform_module.py)
   # checkov:skip=CKV_GCP_6:ssl_mode ENCRYPTED_ONLY: every client is the Cloud SQL connector, which is mutual TLS already; client certificates on top would lock out Cloud SQL Studio for the one-time bootstrap
   # checkov:skip=CKV_GCP_79:the major version is a variable (POSTGRES_17 default, pgvector with HNSW); upgrades are a planned migration, not a lint
   # checkov:skip=CKV2_GCP_13:log_duration logs a line per statement (volume and cost); the functions log their own latency per route (log-based metrics)
@@ -167,36 +167,38 @@ resource "google_sql_user" "human" {
   type     = "CLOUD_IAM_USER"
 }
 
-# --- private IP: private services access + a connector for the functions -----------------
+# --- private services access + a connector for the functions -----------------------------
+# For a private-IP database and for Memorystore (redis.tf) alike, on local.vpc_network.
+# The resource names predate Memorystore; they stay so existing states need no move.
 
 resource "google_compute_global_address" "private_sql" {
-  count = local.private_sql ? 1 : 0
+  count = local.use_vpc ? 1 : 0
 
   project       = var.project_id
   name          = "${local.prefix}-sql-range"
   purpose       = "VPC_PEERING"
   address_type  = "INTERNAL"
   prefix_length = 20
-  network       = var.sql_private_network
+  network       = local.vpc_network
 
   depends_on = [google_project_service.api]
 }
 
 resource "google_service_networking_connection" "private_sql" {
-  count = local.private_sql ? 1 : 0
+  count = local.use_vpc ? 1 : 0
 
-  network                 = var.sql_private_network
+  network                 = local.vpc_network
   service                 = "servicenetworking.googleapis.com"
   reserved_peering_ranges = [google_compute_global_address.private_sql[0].name]
 }
 
 resource "google_vpc_access_connector" "functions" {
-  count = local.private_sql ? 1 : 0
+  count = local.use_vpc ? 1 : 0
 
   project       = var.project_id
   name          = "${local.prefix}-vpc"
   region        = var.region
-  network       = var.sql_private_network
+  network       = local.vpc_network
   ip_cidr_range = var.vpc_connector_cidr
   min_instances = 2
   max_instances = 3

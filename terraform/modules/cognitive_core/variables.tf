@@ -1,5 +1,7 @@
 # Inputs of one cognitive-core environment. Every default is the cheap, dev-sized
-# choice; terraform/environments/prod overrides what production needs.
+# choice; each environment's environment.tfvars overrides what it needs. Inputs the
+# environment roots forward are `nullable = false`: a root passes null for a setting its
+# environment.tfvars leaves out, and the default here applies (one home for defaults).
 
 # --- where -------------------------------------------------------------------------------
 
@@ -16,6 +18,7 @@ variable "project_id" {
 variable "region" {
   description = "Region for Cloud Functions, Cloud SQL, Pub/Sub triggers, Cloud Scheduler and the buckets."
   type        = string
+  nullable    = false
   default     = "us-central1"
 }
 
@@ -75,7 +78,8 @@ variable "function_defaults" {
     concurrency     = optional(number, 8)
     timeout_seconds = optional(number, 60)
   })
-  default = {}
+  nullable = false
+  default  = {}
 }
 
 variable "function_overrides" {
@@ -88,7 +92,8 @@ variable "function_overrides" {
     concurrency     = optional(number)
     timeout_seconds = optional(number)
   }))
-  default = {}
+  nullable = false
+  default  = {}
 
   validation {
     condition     = length(setsubtract(keys(var.function_overrides), ["chat", "grading", "prediction", "feedback", "retrain"])) == 0
@@ -116,6 +121,7 @@ variable "firebase_project_id" {
 variable "log_level" {
   description = "LOG_LEVEL for every function."
   type        = string
+  nullable    = false
   default     = "INFO"
 }
 
@@ -145,6 +151,7 @@ variable "embedding_backend" {
 variable "extra_env" {
   description = "Additional non-secret environment variables for every function (e.g. LLM routing settings added to shared/config.py). Never put secrets here: use llm_secret_names."
   type        = map(string)
+  nullable    = false
   default     = {}
 
   validation {
@@ -164,6 +171,7 @@ variable "llm_secret_names" {
 variable "mounted_llm_secrets" {
   description = "Which of llm_secret_names the LLM-using functions receive as environment variables. List a secret here only after it has a version: Cloud Functions refuses to deploy a function whose secret has none."
   type        = list(string)
+  nullable    = false
   default     = []
 
   validation {
@@ -200,31 +208,44 @@ variable "sql_edition" {
 variable "sql_tier" {
   description = "Cloud SQL machine tier."
   type        = string
+  nullable    = false
   default     = "db-g1-small"
 }
 
 variable "sql_availability_type" {
   description = "ZONAL (dev) or REGIONAL (high availability, prod)."
   type        = string
+  nullable    = false
   default     = "ZONAL"
 }
 
 variable "sql_disk_size_gb" {
   description = "Initial SSD size; storage auto-increase grows it."
   type        = number
+  nullable    = false
   default     = 10
 }
 
 variable "sql_max_connections" {
   description = "Postgres max_connections. Budget: sum over functions of max_instances * (db_pool_size + db_max_overflow), plus migrations and the training job."
   type        = number
+  nullable    = false
   default     = 100
 }
 
 variable "sql_private_network" {
-  description = "Self link of a VPC network for a private-IP-only instance. null keeps a public IP (reached only through the Cloud SQL connector with IAM auth; no authorized networks are opened)."
+  description = "Self link of a VPC network for a private-IP-only instance. null keeps a public IP (reached only through the Cloud SQL connector with IAM auth; no authorized networks are opened). Required in prod: no public address on the production database."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.sql_private_network == null || can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$", coalesce(var.sql_private_network, "x")))
+    error_message = "sql_private_network must be projects/<project>/global/networks/<name>."
+  }
+  validation {
+    condition     = var.environment != "prod" || var.sql_private_network != null
+    error_message = "prod needs sql_private_network: the production database has no public address (docs/deploy.md, step 3)."
+  }
 }
 
 variable "vpc_connector_cidr" {
@@ -242,19 +263,27 @@ variable "sql_backup_start_time" {
 variable "sql_retained_backups" {
   description = "How many daily backups to keep."
   type        = number
+  nullable    = false
   default     = 7
 }
 
 variable "sql_point_in_time_recovery" {
   description = "Keep write-ahead logs for point-in-time recovery."
   type        = bool
+  nullable    = false
   default     = true
 }
 
 variable "deletion_protection" {
   description = "Protect the Cloud SQL instance (Terraform and API level) and keep buckets from being force-destroyed. Always true in prod."
   type        = bool
+  nullable    = false
   default     = false
+
+  validation {
+    condition     = var.environment != "prod" || var.deletion_protection
+    error_message = "prod keeps deletion_protection on (the database and the artifacts bucket)."
+  }
 }
 
 variable "db_name" {
@@ -284,6 +313,7 @@ variable "migrator_service_account" {
 variable "db_iam_users" {
   description = "Human Google accounts (emails) added as Cloud SQL IAM database users, e.g. to run migrations or inspect data from a laptop."
   type        = list(string)
+  nullable    = false
   default     = []
 }
 
@@ -309,6 +339,7 @@ variable "bucket_location" {
 variable "dataset_retention_days" {
   description = "Parquet exports under datasets/ are deleted after this many days (training snapshots reference them by sha256 in the manifest)."
   type        = number
+  nullable    = false
   default     = 180
 }
 
@@ -351,6 +382,7 @@ variable "attach_dead_letter_with_gcloud" {
 variable "training_image_uri" {
   description = "Container image of model_export/ that the retrain function submits as a Vertex AI custom job (TRAINING_IMAGE_URI). Empty until the image is published."
   type        = string
+  nullable    = false
   default     = ""
 }
 
@@ -365,6 +397,7 @@ variable "training_machine_type" {
 variable "llm_daily_budget_usd" {
   description = "Daily LLM spend (USD, the sum of cost_usd the functions log per call) above which the cost alert fires."
   type        = number
+  nullable    = false
   default     = 10
 
   validation {
@@ -376,6 +409,7 @@ variable "llm_daily_budget_usd" {
 variable "alert_notification_channels" {
   description = "Cloud Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) every alert policy notifies; empty shows incidents in the console only."
   type        = list(string)
+  nullable    = false
   default     = []
 }
 
@@ -388,4 +422,50 @@ variable "alert_thresholds" {
     http_5xx_ratio         = optional(number, 0.02)
   })
   default = {}
+}
+
+# --- the shared embedding cache (Memorystore for Redis, redis.tf) -------------------------
+
+variable "redis_enabled" {
+  description = "Create a Memorystore for Redis instance (AUTH + TLS) as the shared embedding cache and give chat and grading its REDIS_URL. Needs a VPC: redis_network or sql_private_network."
+  type        = bool
+  nullable    = false
+  default     = false
+}
+
+variable "redis_network" {
+  description = "Self link of the VPC Memorystore joins (projects/<p>/global/networks/<name>); null = sql_private_network. With a private database both must be the same VPC (the functions have one connector)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.redis_network == null || can(regex("^projects/[^/]+/global/networks/[^/]+$", var.redis_network))
+    error_message = "redis_network must be projects/<project>/global/networks/<name>."
+  }
+}
+
+variable "redis_tier" {
+  description = "BASIC (one node; a failure empties the cache, which costs model calls, not answers) or STANDARD_HA (a replica in another zone)."
+  type        = string
+  nullable    = false
+  default     = "BASIC"
+
+  validation {
+    condition     = contains(["BASIC", "STANDARD_HA"], var.redis_tier)
+    error_message = "redis_tier must be BASIC or STANDARD_HA."
+  }
+}
+
+variable "redis_memory_size_gb" {
+  description = "Memorystore capacity (GB). A 384-d float32 vector is 1.5 KB plus a ~90-byte key, so 1 GB holds a few hundred thousand texts (least recently used evicted first)."
+  type        = number
+  nullable    = false
+  default     = 1
+}
+
+variable "redis_version" {
+  description = "Memorystore Redis version (7.x: the highest TLS connection limit)."
+  type        = string
+  nullable    = false
+  default     = "REDIS_7_2"
 }

@@ -1,45 +1,24 @@
-"""Task attempts, the one home of the `task_attempts` table: record a prediction before a
-task, complete it after, list a student's attempts. Prediction, grading and mastery all
-read and write attempts through here (none depends on another for them).
-
-Both the prediction function (`POST /api/prediction/complete`) and the grading function
-(after grading an answer) finish an attempt with `complete_attempt`, so the attempt
-row, the mastery state (BKT), the progress record and the retraining counter can never
-disagree about what one answer did. A completion is one transaction owned by the
-caller (`with engine.begin() as conn:`): either all of it happens or none.
-
-Ownership and state are checked with the row locked (`FOR UPDATE`), so two
-completions of the same attempt at once cannot both succeed: the second sees it
-completed and gets `AttemptCompletedError` (HTTP 409).
-
-Repeats count once: a student's second answer to the same question within
-`REPEAT_WINDOW_S` of a counted one is graded and stored (status 'repeat', `repeat_of`
-naming the counted attempt) but changes nothing else: not mastery, not progress, not
-the retraining counter, and neither the predictor's training data nor its history
-features (they read status 'completed' only). Resubmitting one multiple-choice answer
-twenty times used to take mastery from 0.2 to 0.9999998; trying every option until
-one is right would have worked as well. The first answer counts, so neither does
-now. The check runs under a transaction-scoped advisory lock on (user, question), so
-two submissions at once cannot both be first. Tasks without a question (a topic
-prediction completed with a self-reported outcome) have no identity to compare and
-are not deduplicated; each predicted attempt completes once.
-
-`completed_at` is `clock_timestamp()`, not `now()`: now() is the transaction's start,
-so attempts completed in one transaction (a batch import) would tie, and "the last 5"
-of the history features would be ambiguous.
-"""
+"""Completing an attempt: the attempt row, mastery (BKT), the progress record and the
+retraining counter in the caller's one transaction (see the package docstring), with
+repeats of a counted answer stored but counting for nothing."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import sqlalchemy as sa
 
-from shared.curriculum import QuestionNotFoundError, TopicNotFoundError, question_by_id, topic_exists
-from shared.errors import DomainError, Kind
+from shared.attempts.errors import (
+    AttemptCompletedError,
+    AttemptForbiddenError,
+    AttemptMismatchError,
+    GradingRequiredError,
+)
+from shared.attempts.rows import COMPLETED, PREDICTED, REPEAT, locked_attempt, resolve_task
+from shared.curriculum import QuestionNotFoundError, question_by_id
 from shared.learning.retrain_requests import RetrainRequest, completed_task_count, count_completed_task
 from shared.mastery.bkt import PASS_CREDIT
 from shared.mastery.store import current_mastery, record_answer
@@ -56,38 +35,6 @@ VERDICTS = ("correct", "partially_correct", "incorrect", "contradictory")
 #: of the first answer (which names the right option) is fresh, so a repeat shows
 #: recall of the feedback, not of the skill; a later sitting is a new opportunity.
 REPEAT_WINDOW_S = 3600.0
-PREDICTED, COMPLETED, REPEAT = "predicted", "completed", "repeat"
-
-
-class AttemptError(DomainError):
-    """Base of what completing an attempt can refuse (a `DomainError`: its kind says why)."""
-
-    kind: ClassVar[Kind] = "invalid"
-    code: ClassVar[str] = "bad_request"
-
-
-class AttemptNotFoundError(AttemptError, LookupError):
-    kind, code = "not_found", "not_found"
-
-
-class AttemptForbiddenError(AttemptError, PermissionError):
-    kind, code = "forbidden", "forbidden"
-
-
-class AttemptCompletedError(AttemptError):
-    kind, code = "conflict", "conflict"
-
-
-class GradingRequiredError(AttemptError, ValueError):
-    """A self-reported outcome for a question of the bank: its answer must be graded."""
-
-    kind, code = "invalid", "grading_required"
-
-
-class AttemptMismatchError(AttemptError, ValueError):
-    """The caller names a topic/question/difficulty other than the attempt's own."""
-
-    kind, code = "invalid", "attempt_mismatch"
 
 
 @dataclass
@@ -116,70 +63,6 @@ class CompletedAttempt:
         out = asdict(self)
         out["retrain_request"] = self.retrain_request.as_dict() if self.retrain_request else None
         return out
-
-
-def resolve_task(
-    conn: sa.Connection, topic_id: str | None, question_id: str | None, difficulty: int | None
-) -> tuple[str, str | None, int]:
-    """(topic_id, question_id, difficulty) of a task: the question's own when one is named.
-
-    Raises QuestionNotFoundError / TopicNotFoundError (404) for ids that do not exist,
-    AttemptMismatchError (422) when a question and a different topic are both named.
-    """
-    if question_id is not None:
-        question = question_by_id(conn, question_id)
-        if question is None:
-            raise QuestionNotFoundError("No such question.")
-        if topic_id is not None and topic_id != question["topic_id"]:
-            raise AttemptMismatchError("The question belongs to another topic than topic_id.")
-        topic_id = question["topic_id"]
-        difficulty = int(question["difficulty"]) if difficulty is None else difficulty
-    if topic_id is None:
-        raise AttemptMismatchError("Name a topic_id or a question_id.")
-    if not topic_exists(conn, topic_id):
-        raise TopicNotFoundError("No such topic.")
-    difficulty = 2 if difficulty is None else int(difficulty)  # the schema's default
-    if not 1 <= difficulty <= 5:
-        raise AttemptMismatchError(f"difficulty must be 1-5, got {difficulty}.")
-    return topic_id, question_id, difficulty
-
-
-def record_prediction(
-    conn: sa.Connection,
-    user_id: str,
-    *,
-    topic_id: str,
-    question_id: str | None,
-    difficulty: int,
-    p_correct: float,
-    expected_seconds: float,
-    predictor: str,
-    predictor_version: str | None,
-) -> str:
-    """Insert a 'predicted' attempt; its id is what the client completes later."""
-    ensure_user_id(conn, user_id)
-    return str(
-        conn.execute(
-            sa.text(
-                """INSERT INTO task_attempts (user_id, question_id, topic_id, difficulty, status,
-                                              predicted_correct, predicted_seconds, predictor,
-                                              predictor_version)
-                   VALUES (:user_id, :question_id, :topic_id, :difficulty, 'predicted',
-                           :p, :s, :predictor, :version)
-                   RETURNING id"""
-            ),
-            {
-                "user_id": user_id,
-                "question_id": question_id,
-                "topic_id": topic_id,
-                "difficulty": difficulty,
-                "p": float(min(max(p_correct, 0.0), 1.0)),
-                "s": float(max(expected_seconds, 0.0)),
-                "predictor": predictor,
-                "version": predictor_version,
-            },
-        ).scalar_one()
-    )
 
 
 def complete_attempt(
@@ -241,7 +124,7 @@ def complete_attempt(
 
     predicted: dict[str, Any] = {}
     if attempt_id is not None:
-        row = _locked_attempt(conn, attempt_id)
+        row = locked_attempt(conn, attempt_id)
         attempt_id = str(row["id"])  # canonical, whichever spelling the caller used
         if row["user_id"] != user_id:
             raise AttemptForbiddenError("This attempt belongs to another student.")
@@ -389,40 +272,6 @@ def _counted_recently(conn: sa.Connection, user_id: str, question_id: str | None
     return None if found is None else str(found)
 
 
-def get_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any] | None:
-    """One attempt row (None for an unknown or malformed id)."""
-    canonical = canonical_attempt_id(attempt_id)
-    if canonical is None:
-        return None
-    row = (
-        conn.execute(sa.text("SELECT * FROM task_attempts WHERE id = CAST(:id AS uuid)"), {"id": canonical})
-        .mappings()
-        .first()
-    )
-    return dict(row) if row else None
-
-
-def _locked_attempt(conn: sa.Connection, attempt_id: str) -> dict[str, Any]:
-    canonical = canonical_attempt_id(attempt_id)
-    if canonical is None:
-        raise AttemptNotFoundError("No such attempt.")
-    row = (
-        conn.execute(
-            sa.text(
-                """SELECT id, user_id, topic_id, question_id, difficulty, status, predicted_correct,
-                      predicted_seconds, predictor, predictor_version
-                 FROM task_attempts WHERE id = CAST(:id AS uuid) FOR UPDATE"""
-            ),
-            {"id": canonical},
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise AttemptNotFoundError("No such attempt.")
-    return dict(row)
-
-
 def _update_progress(
     conn: sa.Connection,
     user_id: str,
@@ -455,37 +304,3 @@ def _update_progress(
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def canonical_attempt_id(value: object) -> str | None:
-    """The attempt id in the one spelling Postgres reads, or None when it is no UUID.
-
-    Python accepts every standard spelling (`urn:uuid:...`, braces, no hyphens, upper
-    case); Postgres's uuid input does not take the URN form, so an id checked here but
-    cast raw in SQL was a 500. Everything below uses the canonical string."""
-    import uuid
-
-    text = str(value).strip()
-    if text[:9].lower() == "urn:uuid:":  # the URN scheme and namespace are case-insensitive
-        text = text[9:]
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return None
-
-
-def list_attempts(conn: sa.Connection, user_id: str, limit: int) -> list[dict[str, Any]]:
-    """A student's attempts, newest first (what the grading function's history shows)."""
-    rows = conn.execute(
-        sa.text(
-            """SELECT id, question_id, topic_id, difficulty, status, predicted_correct,
-                      predicted_seconds, predictor, correct, score, verdict, feedback, grader,
-                      time_seconds, created_at, completed_at
-                 FROM task_attempts
-                WHERE user_id = :user_id
-                ORDER BY created_at DESC
-                LIMIT :limit"""
-        ),
-        {"user_id": user_id, "limit": limit},
-    ).mappings()
-    return [dict(r) for r in rows]
