@@ -1,5 +1,7 @@
-"""A real `redis-server` on a free loopback port, for the tests of what Redis shares
-between instances (tests/http/test_shared_rate_limits.py).
+"""A real `redis-server` on a free loopback port that a test can kill and restart on the
+same port (what an outage and a recovery look like to a client), for the tests of what
+Redis shares between instances (tests/http/test_shared_rate_limits.py). The process
+itself is started by `local.loopback.start_redis`, the one home for that.
 
 No silent skip: without redis-server the fixture fails, saying how to install it
 (scripts/install_system_packages.sh installs it for CI)."""
@@ -7,50 +9,33 @@ No silent skip: without redis-server the fixture fails, saying how to install it
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from local.loopback import LoopbackServerError, free_port, start_redis
 
 
 @dataclass
 class RedisServer:
     port: int
     workdir: str
-    proc: subprocess.Popen | None = field(default=None)
+    proc: subprocess.Popen[bytes] | None = field(default=None)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
+        if shutil.which("redis-server") is None:
             pytest.fail("redis-server is required (apt-get install redis-server; scripts/install_system_packages.sh)")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", self.workdir],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("redis-server did not start")
+        try:
+            self.proc, _ = start_redis(self.workdir, port=self.port)
+        except LoopbackServerError as exc:
+            raise RuntimeError(f"redis-server did not start: {exc}") from exc
 
     def stop(self) -> None:
         """Kill it (what an outage looks like to a client): connections drop at once."""
@@ -62,7 +47,7 @@ class RedisServer:
 
 @pytest.fixture()
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(_free_port(), tempfile.mkdtemp(prefix="cc-redis-"))
+    server = RedisServer(free_port(), tempfile.mkdtemp(prefix="cc-redis-"))
     server.start()
     try:
         yield server
