@@ -264,6 +264,17 @@ class Settings(BaseSettings):
     training_staging_uri: str | None = Field(
         None, validation_alias="TRAINING_STAGING_URI", description="gs:// staging folder of Vertex AI jobs."
     )
+    training_timeout_s: int = Field(
+        3 * 3600,
+        ge=600,
+        validation_alias="TRAINING_TIMEOUT_S",
+        description="Vertex AI stops a training job that runs longer (the run is then recorded as failed).",
+    )
+    vertex_api_endpoint: str | None = Field(
+        None,
+        validation_alias="VERTEX_API_ENDPOINT",
+        description="Vertex AI API host for training jobs; defaults to the region's endpoint. Tests: a loopback stub.",
+    )
     training_python: Path = Field(
         REPO_ROOT / ".venv-train" / "bin" / "python",
         validation_alias="TRAINING_PYTHON",
@@ -319,6 +330,10 @@ class Settings(BaseSettings):
         "retrain_topic",
         "datasets_uri",
         "dataset_pseudonym_key",
+        "training_image_uri",
+        "training_service_account",
+        "training_staging_uri",
+        "vertex_api_endpoint",
         mode="before",
     )
     @classmethod
