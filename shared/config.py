@@ -264,6 +264,12 @@ class Settings(BaseSettings):
     training_staging_uri: str | None = Field(
         None, validation_alias="TRAINING_STAGING_URI", description="gs:// staging folder of Vertex AI jobs."
     )
+    training_shared_data_uri: str | None = Field(
+        None,
+        validation_alias="TRAINING_SHARED_DATA_URI",
+        description="gs://bucket/shared-data: the public data sets (ASSISTments prior) the Vertex AI job "
+        "reads through its Cloud Storage mount (/gcs/bucket/shared-data).",
+    )
     training_timeout_s: int = Field(
         3 * 3600,
         ge=600,
@@ -333,6 +339,7 @@ class Settings(BaseSettings):
         "training_image_uri",
         "training_service_account",
         "training_staging_uri",
+        "training_shared_data_uri",
         "vertex_api_endpoint",
         mode="before",
     )

@@ -47,6 +47,8 @@ def vertex_problems(settings: Settings) -> list[str]:
         problems.append("MODEL_STORE_URI must be gs:// (the job runs elsewhere)")
     if not (settings.datasets_uri or "").startswith("gs://"):
         problems.append("DATASETS_URI must be gs:// (the job reads the snapshots from it)")
+    if settings.training_shared_data_uri and not settings.training_shared_data_uri.startswith("gs://"):
+        problems.append("TRAINING_SHARED_DATA_URI must be gs:// (read through the job's Cloud Storage mount)")
     if not settings.gcp_project or settings.gcp_project.startswith("demo-"):
         problems.append("GOOGLE_CLOUD_PROJECT (a real project, not the local demo one)")
     return problems
@@ -72,6 +74,7 @@ def choose_launcher(engine: sa.Engine, settings: Settings | None = None) -> Laun
             store_uri=settings.model_store,
             datasets_uri=str(settings.datasets_uri),
             staging_uri=settings.training_staging_uri,
+            shared_data_uri=settings.training_shared_data_uri,
             timeout_s=settings.training_timeout_s,
             api_endpoint=settings.vertex_api_endpoint,
         )

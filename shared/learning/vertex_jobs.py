@@ -55,6 +55,7 @@ class VertexLauncher:
     store_uri: str
     datasets_uri: str
     staging_uri: str | None = None
+    shared_data_uri: str | None = None
     timeout_s: int = 3 * 3600
     api_endpoint: str | None = None
     credentials: Credentials | None = None
@@ -89,6 +90,8 @@ class VertexLauncher:
             "DATASETS_URI": self.datasets_uri,
             "HF_HUB_OFFLINE": "1",
         }
+        if self.shared_data_uri:  # Vertex AI mounts Cloud Storage at /gcs/<bucket>/...
+            env["SHARED_DATA_DIR"] = gcs_mount_path(self.shared_data_uri)
         container = v1.ContainerSpec(
             image_uri=self.image_uri,
             command=JOB_COMMAND,
@@ -134,6 +137,13 @@ class VertexLauncher:
         job = self.client().get_custom_job(name=name, timeout=self.request_timeout_s)
         error = job.error.message if job.error and job.error.message else None
         return job.state.name, error
+
+
+def gcs_mount_path(uri: str) -> str:
+    """gs://bucket/path -> /gcs/bucket/path, where a Vertex AI job sees Cloud Storage."""
+    if not uri.startswith("gs://"):
+        raise ValueError(f"not a gs:// URI: {uri!r}")
+    return "/gcs/" + uri.removeprefix("gs://").rstrip("/")
 
 
 def _label_value(value: str) -> str:

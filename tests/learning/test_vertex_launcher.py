@@ -57,6 +57,7 @@ def vertex(module, db, stub: VertexStub, tmp_path: Path, monkeypatch: pytest.Mon
         store_uri=str(tmp_path / "models"),  # the job's store; gs:// in the cloud
         datasets_uri="gs://stub-bucket/datasets",
         staging_uri="gs://stub-bucket/vertex-staging",
+        shared_data_uri="gs://stub-bucket/shared-data/",
         timeout_s=7200,
         api_endpoint=stub.url,
         credentials=Credentials(token="stub-token"),
@@ -121,6 +122,7 @@ def test_a_message_submits_one_custom_job_built_from_the_settings(module, vertex
     ]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MODEL_STORE_URI"] == vertex.store_uri and env["COGNITIVE_ENV"] == "cloud"
+    assert env["SHARED_DATA_DIR"] == "/gcs/stub-bucket/shared-data"  # the ASSISTments prior, mounted
 
 
 def test_an_ended_job_is_recorded_from_the_result_it_wrote(module, vertex, stub, db):

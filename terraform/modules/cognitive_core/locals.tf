@@ -118,6 +118,7 @@ locals {
     TRAINING_MACHINE_TYPE    = var.training_machine_type
     TRAINING_SERVICE_ACCOUNT = google_service_account.group["trainer"].email
     TRAINING_STAGING_URI     = "gs://${local.artifacts_bucket}/training"
+    TRAINING_SHARED_DATA_URI = "gs://${local.artifacts_bucket}/shared-data"
   }
 
   function_env = {
