@@ -6,9 +6,10 @@
 1. read the snapshot (`model_export.datasets`: complete dates only) and record it;
 2. split every item 80/10/10 by a stable hash of its id (`datasets.split_of`);
 3. train what the run names with the existing trainers: intent on the seed queries plus
-   the human labels; predictor on the product attempts plus the ASSISTments prior (new
-   users and topics learned); confusion only when the snapshot has labelled
-   conversations (skipped, and said so, otherwise);
+   the human labels, plus the silver (LLM) labels of the training part with a lower
+   weight (`--silver-weight`, 0.3; never in val or test); predictor on the product
+   attempts plus the ASSISTments prior (new users and topics learned); confusion only
+   when the snapshot has labelled conversations (skipped, and said so, otherwise);
 4. quantize each to INT8 and assemble the candidate version: the new models plus the
    parent's other models, unchanged;
 5. gate: (a) on the PREVIOUS version's test split, the new model may be at most
@@ -61,6 +62,8 @@ log = logging.getLogger("model_export.retrain")
 
 MODELS = ("intent", "predictor", "confusion")
 MAX_DROP = 0.02  # the seed rule: refuse a drop of more than 2 points
+#: a silver (LLM) label's weight in the intent loss; a human label weighs 1
+SILVER_WEIGHT = 0.3
 EXIT = {"succeeded": 0, "failed": 1, "rejected": 3}
 
 
@@ -75,6 +78,7 @@ class JobConfig:
     prior: bool = True  # the ASSISTments prior for the predictor, when ../shared/data has it
     quick: bool = False  # small epochs: tests and demos
     max_drop: float = MAX_DROP
+    silver_weight: float = SILVER_WEIGHT  # 0 = leave silver labels out
     work_root: Path | None = None
 
 
@@ -131,6 +135,35 @@ def intent_split(snapshot: Snapshot, held_out: frozenset[str] = frozenset()):
     for item_id, text, label in sorted(items.values()):
         parts["test" if text in held_out else split_of(item_id)].append((text, label))
     return Split(parts["train"], parts["val"], parts["test"])
+
+
+def silver_examples(
+    snapshot: Snapshot, held_out: frozenset[str] = frozenset()
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """The snapshot's silver (LLM) labels the intent model may train on, and why the others
+    were left out. Only items whose hash part is `train` (an interaction never changes
+    part, so one that a human labels later cannot leak from train into test), never a
+    text a seed query or a human label already has (theirs wins), never a held-out text,
+    only labels of the taxonomy."""
+    from model_export.intent_data import INTENT_LABELS, load_examples
+
+    known = {t.strip().lower() for t, _ in load_examples()} | {r.text.strip().lower() for r in snapshot.labels}
+    held = {t.strip().lower() for t in held_out}
+    used: list[tuple[str, str]] = []
+    counts = {"rows": len(snapshot.silver), "used": 0, "not_train_part": 0, "has_gold_label": 0, "unknown_label": 0}
+    for row in sorted(snapshot.silver, key=lambda r: r.interaction_id):
+        key = row.text.strip().lower()
+        if row.label not in INTENT_LABELS:
+            counts["unknown_label"] += 1
+        elif key in known or key in held:
+            counts["has_gold_label"] += 1
+        elif split_of(f"interaction:{row.interaction_id}") != "train":
+            counts["not_train_part"] += 1
+        else:
+            used.append((row.text, row.label))
+            known.add(key)
+    counts["used"] = len(used)
+    return used, counts
 
 
 def product_sequences(snapshot: Snapshot) -> list:
@@ -410,6 +443,7 @@ class Job:
 
         held_out = self.held_out("intent")
         split = intent_split(snapshot, held_out)
+        silver, silver_counts = silver_examples(snapshot, held_out) if self.config.silver_weight > 0 else ([], {})
         config = IntentConfig(seed=self.config.seed, epochs=2 if self.config.quick else IntentConfig.epochs)
         data = {
             "source": "model_export/data/intent_queries.tsv (seed queries) + human labels of the "
@@ -419,8 +453,17 @@ class Job:
             "split": {"method": "sha256 of the item id, 80/10/10", "parent_test_held_out": len(held_out)}
             | split.sizes(),
             "golden_set": "tests/golden_queries.json (50 queries, never trained on)",
+            "silver_labels": silver_counts | {"weight": self.config.silver_weight, "part": "train only"},
         }
-        return train(work, seed=self.config.seed, split=split, config=config, data=data)
+        return train(
+            work,
+            seed=self.config.seed,
+            split=split,
+            config=config,
+            data=data,
+            silver=silver,
+            silver_weight=self.config.silver_weight,
+        )
 
     def train_predictor(self, snapshot: Snapshot, work: Path):
         from model_export.predictor_data import PredictorDataMissing, assistments_path
@@ -567,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few epochs (tests, demos)")
     parser.add_argument("--no-prior", action="store_true", help="predictor without the ASSISTments prior")
     parser.add_argument("--max-drop", type=float, default=MAX_DROP)
+    parser.add_argument(
+        "--silver-weight", type=float, default=SILVER_WEIGHT, help="weight of a silver (LLM) label; 0 = none"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -581,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
             prior=not args.no_prior,
             quick=args.quick,
             max_drop=args.max_drop,
+            silver_weight=args.silver_weight,
         )
     )
     summary = {k: result.get(k) for k in ("run_id", "status", "version", "parent", "reasons", "error", "timings")}

@@ -44,7 +44,7 @@ EXCLUDED_PACKAGES: dict[str, set[str]] = {
     "prediction": {"google-cloud-firestore", "pyarrow", "redis", _VERTEX_JOBS, *_LLM},
     "feedback": {"google-cloud-firestore", "pyarrow", "redis", _VERTEX_JOBS, *_LLM},
     "retrain": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub", "redis", *_LLM},
-    "nightly": {"google-cloud-firestore", "redis", _VERTEX_JOBS, *_LLM},
+    "nightly": {"google-cloud-firestore", "redis", _VERTEX_JOBS},  # LLMs: the silver labels
 }
 #: requirement files appended to a function's requirements (packages that cannot share
 #: requirements.txt with the rest; see requirements-vertex.txt)

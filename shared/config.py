@@ -246,6 +246,13 @@ class Settings(BaseSettings):
         validation_alias="RETRAIN_PUBLISH_TIMEOUT_S",
         description="How long the outbox sweep waits for one publish to be confirmed before leaving the row pending.",
     )
+    silver_labels_per_night: int = Field(
+        200,
+        ge=0,
+        validation_alias="SILVER_LABELS_PER_NIGHT",
+        description="Unlabelled interactions an LLM grades into silver labels on each nightly tick (0 = none); "
+        "with only the offline provider nothing is graded.",
+    )
     dataset_pseudonym_key: SecretStr | None = Field(
         None,
         validation_alias="DATASET_PSEUDONYM_KEY",

@@ -8,8 +8,9 @@ One dataset version per UTC date D holds what happened in [D 00:00Z, D+1 00:00Z)
 Tables (see `TABLES` for every column, and docs/learning.md for why each leaves the
 database): `interactions` (by created_at), `labels` (label changes by labelled_at, with the
 query they label), `feedback` (thumbs by feedback_at), `attempts` (completed, counted task
-attempts by completed_at; repeats and bare predictions are not training data) and
-`generation_log` (LLM calls by created_at, without prompts or responses).
+attempts by completed_at; repeats and bare predictions are not training data),
+`generation_log` (LLM calls by created_at, without prompts or responses) and
+`silver_labels` (an LLM's intent labels by created_at, with the query they label).
 
 Personal data: user and session ids are pseudonymised with a keyed hash (HMAC-SHA256
 with DATASET_PSEUDONYM_KEY, stable across dates so a student's history stays linkable
@@ -238,6 +239,29 @@ TABLES: dict[str, TableSpec] = {
         ),
         "LLM calls: provider, model, status, tokens, cost, latency (no prompt, response or error text)",
     ),
+    "silver_labels": TableSpec(
+        "silver_labels",
+        "created_at",
+        "FROM silver_labels s JOIN interactions i ON i.id = s.interaction_id "
+        "WHERE s.created_at >= :start AND s.created_at < :end",
+        "s.created_at, s.id",
+        (
+            _c("id", pa.int64(), "s.id"),
+            _c("interaction_id", pa.string(), "s.interaction_id::text"),
+            _c("created_at", TS, "s.created_at"),
+            _c("label", pa.string(), "s.label"),
+            _c("confidence", pa.float64(), "s.confidence::float8"),
+            _c("provider", pa.string(), "s.provider"),
+            _c("llm_model", pa.string(), "s.llm_model"),
+            _c("prompt_version", pa.string(), "s.prompt_version"),
+            _c("taxonomy_version", pa.string(), "s.taxonomy_version"),
+            _c("model_intent", pa.string(), "s.model_intent"),
+            _c("agrees", pa.bool_(), "s.agrees"),
+            _c("query", pa.string(), "i.query", "redact"),
+            _c("interaction_created_at", TS, "i.created_at"),
+        ),
+        "an LLM's intent labels of unlabelled queries (silver standard, kept apart from human labels)",
+    ),
 }
 
 #: What stays in the database, per exported table (documented in docs/learning.md).
@@ -248,6 +272,7 @@ WITHHELD: dict[str, tuple[str, ...]] = {
     "feedback": ("feedback_comment (only whether there was one)",),
     "attempts": ("user_id (pseudonymised)", "answer", "feedback", "repeat and predicted-only attempts"),
     "generation_log": ("request_id", "prompt", "raw_response", "error"),
+    "silver_labels": (),
 }  # fmt: skip
 
 

@@ -50,7 +50,7 @@ REASON = "labels_threshold"
 LABELS_FILE = "intent_labels.json"
 KEYWORD_RULES = "keyword-rules"
 
-REVIEW_REASONS = ("low_confidence", "thumbs_down")
+REVIEW_REASONS = ("low_confidence", "thumbs_down", "silver_disagrees")
 
 
 class SignalError(DomainError):

@@ -44,7 +44,8 @@ locals {
   #   publish         = publisher on retrain-requests (the outbox sweep after a threshold crossing)
   #   train           = Vertex AI user + act as the trainer account (submit custom jobs)
   #   nightly         = the daily tick: writes datasets/, publishes the outbox; the only
-  #                     group that reads DATASET_PSEUDONYM_KEY
+  #                     group that reads DATASET_PSEUDONYM_KEY; llm for the silver labels
+  #                     (an LLM grades unlabelled queries: shared/learning/silver.py)
   # feedback reads models/ for the intent taxonomy that labels are checked against;
   # predictor, tutor and feedback publish the retrain outbox right after their commits.
   # Every group also gets Cloud SQL client + IAM database login (the trainer reads the
@@ -55,7 +56,7 @@ locals {
     feedback  = { models = "read", llm = false, publish = true, train = false }
     retrain   = { models = "write", llm = false, publish = false, train = true }
     trainer   = { models = "write", llm = false, publish = false, train = false }
-    nightly   = { models = "datasets", llm = false, publish = true, train = false }
+    nightly   = { models = "datasets", llm = true, publish = true, train = false }
   }
 
   # Sizing: function_overrides, then what a function needs by nature, then the defaults.
