@@ -118,6 +118,8 @@ def fit_intent(
     accuracy per epoch, fit the temperature on `val_set`, return the model.
 
     `weights` (one per training example) weighs the loss: silver labels below 1."""
+    if weights is not None and len(weights) != len(train_set):
+        raise ValueError(f"{len(weights)} weights for {len(train_set)} training examples")
     seed_everything(config.seed, config.threads)
     index = {label: i for i, label in enumerate(labels)}
     tokenizer = load_training_tokenizer(config.max_length)
@@ -142,8 +144,6 @@ def fit_intent(
             validate=validate,
         )
     else:
-        if len(weights) != len(train_set):
-            raise ValueError(f"{len(weights)} weights for {len(train_set)} training examples")
         weighted = [(t, lab, w) for (t, lab), w in zip(train_set, weights, strict=True)]
         history, seconds = fine_tune_classifier(
             model,
