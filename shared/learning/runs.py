@@ -262,8 +262,12 @@ class LocalLauncher:
         datasets_uri: str | None,
         log_dir: Path,
         cwd: Path | None = None,
+        job_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
+        #: job options this launcher always applies over a request's (demos and the
+        #: end-to-end test: {"quick": True, "prior": False}, a training run of seconds)
+        self.job_overrides = dict(job_overrides or {})
         self.python = str(python)
         self.store_uri = store_uri
         self.datasets_uri = datasets_uri
@@ -273,6 +277,7 @@ class LocalLauncher:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def command(self, run_id: str, params: dict[str, Any]) -> list[str]:
+        params = params | self.job_overrides
         return [self.python, "-m", "model_export.retrain", *job_args(run_id, params, self.store_uri, self.datasets_uri)]
 
     def launch(self, run_id: str, params: dict[str, Any]) -> str | None:
