@@ -141,6 +141,10 @@ def test_an_ended_job_is_recorded_from_the_result_it_wrote(module, vertex, stub,
     assert reconcile(db, vertex) == {str(row.id): "succeeded"}
     done = run_row(db, "ok")
     assert done.status == "succeeded" and done.produced_version == "v2" and done.finished_at is not None
+    from shared.learning.operators import list_runs
+
+    with db.connect() as conn:
+        assert list_runs(conn, 10)[0]["external_job"] == row.external_job  # what operators see
     assert done.data_snapshot == {"date": "2026-11-30"}
     with db.connect() as conn:
         versions = conn.execute(sa.text("SELECT version, status FROM model_versions ORDER BY 1")).all()
