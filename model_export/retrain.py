@@ -8,8 +8,9 @@
 3. train what the run names with the existing trainers: intent on the seed queries plus
    the human labels, plus the silver (LLM) labels of the training part with a lower
    weight (`--silver-weight`, 0.3; never in val or test); predictor on the product
-   attempts plus the ASSISTments prior (new users and topics learned); confusion only
-   when the snapshot has labelled conversations (skipped, and said so, otherwise);
+   attempts plus the ASSISTments prior (new users and topics learned); confusion on the
+   bootstrap conversations plus the snapshot's labelled ones, only when it has some
+   (skipped, and said so, otherwise);
 4. quantize each to INT8 and assemble the candidate version: the new models plus the
    parent's other models, unchanged;
 5. gate: (a) on the PREVIOUS version's test split, the new model may be at most
@@ -164,6 +165,39 @@ def silver_examples(
             known.add(key)
     counts["used"] = len(used)
     return used, counts
+
+
+def product_conversations(snapshot: Snapshot) -> dict[str, list]:
+    """The snapshot's labelled conversations (human confusion labels of chat turns, each
+    with up to 3 student messages) per part, split by a hash of the conversation id."""
+    from model_export.confusion_data import Conversation, Message
+
+    parts: dict[str, list] = {"train": [], "val": [], "test": []}
+    for row in sorted(snapshot.conversations, key=lambda r: str(r.get("conversation_id"))):
+        raw = row.get("messages")
+        messages = json.loads(raw) if isinstance(raw, str) else raw
+        window = tuple(
+            Message(str(m["text"]), None if m.get("seconds") is None else float(m["seconds"]))
+            for m in (messages or [])[-3:]
+            if m.get("text")
+        )
+        if not window:
+            continue
+        conversation = Conversation(window, int(bool(row["label"])), "product")
+        parts[split_of(f"conversation:{row['conversation_id']}")].append(conversation)
+    return parts
+
+
+def confusion_auc(version_dir: Path, entry: dict, conversations: list) -> float:
+    """AUC of a version's confusion graph on conversations embedded with the FP32 encoder."""
+    from model_export.train_confusion import embed_texts, to_arrays
+    from model_export.training import roc_auc
+    from shared.models.onnx_model import OnnxModel
+
+    vectors = embed_texts([m.text for c in conversations for m in c.messages])
+    emb, feat, y = to_arrays(conversations, vectors)
+    logit = OnnxModel(version_dir / entry["file"], threads=1).run({"embeddings": emb, "timing": feat})[0]
+    return roc_auc(y, 1 / (1 + np.exp(-logit.astype(np.float64))))
 
 
 def product_sequences(snapshot: Snapshot) -> list:
@@ -358,9 +392,7 @@ class Job:
                 if not snapshot.conversations:
                     self.result["skipped"]["confusion"] = "no labelled conversations in the snapshot"
                 else:
-                    self.result["skipped"]["confusion"] = (
-                        "labelled conversations found, but training confusion from them is not implemented yet"
-                    )
+                    trained = self.train_confusion(snapshot, work / name)
             if trained is not None:
                 self.result["metrics"][name] = {k: v for k, v in trained.metrics.items() if k != "config"}
                 try:
@@ -465,6 +497,22 @@ class Job:
             silver_weight=self.config.silver_weight,
         )
 
+    def train_confusion(self, snapshot: Snapshot, work: Path):
+        """The bootstrap conversations plus the snapshot's labelled ones (hash split)."""
+        from model_export.train_confusion import train
+
+        product = product_conversations(snapshot)
+        return train(
+            work,
+            seed=self.config.seed,
+            product=product,
+            data_extra={
+                "dataset_snapshot": snapshot.date,
+                "product_conversations": {part: len(rows) for part, rows in product.items()},
+                "product_split": "sha256 of conversation:<id>, 80/10/10",
+            },
+        )
+
     def train_predictor(self, snapshot: Snapshot, work: Path):
         from model_export.predictor_data import PredictorDataMissing, assistments_path
         from model_export.train_predictor import PredictorConfig, train
@@ -500,6 +548,17 @@ class Job:
         model of this job) or from its own seeded split (a model of `model_export build`)."""
         data = parent_entry.get("data") or {}
         date = data.get("dataset_snapshot")
+        if name == "confusion":
+            from model_export.confusion_data import build
+
+            seed = int(parent_manifest.get("build", {}).get("seed", 42))
+            items = build(seed)["test"]
+            how = f"bootstrap test split (seed {seed}, held-out topics)"
+            if date:
+                source = snapshot if date == snapshot.date else load_snapshot(self.datasets, date)
+                items = items + product_conversations(source)["test"]
+                how += f" + hash test split of the labelled conversations of snapshot {source.date}"
+            return items, how
         if date:
             source = snapshot if date == snapshot.date else load_snapshot(self.datasets, date)
             if name == "intent":
@@ -544,7 +603,7 @@ class Job:
                 "values": check["values"],
                 "reason": "INT8 agrees with FP32" if check["passed"] else "INT8 disagrees with FP32",
             }
-            metric = "accuracy" if name == "intent" else "auc"
+            metric = "accuracy" if name == "intent" else "auc"  # predictor, confusion
             parent_entry = (parent_manifest or {}).get("models", {}).get(name)
             if parent_entry is None:
                 per["previous_test"] = {
@@ -557,7 +616,7 @@ class Job:
                 if not items:
                     per["previous_test"] = {"passed": True, "metric": metric, "reason": how, "n": 0}
                 else:
-                    score = intent_accuracy if name == "intent" else predictor_auc
+                    score = {"intent": intent_accuracy, "confusion": confusion_auc}.get(name, predictor_auc)
                     old = score(parent_dir, parent_entry, items)
                     new = score(candidate, entries[name], items)
                     drop = old - new
@@ -566,7 +625,7 @@ class Job:
                         "passed": ok,
                         "metric": metric,
                         "split": how,
-                        "n": len(items) if name == "intent" else sum(len(s.topics) for s in items),
+                        "n": len(items) if name != "predictor" else sum(len(s.topics) for s in items),
                         "parent": round(old, 4),
                         "new": round(new, 4),
                         "drop": round(drop, 4),

@@ -40,6 +40,7 @@ def test_nightly_exports_then_publishes_the_nights_request_once(ldb, tmp_path):
         "attempts": 0,
         "generation_log": 0,
         "silver_labels": 0,
+        "conversations": 0,
     }
     assert "only the offline provider" in first["silver"]["skipped"]  # the local default: nothing graded
     assert first["retrain_request"] is not None and len(first["sweep"]["published"]) == 1

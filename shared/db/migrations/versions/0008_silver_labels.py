@@ -1,5 +1,6 @@
-"""Silver labels (an LLM's intent labels, kept apart from human labels) and the external
-job of a training run (the Vertex AI CustomJob's resource name).
+"""Silver labels (an LLM's intent labels, kept apart from human labels), the external
+job of a training run (the Vertex AI CustomJob's resource name), and human confusion
+labels of chat turns (the labelled conversations the confusion detector retrains on).
 
 Revision ID: 0008
 Revises: 0007
@@ -29,10 +30,19 @@ CREATE TABLE silver_labels (
     UNIQUE (interaction_id, prompt_version)
 );
 CREATE INDEX silver_labels_created_idx ON silver_labels (created_at);
-ALTER TABLE training_runs ADD COLUMN external_job text
+ALTER TABLE training_runs ADD COLUMN external_job text;
+ALTER TABLE interactions
+    ADD COLUMN confusion_label boolean,
+    ADD COLUMN confusion_labelled_by text REFERENCES users(id) ON DELETE SET NULL,
+    ADD COLUMN confusion_labelled_at timestamptz;
+CREATE INDEX interactions_confusion_labelled_idx ON interactions (confusion_labelled_at)
+    WHERE confusion_labelled_at IS NOT NULL
 """
 
 DOWNGRADE = """
+DROP INDEX IF EXISTS interactions_confusion_labelled_idx;
+ALTER TABLE interactions DROP COLUMN IF EXISTS confusion_label, DROP COLUMN IF EXISTS confusion_labelled_by,
+    DROP COLUMN IF EXISTS confusion_labelled_at;
 ALTER TABLE training_runs DROP COLUMN IF EXISTS external_job;
 DROP TABLE IF EXISTS silver_labels
 """
