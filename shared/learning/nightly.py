@@ -41,7 +41,8 @@ from shared.llm import LLMRouter
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_MODELS = ["intent", "predictor"]
+#: the night retrains these; confusion only when the snapshot has labelled conversations
+SCHEDULE_MODELS = ["intent", "predictor", "confusion"]
 
 
 def record_schedule_request(conn: sa.Connection, date: dt.date, *, dataset: str | None) -> int | None:

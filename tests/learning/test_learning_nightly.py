@@ -47,7 +47,7 @@ def test_nightly_exports_then_publishes_the_nights_request_once(ldb, tmp_path):
     assert read_dataset(store, day).manifest["date"] == "2026-03-14"
     (envelope,) = delivered
     attributes = envelope["message"]["attributes"]
-    assert attributes["trigger"] == "schedule" and attributes["models"] == "intent,predictor"
+    assert attributes["trigger"] == "schedule" and attributes["models"] == "intent,predictor,confusion"
 
     again = run_nightly(ldb, date=day, store=store, publisher=LocalPublisher(delivered.append))
     assert again["export"] == "exists" and again["retrain_request"] is None
