@@ -253,6 +253,12 @@ class Settings(BaseSettings):
         description="Unlabelled interactions an LLM grades into silver labels on each nightly tick (0 = none); "
         "with only the offline provider nothing is graded.",
     )
+    silver_labels_budget_s: float = Field(
+        240.0,
+        gt=0,
+        validation_alias="SILVER_LABELS_BUDGET_S",
+        description="Wall time the nightly silver labelling may use (the export and the sweep follow it).",
+    )
     dataset_pseudonym_key: SecretStr | None = Field(
         None,
         validation_alias="DATASET_PSEUDONYM_KEY",

@@ -101,11 +101,14 @@ def _silver(engine: sa.Engine, router: LLMRouter | None, limit: int | None) -> d
     from shared.learning.silver import label_silver
     from shared.llm import get_router
 
-    limit = get_settings().silver_labels_per_night if limit is None else limit
+    settings = get_settings()
+    limit = settings.silver_labels_per_night if limit is None else limit
     if limit <= 0:
         return "off (SILVER_LABELS_PER_NIGHT=0)"
     try:
-        return label_silver(engine, router or get_router(), limit=limit).as_dict()
+        return label_silver(
+            engine, router or get_router(), limit=limit, budget_s=settings.silver_labels_budget_s
+        ).as_dict()
     except Exception as exc:  # the night's export and requests matter more
         log.exception("silver labelling failed")
         return f"failed: {exc}"[:300]

@@ -24,7 +24,9 @@ offline provider configured the job does nothing and says so. Silver labels go i
 dataset export (table `silver_labels`), and the training job trains on them with a lower
 weight than human labels, in its training part only (docs/learning.md).
 
-The nightly tick runs this before its export (`SILVER_LABELS_PER_NIGHT`, 0 = off).
+The nightly tick runs this before its export (`SILVER_LABELS_PER_NIGHT`, 0 = off), within
+`SILVER_LABELS_BUDGET_S` (240 s) so the export and the outbox sweep still fit in the
+function's timeout.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -115,9 +118,17 @@ def candidates(conn: sa.Connection, limit: int, prompt_version: str = PROMPT_VER
 
 
 def label_silver(
-    engine: sa.Engine, router: LLMRouter, *, limit: int = 200, taxonomy: Taxonomy | None = None
+    engine: sa.Engine,
+    router: LLMRouter,
+    *,
+    limit: int = 200,
+    taxonomy: Taxonomy | None = None,
+    budget_s: float | None = None,
 ) -> SilverReport:
-    """One labelling pass (see the module docstring)."""
+    """One labelling pass (see the module docstring). `budget_s` bounds its wall time (no
+    new call starts past it): the nightly function must still export and publish within
+    its own timeout."""
+    started = time.monotonic()
     report = SilverReport(providers=graders(router))
     if not report.providers:
         report.skipped = "only the offline provider is configured: it cannot grade, no silver labels were made"
@@ -131,6 +142,11 @@ def label_silver(
     report.candidates = len(rows)
     streak = 0
     for row in rows:
+        if budget_s is not None and time.monotonic() - started >= budget_s:
+            report.skipped = (
+                f"time budget of {budget_s:g} s used: {report.candidates - report.labelled - report.failed} left"
+            )
+            break
         text = redact(row.query) or ""
         try:
             generation = router.generate_json(TASK, prompt_for(text, taxonomy), schema)

@@ -212,3 +212,11 @@ def test_the_nightly_tick_grades_before_it_exports(ldb, queries, tmp_path, monke
         router=router_with(None),
     )
     assert "only the offline provider" in offline["silver"]["skipped"]
+
+
+def test_a_pass_stops_at_its_time_budget(ldb, queries):
+    queries([(f"question {i}", "concept_explanation") for i in range(3)])
+    grader = ScriptedGrader(lambda _t: answer("concept_explanation"))
+    report = label_silver(ldb, router_with(grader), taxonomy=TAXONOMY, budget_s=0)
+    assert report.labelled == 0 and grader.prompts == []
+    assert report.skipped == "time budget of 0 s used: 3 left"
