@@ -7,7 +7,8 @@
   venv (`TRAINING_PYTHON -m model_export.retrain --run <id>`) whose watcher thread records
   its result; on Google Cloud (`TRAINING_IMAGE_URI`, or the cloud itself) it is a Vertex AI
   CustomJob whose name is recorded on the run, and every message first records the
-  outcome of ended jobs (`shared.learning.vertex_jobs.reconcile`).
+  outcome of ended jobs (`shared.learning.vertex_jobs.reconcile`); a scheduler tick
+  (trigger `reconcile`, every 15 minutes) does only that.
 In the cloud without the Vertex AI settings the run is recorded, stays queued, and the
 function fails with the missing settings named (Pub/Sub redelivers; nothing runs locally).
 """
@@ -22,7 +23,7 @@ from cloudevents.http import CloudEvent
 
 from shared.db import get_engine
 from shared.learning.launchers import LauncherNotConfigured, choose_launcher, reconcile_runs
-from shared.learning.runs import BadRetrainMessage, Launcher, accept, dispatch, parse_pubsub_event
+from shared.learning.runs import RECONCILE, BadRetrainMessage, Launcher, accept, dispatch, parse_pubsub_event
 from shared.logs import configure_logging
 
 configure_logging()
@@ -41,6 +42,12 @@ def retrain(cloud_event: CloudEvent) -> None:
     except BadRetrainMessage as exc:
         # Acknowledge (return normally): redelivering a malformed message cannot succeed.
         log.error("dropping malformed retrain request", extra={"reason": str(exc)})
+        return
+    if request.trigger == RECONCILE:  # the scheduler's tick: record ended jobs, start waiting runs
+        runner = launcher()
+        recorded = reconcile_runs(get_engine(), runner)
+        started = dispatch(get_engine(), runner)
+        log.info("training runs reconciled", extra={"recorded": recorded, "started": started})
         return
     with get_engine().begin() as conn:
         run_id, created = accept(conn, request)

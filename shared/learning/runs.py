@@ -30,6 +30,8 @@ from shared.logs import log_event
 log = logging.getLogger(__name__)
 
 TRIGGERS = {"labels", "tasks", "schedule", "manual"}
+#: a scheduler tick that only records ended jobs and starts waiting runs (no run of its own)
+RECONCILE = "reconcile"
 
 
 class BadRetrainMessage(ValueError):
@@ -62,8 +64,8 @@ def parse_pubsub_event(data: dict[str, Any]) -> RetrainMessage:
         if not isinstance(body, dict):
             raise BadRetrainMessage("message data must be a JSON object")
     trigger = body.get("trigger") or (message.get("attributes") or {}).get("trigger") or "manual"
-    if trigger not in TRIGGERS:
-        raise BadRetrainMessage(f"unknown trigger {trigger!r}; expected one of {sorted(TRIGGERS)}")
+    if trigger not in TRIGGERS | {RECONCILE}:
+        raise BadRetrainMessage(f"unknown trigger {trigger!r}; expected one of {sorted(TRIGGERS | {RECONCILE})}")
     params = body.get("params") or {}
     if not isinstance(params, dict):
         raise BadRetrainMessage("params must be a JSON object")

@@ -403,6 +403,16 @@ def test_artifacts_bucket_and_events():
     assert target["topic_name"] == "${google_pubsub_topic.learning_nightly.id}"
     assert unquote(res["google_pubsub_topic.learning_nightly"]["name"]).endswith("-learning-nightly")
     assert "google_cloud_scheduler_job.nightly_retrain" not in res  # no publish that bypasses the outbox
+    # The reconcile tick goes straight to retrain-requests: it records ended Vertex AI jobs
+    # and creates no run (shared/learning/runs.py: RECONCILE).
+    import base64 as b64
+    import json as js
+
+    tick = res["google_cloud_scheduler_job.retrain_reconcile"]["pubsub_target"][0]
+    assert tick["topic_name"] == "${google_pubsub_topic.retrain_requests.id}"
+    assert unquote(tick["attributes"]["trigger"]) == "reconcile"
+    data = b64.b64encode(js.dumps({"trigger": "reconcile"}).encode()).decode()
+    assert parse_pubsub_event({"message": {"messageId": "t", "data": data}}).trigger == "reconcile"
     message = OutboxMessage.from_row({"id": 1, "reason": "schedule", "payload": {"date": "2026-11-30"}})
     request = parse_pubsub_event(message.push_envelope("1"))
     assert request.trigger == "schedule"

@@ -265,3 +265,21 @@ def test_the_function_in_a_half_configured_cloud_keeps_the_run_queued(module, db
     with pytest.raises(LauncherNotConfigured):
         module.retrain(event("nowhere", {"models": ["intent"]}))
     assert run_row(db, "nowhere").status == "queued"
+
+
+def test_the_reconcile_tick_records_ended_jobs_and_creates_no_run(module, vertex, stub, db):
+    module.retrain(event("first", {"models": ["intent"]}))
+    module.retrain(event("second", {"models": ["intent"]}))
+    first = run_row(db, "first")
+    write_result(vertex, str(first.id), {"status": "rejected", "reasons": ["intent: golden"]})
+    stub.set_state(first.external_job, "JOB_STATE_SUCCEEDED")
+    tick = base64.b64encode(json.dumps({"trigger": "reconcile"}).encode()).decode()
+    module.retrain(
+        CloudEvent(
+            {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//cloudscheduler"},
+            {"message": {"messageId": "tick-1", "data": tick, "attributes": {"trigger": "reconcile"}}},
+        )
+    )
+    assert run_row(db, "first").status == "rejected" and run_row(db, "second").status == "running"
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM training_runs")).scalar() == 2  # no run for the tick
