@@ -22,6 +22,8 @@ short names this module's own `write_snapshot` uses second):
 - labels:   interaction_id, query | text, label, labelled_at   (label events: the last wins)
 - attempts: user_pseudonym | user_id, topic_id, question_id, difficulty, correct,
             time_seconds | seconds, completed_at
+- silver_labels (optional): interaction_id, query | text, label, confidence, prompt_version,
+            created_at   (an LLM's labels; the newest per interaction wins)
 - conversations (optional): conversation_id, label, messages (json: [{text, seconds}])
 
 The split is by a stable hash of the item id (`split_of`): an item lands in the same
@@ -39,7 +41,7 @@ from typing import Any
 from shared.artifacts.store import ArtifactStore, open_store
 
 MANIFESTS = "manifests"
-TABLES = ("interactions", "labels", "feedback", "attempts", "generation_log")
+TABLES = ("interactions", "labels", "feedback", "attempts", "generation_log", "silver_labels")
 PARTS = ("train", "val", "test")
 #: bump only with a migration plan: changing it moves items between train and test
 SPLIT_SALT = "cognitive-core/split/v1"
@@ -67,6 +69,16 @@ class LabelRow:
 
 
 @dataclass(frozen=True)
+class SilverRow:
+    """An LLM's label of a query (silver standard): trained on with a lower weight."""
+
+    interaction_id: str
+    text: str
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True)
 class AttemptRow:
     user_id: str  # pseudonymous
     topic_id: str
@@ -87,6 +99,7 @@ class Snapshot:
     rows: dict[str, int]
     labels: list[LabelRow] = field(default_factory=list)
     attempts: list[AttemptRow] = field(default_factory=list)
+    silver: list[SilverRow] = field(default_factory=list)
     conversations: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self) -> dict:
@@ -161,6 +174,13 @@ def load_snapshot(store_uri: ArtifactStore | str, date: str = "latest") -> Snaps
         if text and r.get("label"):
             latest[str(r["interaction_id"])] = LabelRow(str(r["interaction_id"]), str(text), str(r["label"]))
     snapshot.labels = list(latest.values())
+    silver: dict[str, SilverRow] = {}  # newest silver label per interaction
+    for r in sorted(tables.get("silver_labels", []), key=lambda r: str(r.get("created_at") or "")):
+        text = r.get("query") or r.get("text")
+        if text and r.get("label"):
+            iid = str(r["interaction_id"])
+            silver[iid] = SilverRow(iid, str(text), str(r["label"]), float(r.get("confidence") or 0.0))
+    snapshot.silver = list(silver.values())
     snapshot.attempts = sorted(
         (
             AttemptRow(

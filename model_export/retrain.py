@@ -6,9 +6,11 @@
 1. read the snapshot (`model_export.datasets`: complete dates only) and record it;
 2. split every item 80/10/10 by a stable hash of its id (`datasets.split_of`);
 3. train what the run names with the existing trainers: intent on the seed queries plus
-   the human labels; predictor on the product attempts plus the ASSISTments prior (new
-   users and topics learned); confusion only when the snapshot has labelled
-   conversations (skipped, and said so, otherwise);
+   the human labels, plus the silver (LLM) labels of the training part with a lower
+   weight (`--silver-weight`, 0.3; never in val or test); predictor on the product
+   attempts plus the ASSISTments prior (new users and topics learned); confusion on the
+   bootstrap conversations plus the snapshot's labelled ones, only when it has some
+   (skipped, and said so, otherwise);
 4. quantize each to INT8 and assemble the candidate version: the new models plus the
    parent's other models, unchanged;
 5. gate: (a) on the PREVIOUS version's test split, the new model may be at most
@@ -61,6 +63,8 @@ log = logging.getLogger("model_export.retrain")
 
 MODELS = ("intent", "predictor", "confusion")
 MAX_DROP = 0.02  # the seed rule: refuse a drop of more than 2 points
+#: a silver (LLM) label's weight in the intent loss; a human label weighs 1
+SILVER_WEIGHT = 0.3
 EXIT = {"succeeded": 0, "failed": 1, "rejected": 3}
 
 
@@ -75,6 +79,7 @@ class JobConfig:
     prior: bool = True  # the ASSISTments prior for the predictor, when ../shared/data has it
     quick: bool = False  # small epochs: tests and demos
     max_drop: float = MAX_DROP
+    silver_weight: float = SILVER_WEIGHT  # 0 = leave silver labels out
     work_root: Path | None = None
 
 
@@ -131,6 +136,68 @@ def intent_split(snapshot: Snapshot, held_out: frozenset[str] = frozenset()):
     for item_id, text, label in sorted(items.values()):
         parts["test" if text in held_out else split_of(item_id)].append((text, label))
     return Split(parts["train"], parts["val"], parts["test"])
+
+
+def silver_examples(
+    snapshot: Snapshot, held_out: frozenset[str] = frozenset()
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """The snapshot's silver (LLM) labels the intent model may train on, and why the others
+    were left out. Only items whose hash part is `train` (an interaction never changes
+    part, so one that a human labels later cannot leak from train into test), never a
+    text a seed query or a human label already has (theirs wins), never a held-out text,
+    only labels of the taxonomy."""
+    from model_export.intent_data import INTENT_LABELS, load_examples
+
+    known = {t.strip().lower() for t, _ in load_examples()} | {r.text.strip().lower() for r in snapshot.labels}
+    held = {t.strip().lower() for t in held_out}
+    used: list[tuple[str, str]] = []
+    counts = {"rows": len(snapshot.silver), "used": 0, "not_train_part": 0, "has_gold_label": 0, "unknown_label": 0}
+    for row in sorted(snapshot.silver, key=lambda r: r.interaction_id):
+        key = row.text.strip().lower()
+        if row.label not in INTENT_LABELS:
+            counts["unknown_label"] += 1
+        elif key in known or key in held:
+            counts["has_gold_label"] += 1
+        elif split_of(f"interaction:{row.interaction_id}") != "train":
+            counts["not_train_part"] += 1
+        else:
+            used.append((row.text, row.label))
+            known.add(key)
+    counts["used"] = len(used)
+    return used, counts
+
+
+def product_conversations(snapshot: Snapshot) -> dict[str, list]:
+    """The snapshot's labelled conversations (human confusion labels of chat turns, each
+    with up to 3 student messages) per part, split by a hash of the conversation id."""
+    from model_export.confusion_data import Conversation, Message
+
+    parts: dict[str, list] = {"train": [], "val": [], "test": []}
+    for row in sorted(snapshot.conversations, key=lambda r: str(r.get("conversation_id"))):
+        raw = row.get("messages")
+        messages = json.loads(raw) if isinstance(raw, str) else raw
+        window = tuple(
+            Message(str(m["text"]), None if m.get("seconds") is None else float(m["seconds"]))
+            for m in (messages or [])[-3:]
+            if m.get("text")
+        )
+        if not window:
+            continue
+        conversation = Conversation(window, int(bool(row["label"])), "product")
+        parts[split_of(f"conversation:{row['conversation_id']}")].append(conversation)
+    return parts
+
+
+def confusion_auc(version_dir: Path, entry: dict, conversations: list) -> float:
+    """AUC of a version's confusion graph on conversations embedded with the FP32 encoder."""
+    from model_export.train_confusion import embed_texts, to_arrays
+    from model_export.training import roc_auc
+    from shared.models.onnx_model import OnnxModel
+
+    vectors = embed_texts([m.text for c in conversations for m in c.messages])
+    emb, feat, y = to_arrays(conversations, vectors)
+    logit = OnnxModel(version_dir / entry["file"], threads=1).run({"embeddings": emb, "timing": feat})[0]
+    return roc_auc(y, 1 / (1 + np.exp(-logit.astype(np.float64))))
 
 
 def product_sequences(snapshot: Snapshot) -> list:
@@ -325,9 +392,7 @@ class Job:
                 if not snapshot.conversations:
                     self.result["skipped"]["confusion"] = "no labelled conversations in the snapshot"
                 else:
-                    self.result["skipped"]["confusion"] = (
-                        "labelled conversations found, but training confusion from them is not implemented yet"
-                    )
+                    trained = self.train_confusion(snapshot, work / name)
             if trained is not None:
                 self.result["metrics"][name] = {k: v for k, v in trained.metrics.items() if k != "config"}
                 try:
@@ -410,6 +475,7 @@ class Job:
 
         held_out = self.held_out("intent")
         split = intent_split(snapshot, held_out)
+        silver, silver_counts = silver_examples(snapshot, held_out) if self.config.silver_weight > 0 else ([], {})
         config = IntentConfig(seed=self.config.seed, epochs=2 if self.config.quick else IntentConfig.epochs)
         data = {
             "source": "model_export/data/intent_queries.tsv (seed queries) + human labels of the "
@@ -419,8 +485,33 @@ class Job:
             "split": {"method": "sha256 of the item id, 80/10/10", "parent_test_held_out": len(held_out)}
             | split.sizes(),
             "golden_set": "tests/golden_queries.json (50 queries, never trained on)",
+            "silver_labels": silver_counts | {"weight": self.config.silver_weight, "part": "train only"},
         }
-        return train(work, seed=self.config.seed, split=split, config=config, data=data)
+        return train(
+            work,
+            seed=self.config.seed,
+            split=split,
+            config=config,
+            data=data,
+            silver=silver,
+            silver_weight=self.config.silver_weight,
+        )
+
+    def train_confusion(self, snapshot: Snapshot, work: Path):
+        """The bootstrap conversations plus the snapshot's labelled ones (hash split)."""
+        from model_export.train_confusion import train
+
+        product = product_conversations(snapshot)
+        return train(
+            work,
+            seed=self.config.seed,
+            product=product,
+            data_extra={
+                "dataset_snapshot": snapshot.date,
+                "product_conversations": {part: len(rows) for part, rows in product.items()},
+                "product_split": "sha256 of conversation:<id>, 80/10/10",
+            },
+        )
 
     def train_predictor(self, snapshot: Snapshot, work: Path):
         from model_export.predictor_data import PredictorDataMissing, assistments_path
@@ -457,6 +548,17 @@ class Job:
         model of this job) or from its own seeded split (a model of `model_export build`)."""
         data = parent_entry.get("data") or {}
         date = data.get("dataset_snapshot")
+        if name == "confusion":
+            from model_export.confusion_data import build
+
+            seed = int(parent_manifest.get("build", {}).get("seed", 42))
+            items = build(seed)["test"]
+            how = f"bootstrap test split (seed {seed}, held-out topics)"
+            if date:
+                source = snapshot if date == snapshot.date else load_snapshot(self.datasets, date)
+                items = items + product_conversations(source)["test"]
+                how += f" + hash test split of the labelled conversations of snapshot {source.date}"
+            return items, how
         if date:
             source = snapshot if date == snapshot.date else load_snapshot(self.datasets, date)
             if name == "intent":
@@ -501,7 +603,7 @@ class Job:
                 "values": check["values"],
                 "reason": "INT8 agrees with FP32" if check["passed"] else "INT8 disagrees with FP32",
             }
-            metric = "accuracy" if name == "intent" else "auc"
+            metric = "accuracy" if name == "intent" else "auc"  # predictor, confusion
             parent_entry = (parent_manifest or {}).get("models", {}).get(name)
             if parent_entry is None:
                 per["previous_test"] = {
@@ -514,7 +616,7 @@ class Job:
                 if not items:
                     per["previous_test"] = {"passed": True, "metric": metric, "reason": how, "n": 0}
                 else:
-                    score = intent_accuracy if name == "intent" else predictor_auc
+                    score = {"intent": intent_accuracy, "confusion": confusion_auc}.get(name, predictor_auc)
                     old = score(parent_dir, parent_entry, items)
                     new = score(candidate, entries[name], items)
                     drop = old - new
@@ -523,7 +625,7 @@ class Job:
                         "passed": ok,
                         "metric": metric,
                         "split": how,
-                        "n": len(items) if name == "intent" else sum(len(s.topics) for s in items),
+                        "n": len(items) if name != "predictor" else sum(len(s.topics) for s in items),
                         "parent": round(old, 4),
                         "new": round(new, 4),
                         "drop": round(drop, 4),
@@ -567,6 +669,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few epochs (tests, demos)")
     parser.add_argument("--no-prior", action="store_true", help="predictor without the ASSISTments prior")
     parser.add_argument("--max-drop", type=float, default=MAX_DROP)
+    parser.add_argument(
+        "--silver-weight", type=float, default=SILVER_WEIGHT, help="weight of a silver (LLM) label; 0 = none"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -581,6 +686,7 @@ def main(argv: list[str] | None = None) -> int:
             prior=not args.no_prior,
             quick=args.quick,
             max_drop=args.max_drop,
+            silver_weight=args.silver_weight,
         )
     )
     summary = {k: result.get(k) for k in ("run_id", "status", "version", "parent", "reasons", "error", "timings")}

@@ -182,13 +182,25 @@ def fit(
     return model, history
 
 
-def train(work_dir: Path, *, seed: int = 42) -> TrainedModel:
-    """Build the bootstrap set, train, evaluate on held-out topics, export confusion.onnx."""
+def train(
+    work_dir: Path,
+    *,
+    seed: int = 42,
+    product: dict[str, list[Conversation]] | None = None,
+    data_extra: dict | None = None,
+) -> TrainedModel:
+    """Build the bootstrap set, train, evaluate on held-out topics, export confusion.onnx.
+
+    `product`: labelled conversations of real students per part (the retraining job
+    splits them by a hash of their id), added to the bootstrap set's parts; `data_extra`
+    is merged into the manifest's data description."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     config = ConfusionConfig(seed=seed)
     data = build(seed)
+    for part, rows in (product or {}).items():
+        data[part] = data[part] + rows
     texts = [m.text for part in data.values() for conv in part for m in conv.messages]
     log.info(
         "confusion: %s conversations, embedding %d distinct messages",
@@ -237,7 +249,7 @@ def train(work_dir: Path, *, seed: int = 42) -> TrainedModel:
         fp32_onnx=onnx_path,
         extra_files=[config_path],
         metrics=metrics,
-        data=describe(data, seed),
+        data=describe(data, seed) | (data_extra or {}),
         check_feeds=check_feeds,
         output_kind="logit",
     )

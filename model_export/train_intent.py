@@ -112,9 +112,14 @@ def fit_intent(
     val_set: list[Example],
     labels: list[str],
     config: IntentConfig = IntentConfig(),
+    weights: list[float] | None = None,
 ) -> FitResult:
     """Fine-tune on `train_set` (`training.fine_tune_classifier`), report validation
-    accuracy per epoch, fit the temperature on `val_set`, return the model."""
+    accuracy per epoch, fit the temperature on `val_set`, return the model.
+
+    `weights` (one per training example) weighs the loss: silver labels below 1."""
+    if weights is not None and len(weights) != len(train_set):
+        raise ValueError(f"{len(weights)} weights for {len(train_set)} training examples")
     seed_everything(config.seed, config.threads)
     index = {label: i for i, label in enumerate(labels)}
     tokenizer = load_training_tokenizer(config.max_length)
@@ -126,17 +131,32 @@ def fit_intent(
         logits = predict_logits(model, tokenizer, val_texts)
         return {"val_accuracy": round(float((logits.argmax(-1) == val_y).mean()) if len(val_y) else 0.0, 4)}
 
-    history, seconds = fine_tune_classifier(
-        model,
-        tokenizer,
-        train_set,
-        inputs=lambda e: e[0],
-        target=lambda e: index[e[1]],
-        config=config,
-        loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-        name="intent",
-        validate=validate,
-    )
+    if weights is None:
+        history, seconds = fine_tune_classifier(
+            model,
+            tokenizer,
+            train_set,
+            inputs=lambda e: e[0],
+            target=lambda e: index[e[1]],
+            config=config,
+            loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+            name="intent",
+            validate=validate,
+        )
+    else:
+        weighted = [(t, lab, w) for (t, lab), w in zip(train_set, weights, strict=True)]
+        history, seconds = fine_tune_classifier(
+            model,
+            tokenizer,
+            weighted,
+            inputs=lambda e: e[0],
+            target=lambda e: index[e[1]],
+            config=config,
+            loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="none"),
+            name="intent",
+            validate=validate,
+            weight=lambda e: e[2],
+        )
     val_logits = predict_logits(model, tokenizer, val_texts)
     temperature = fit_temperature(val_logits, val_y) if len(val_y) else 1.0
     log.info("intent: temperature %.3f fitted on %d validation queries", temperature, len(val_y))
@@ -213,12 +233,15 @@ def train(
     split: Split | None = None,
     config: IntentConfig | None = None,
     data: dict | None = None,
+    silver: list[Example] | None = None,
+    silver_weight: float = 1.0,
 ) -> TrainedModel:
     """Train the tutoring intent classifier; write intent.onnx and intent_labels.json.
 
     By default on the seed queries, stratified 80/10/10 (the build); the retraining job
     passes its own `split` (seed queries plus human labels, split by item hash) and the
-    `data` description of where they came from.
+    `data` description of where they came from, and `silver`: LLM-labelled examples added
+    to the training part only, each weighing `silver_weight` (a human label weighs 1).
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +249,9 @@ def train(
     examples = split.train + split.val + split.test
     log.info("intent: %d queries, split %s", len(examples), split.sizes())
     config = config or IntentConfig(seed=seed)
-    fit = fit_intent(split.train, split.val, list(INTENT_LABELS), config)
+    silver = silver or []
+    weights = [1.0] * len(split.train) + [silver_weight] * len(silver) if silver else None
+    fit = fit_intent(split.train + silver, split.val, list(INTENT_LABELS), config, weights)
     tokenizer = load_training_tokenizer()
     metrics = {
         "val": evaluate(fit, split.val, tokenizer),

@@ -264,6 +264,7 @@ def fine_tune_classifier(
     name: str,
     validate: Callable[[], dict[str, Any]] | None = None,
     log_every: int = 100,
+    weight: Callable[[T], float] | None = None,
 ) -> tuple[list[dict], float]:
     """Fine-tune the whole network (frozen parameters excepted); return (history, seconds).
 
@@ -272,6 +273,9 @@ def fine_tune_classifier(
     batches. `config` needs epochs, batch_size, lr_encoder, lr_head, weight_decay,
     warmup_frac and seed. The last epoch is kept (validation is reported, not selected
     on: temperature calibration on the same split comes after).
+
+    `weight` (per item) makes the loss a weighted mean: `loss_fn` must then be built with
+    `reduction="none"`. The retraining job weighs silver (LLM) labels below human ones.
     """
     optimizer = torch.optim.AdamW(
         [
@@ -302,6 +306,9 @@ def fine_tune_classifier(
             feeds = tokenize(tokenizer, [inputs(x) for x in batch])
             y = torch.tensor([target(x) for x in batch])
             loss = loss_fn(model(**_torch_feeds(feeds)), y)
+            if weight is not None:
+                w = torch.tensor([weight(x) for x in batch], dtype=loss.dtype)
+                loss = (loss * w).sum() / w.sum().clamp_min(1e-12)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

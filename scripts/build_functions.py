@@ -34,23 +34,30 @@ OPTIONAL_PACKAGES: dict[str, str] = {
     "openai": "openai",
     "anthropic": "anthropic",
     "redis": "redis",  # the shared embedding cache and rate limits: where texts are embedded or LLMs called
+    "google-cloud-aiplatform": "google.cloud.aiplatform_v1",  # Vertex AI training jobs (retrain)
 }
 _LLM = {"google-genai", "openai", "anthropic"}
+_VERTEX_JOBS = "google-cloud-aiplatform"
 EXCLUDED_PACKAGES: dict[str, set[str]] = {
-    "chat": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub"},
-    "grading": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub"},
-    "prediction": {"google-cloud-firestore", "pyarrow", "redis", *_LLM},
-    "feedback": {"google-cloud-firestore", "pyarrow", "redis", *_LLM},
+    "chat": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub", _VERTEX_JOBS},
+    "grading": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub", _VERTEX_JOBS},
+    "prediction": {"google-cloud-firestore", "pyarrow", "redis", _VERTEX_JOBS, *_LLM},
+    "feedback": {"google-cloud-firestore", "pyarrow", "redis", _VERTEX_JOBS, *_LLM},
     "retrain": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub", "redis", *_LLM},
-    "nightly": {"google-cloud-firestore", "redis", *_LLM},
+    "nightly": {"google-cloud-firestore", "redis", _VERTEX_JOBS},  # LLMs: the silver labels
 }
+#: requirement files appended to a function's requirements (packages that cannot share
+#: requirements.txt with the rest; see requirements-vertex.txt)
+EXTRA_REQUIREMENTS: dict[str, list[str]] = {"retrain": ["requirements-vertex.txt"]}
 
 
 def requirements_for(name: str) -> str:
-    """requirements.txt without the packages `name` does not need (comments kept)."""
+    """requirements.txt without the packages `name` does not need (comments kept), plus
+    its extra requirement files."""
     excluded = EXCLUDED_PACKAGES.get(name, set())
     lines = []
-    for line in (REPO / "requirements.txt").read_text().splitlines():
+    sources = ["requirements.txt", *EXTRA_REQUIREMENTS.get(name, [])]
+    for line in (line for source in sources for line in (REPO / source).read_text().splitlines()):
         package = line.split("==")[0].strip().lower()
         if package and not line.lstrip().startswith("#") and package in excluded:
             continue

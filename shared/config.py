@@ -257,6 +257,19 @@ class Settings(BaseSettings):
         validation_alias="RETRAIN_PUBLISH_TIMEOUT_S",
         description="How long the outbox sweep waits for one publish to be confirmed before leaving the row pending.",
     )
+    silver_labels_per_night: int = Field(
+        200,
+        ge=0,
+        validation_alias="SILVER_LABELS_PER_NIGHT",
+        description="Unlabelled interactions an LLM grades into silver labels on each nightly tick (0 = none); "
+        "with only the offline provider nothing is graded.",
+    )
+    silver_labels_budget_s: float = Field(
+        240.0,
+        gt=0,
+        validation_alias="SILVER_LABELS_BUDGET_S",
+        description="Wall time the nightly silver labelling may use (the export and the sweep follow it).",
+    )
     dataset_pseudonym_key: SecretStr | None = Field(
         None,
         validation_alias="DATASET_PSEUDONYM_KEY",
@@ -274,6 +287,23 @@ class Settings(BaseSettings):
     )
     training_staging_uri: str | None = Field(
         None, validation_alias="TRAINING_STAGING_URI", description="gs:// staging folder of Vertex AI jobs."
+    )
+    training_shared_data_uri: str | None = Field(
+        None,
+        validation_alias="TRAINING_SHARED_DATA_URI",
+        description="gs://bucket/shared-data: the public data sets (ASSISTments prior) the Vertex AI job "
+        "reads through its Cloud Storage mount (/gcs/bucket/shared-data).",
+    )
+    training_timeout_s: int = Field(
+        3 * 3600,
+        ge=600,
+        validation_alias="TRAINING_TIMEOUT_S",
+        description="Vertex AI stops a training job that runs longer (the run is then recorded as failed).",
+    )
+    vertex_api_endpoint: str | None = Field(
+        None,
+        validation_alias="VERTEX_API_ENDPOINT",
+        description="Vertex AI API host for training jobs; defaults to the region's endpoint. Tests: a loopback stub.",
     )
     training_python: Path = Field(
         REPO_ROOT / ".venv-train" / "bin" / "python",
@@ -331,6 +361,11 @@ class Settings(BaseSettings):
         "retrain_topic",
         "datasets_uri",
         "dataset_pseudonym_key",
+        "training_image_uri",
+        "training_service_account",
+        "training_staging_uri",
+        "training_shared_data_uri",
+        "vertex_api_endpoint",
         mode="before",
     )
     @classmethod

@@ -53,7 +53,7 @@ SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "d
 
 # Tables a test may write to; emptied before each test that uses `db`.
 _TABLES = (
-    "model_pointer_events, label_events, label_counters, idempotency_keys, "
+    "model_pointer_events, silver_labels, label_events, label_counters, idempotency_keys, "
     "prediction_counters, retrain_requests, training_runs, model_versions, generation_log, chat_messages, "
     "interactions, chat_sessions, student_progress, mastery_state, task_attempts, questions, "
     "knowledge_nodes, topics, courses, users"

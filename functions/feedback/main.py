@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import flask
 import functions_framework
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from shared.api.models import IntegerOnly, ResponseBody, ResponseModel, RetrainRequestOut, StrictModel
 from shared.db import get_engine
@@ -23,7 +23,7 @@ from shared.learning.operators import (
     roll_back,
 )
 from shared.learning.outbox import sweep_after_commit
-from shared.learning.signals import current_taxonomy, label_history
+from shared.learning.signals import current_taxonomy, label_confusion, label_history
 from shared.logs import configure_logging
 from shared.users import ensure_user
 
@@ -128,9 +128,22 @@ class RunOut(ResponseModel):
     gate: dict[str, Any] | None = Field(description="the gates' numbers and the reasons of a rejection")
     produced_version: str | None
     error: str | None
+    external_job: str | None = Field(description="the Vertex AI CustomJob that ran it (null: a local run)")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class ConfusionLabelOut(ResponseModel):
+    id: uuid.UUID
+    confused: bool
+    labelled_by: str
+    labelled_at: datetime
+    model_said_confused: bool | None = Field(description="what the detector in service said at the time")
+
+
+class ConfusionLabelled(ResponseBody):
+    confusion_label: ConfusionLabelOut
 
 
 class Runs(ResponseBody):
@@ -211,6 +224,19 @@ def label(req: Request) -> dict:
     if result.retrain_request is not None:
         sweep_after_commit()  # committed above: publish the new request now (best effort)
     return {"label": result.as_dict()}
+
+
+class ConfusionLabelIn(StrictModel):
+    interaction_id: uuid.UUID
+    confused: StrictBool = Field(description="was the student confused when they wrote this turn?")
+
+
+@router.post("/confusion-label", admin=True, body=ConfusionLabelIn, response=ConfusionLabelled)
+def confusion_label(req: Request) -> dict:
+    """Label a chat turn confused / not confused: the confusion detector's training data."""
+    with get_engine().begin() as conn:
+        ensure_user(conn, req.user)
+        return {"confusion_label": label_confusion(conn, req.user.uid, req.body.interaction_id, req.body.confused)}
 
 
 # --- the taxonomy and the label audit -----------------------------------------------

@@ -3,12 +3,14 @@
 - idempotent per message id (at-least-once delivery): a redelivery changes nothing;
 - at most one running run per model: a run whose models are busy stays queued and is
   started when the running one ends;
-- acknowledges fast: locally the job is started as a subprocess of the training venv
-  (`TRAINING_PYTHON -m model_export.retrain --run <id>`) and a watcher thread records
-  its result (queued -> running -> succeeded / rejected / failed, with timestamps, and
-  the published version in `model_versions`).
-In the cloud (`TRAINING_IMAGE_URI` set) the run is recorded and stays queued until a
-Vertex AI launcher submits it.
+- acknowledges fast: the job runs elsewhere. Locally it is a subprocess of the training
+  venv (`TRAINING_PYTHON -m model_export.retrain --run <id>`) whose watcher thread records
+  its result; on Google Cloud (`TRAINING_IMAGE_URI`, or the cloud itself) it is a Vertex AI
+  CustomJob whose name is recorded on the run, and every message first records the
+  outcome of ended jobs (`shared.learning.vertex_jobs.reconcile`); a scheduler tick
+  (trigger `reconcile`, every 15 minutes) does only that.
+In the cloud without the Vertex AI settings the run is recorded, stays queued, and the
+function fails with the missing settings named (Pub/Sub redelivers; nothing runs locally).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from functools import cache
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.config import get_settings
 from shared.db import get_engine
-from shared.learning.runs import BadRetrainMessage, LocalLauncher, accept, dispatch, parse_pubsub_event
+from shared.learning.launchers import LauncherNotConfigured, choose_launcher, reconcile_runs
+from shared.learning.runs import RECONCILE, BadRetrainMessage, Launcher, accept, dispatch, parse_pubsub_event
 from shared.logs import configure_logging
 
 configure_logging()
@@ -29,17 +31,8 @@ log = logging.getLogger("functions.retrain")
 
 
 @cache
-def launcher() -> LocalLauncher | None:
-    settings = get_settings()
-    if settings.training_image_uri:
-        return None
-    return LocalLauncher(
-        engine=get_engine(),
-        python=settings.training_python,
-        store_uri=settings.model_store,
-        datasets_uri=settings.datasets_uri,
-        log_dir=settings.state_dir / "runs",
-    )
+def launcher() -> Launcher:
+    return choose_launcher(get_engine())
 
 
 @functions_framework.cloud_event
@@ -50,16 +43,27 @@ def retrain(cloud_event: CloudEvent) -> None:
         # Acknowledge (return normally): redelivering a malformed message cannot succeed.
         log.error("dropping malformed retrain request", extra={"reason": str(exc)})
         return
+    if request.trigger == RECONCILE:  # the scheduler's tick: record ended jobs, start waiting runs
+        runner = launcher()
+        recorded = reconcile_runs(get_engine(), runner)
+        started = dispatch(get_engine(), runner)
+        log.info("training runs reconciled", extra={"recorded": recorded, "started": started})
+        return
     with get_engine().begin() as conn:
         run_id, created = accept(conn, request)
     log.info(
         "retrain request recorded" if created else "duplicate retrain delivery ignored",
         extra={"run_id": str(run_id), "message_id": request.message_id, "trigger": request.trigger},
     )
-    runner = launcher()
-    if runner is None:
-        log.warning("no Vertex AI launcher yet: the run stays queued", extra={"run_id": str(run_id)})
-        return
+    try:
+        runner = launcher()
+    except LauncherNotConfigured as exc:  # fail closed: the run stays queued, the message is retried
+        log.error(
+            "training is not configured: the run stays queued",
+            extra={"run_id": str(run_id), "missing": exc.missing},
+        )
+        raise
+    reconcile_runs(get_engine(), runner)
     started = dispatch(get_engine(), runner)
     if created and str(run_id) not in started:
         log.info("a run of the same model is running: this one waits", extra={"run_id": str(run_id)})

@@ -8,8 +8,11 @@ One dataset version per UTC date D holds what happened in [D 00:00Z, D+1 00:00Z)
 Tables (see `TABLES` for every column, and docs/learning.md for why each leaves the
 database): `interactions` (by created_at), `labels` (label changes by labelled_at, with the
 query they label), `feedback` (thumbs by feedback_at), `attempts` (completed, counted task
-attempts by completed_at; repeats and bare predictions are not training data) and
-`generation_log` (LLM calls by created_at, without prompts or responses).
+attempts by completed_at; repeats and bare predictions are not training data),
+`generation_log` (LLM calls by created_at, without prompts or responses),
+`silver_labels` (an LLM's intent labels by created_at, with the query they label) and
+`conversations` (human confusion labels of chat turns by labelled_at, each with its last
+three student messages).
 
 Personal data: user and session ids are pseudonymised with a keyed hash (HMAC-SHA256
 with DATASET_PSEUDONYM_KEY, stable across dates so a student's history stays linkable
@@ -238,6 +241,52 @@ TABLES: dict[str, TableSpec] = {
         ),
         "LLM calls: provider, model, status, tokens, cost, latency (no prompt, response or error text)",
     ),
+    "silver_labels": TableSpec(
+        "silver_labels",
+        "created_at",
+        "FROM silver_labels s JOIN interactions i ON i.id = s.interaction_id "
+        "WHERE s.created_at >= :start AND s.created_at < :end",
+        "s.created_at, s.id",
+        (
+            _c("id", pa.int64(), "s.id"),
+            _c("interaction_id", pa.string(), "s.interaction_id::text"),
+            _c("created_at", TS, "s.created_at"),
+            _c("label", pa.string(), "s.label"),
+            _c("confidence", pa.float64(), "s.confidence::float8"),
+            _c("provider", pa.string(), "s.provider"),
+            _c("llm_model", pa.string(), "s.llm_model"),
+            _c("prompt_version", pa.string(), "s.prompt_version"),
+            _c("taxonomy_version", pa.string(), "s.taxonomy_version"),
+            _c("model_intent", pa.string(), "s.model_intent"),
+            _c("agrees", pa.bool_(), "s.agrees"),
+            _c("query", pa.string(), "i.query", "redact"),
+            _c("interaction_created_at", TS, "i.created_at"),
+        ),
+        "an LLM's intent labels of unlabelled queries (silver standard, kept apart from human labels)",
+    ),
+    "conversations": TableSpec(
+        "conversations",
+        "labelled_at",
+        "FROM interactions i CROSS JOIN LATERAL ("
+        " SELECT json_agg(json_build_object('text', w.query, 'at', w.created_at) ORDER BY w.created_at) AS msgs"
+        " FROM (SELECT p.query, p.created_at FROM interactions p"
+        "        WHERE p.user_id = i.user_id AND p.created_at <= i.created_at"
+        "          AND (p.id = i.id OR (i.session_id IS NOT NULL AND p.session_id = i.session_id))"
+        "        ORDER BY p.created_at DESC, p.id DESC LIMIT 4) w) m "
+        "WHERE i.confusion_labelled_at >= :start AND i.confusion_labelled_at < :end",
+        "i.confusion_labelled_at, i.id",
+        (
+            _c("conversation_id", pa.string(), "i.id::text"),
+            _c("labelled_at", TS, "i.confusion_labelled_at"),
+            _c("label", pa.int8(), "CASE WHEN i.confusion_label THEN 1 ELSE 0 END"),
+            _c("messages", pa.string(), "m.msgs", "conversation"),
+            _c("model_score", pa.float64(), "i.confusion_score"),
+            _c("model_confused", pa.bool_(), "i.is_confused"),
+            _c("labeller_pseudonym", pa.string(), "i.confusion_labelled_by", "pseudonym"),
+        ),
+        "human confusion labels of chat turns, each with the turn and up to two student messages before it "
+        "in its session (redacted), oldest first, and the seconds between them",
+    ),
 }
 
 #: What stays in the database, per exported table (documented in docs/learning.md).
@@ -248,6 +297,8 @@ WITHHELD: dict[str, tuple[str, ...]] = {
     "feedback": ("feedback_comment (only whether there was one)",),
     "attempts": ("user_id (pseudonymised)", "answer", "feedback", "repeat and predicted-only attempts"),
     "generation_log": ("request_id", "prompt", "raw_response", "error"),
+    "silver_labels": (),
+    "conversations": ("confusion_labelled_by (pseudonymised)", "replies"),
 }  # fmt: skip
 
 
@@ -310,6 +361,21 @@ def _number(match: re.Match[str]) -> str:
     return "<number>" if digits >= 9 or phone_like else raw
 
 
+def conversation_window(value: Any) -> str | None:
+    """The last 3 messages (of up to 4, oldest first, `{text, at}`) as the confusion
+    detector reads them: `[{text (redacted), seconds since the previous message}]`; the
+    fourth, oldest one only gives the first kept message its gap."""
+    if value is None:
+        return None
+    rows = json.loads(value) if isinstance(value, str) else value
+    times = [dt.datetime.fromisoformat(str(r["at"])) for r in rows]
+    out = []
+    for i, row in enumerate(rows):
+        gap = (times[i] - times[i - 1]).total_seconds() if i else None
+        out.append({"text": redact(row["text"]), "seconds": gap})
+    return json.dumps(out[-3:], sort_keys=True, separators=(",", ":"))
+
+
 def _json(value: Any) -> str | None:
     if value is None:
         return None
@@ -358,6 +424,7 @@ def _table_bytes(spec: TableSpec, rows: Iterable[dict[str, Any]], pseudonym: Cal
         "pseudonym": pseudonym,
         "redact": redact,
         "json": _json,
+        "conversation": conversation_window,
     }
     columns: dict[str, list[Any]] = {c.name: [] for c in spec.columns}
     for row in rows:

@@ -70,20 +70,31 @@ def record_feedback(
 
 def review_queue(conn: sa.Connection, limit: int, offset: int) -> list[dict[str, Any]]:
     """Unlabelled queries waiting for a human, oldest first, each with why it is there
-    (`reasons`: low_confidence, thumbs_down). Only those two rules queue a query, so one
-    queued without a thumbs-down was queued for its confidence (by the chat pipeline's
-    threshold, which a model version may set above the seed 0.60)."""
+    (`reasons`: low_confidence, thumbs_down, silver_disagrees) and the LLM's silver label
+    when there is one (`silver`: label, confidence, provider). A query queued without a
+    thumbs-down or a disagreeing silver label was queued for its confidence (by the chat
+    pipeline's threshold, which a model version may set above the seed 0.60)."""
     rows = conn.execute(
         sa.text(
-            """SELECT id, user_id, query, intent, intent_confidence, intent_probs, feedback_score, created_at,
+            """SELECT i.id, i.user_id, i.query, i.intent, i.intent_confidence, i.intent_probs, i.feedback_score,
+                      i.created_at,
+                      CASE WHEN s.label IS NULL THEN NULL
+                           ELSE json_build_object('label', s.label, 'confidence', s.confidence,
+                                                  'provider', s.provider, 'prompt_version', s.prompt_version)
+                      END AS silver,
                       array_remove(ARRAY[
-                          CASE WHEN intent_confidence < :below OR feedback_score IS DISTINCT FROM -1
+                          CASE WHEN i.intent_confidence < :below
+                                    OR (i.feedback_score IS DISTINCT FROM -1 AND s.agrees IS DISTINCT FROM false)
                                THEN 'low_confidence' END,
-                          CASE WHEN feedback_score = -1 THEN 'thumbs_down' END
+                          CASE WHEN i.feedback_score = -1 THEN 'thumbs_down' END,
+                          CASE WHEN s.agrees = false THEN 'silver_disagrees' END
                       ], NULL) AS reasons
-                 FROM interactions
-                WHERE needs_review AND human_label IS NULL
-                ORDER BY created_at
+                 FROM interactions i
+                 LEFT JOIN LATERAL (SELECT label, confidence, provider, prompt_version, agrees
+                                      FROM silver_labels WHERE interaction_id = i.id
+                                     ORDER BY created_at DESC, id DESC LIMIT 1) s ON true
+                WHERE i.needs_review AND i.human_label IS NULL
+                ORDER BY i.created_at
                 LIMIT :limit OFFSET :offset"""
         ),
         {"limit": limit, "offset": offset, "below": REVIEW_CONFIDENCE_BELOW},

@@ -1,5 +1,8 @@
 """The nightly tick of the learning loop (Cloud Scheduler, once a day).
 
+0. Silver labels: an LLM grades up to `SILVER_LABELS_PER_NIGHT` unlabelled interactions
+   (`shared.learning.silver`; nothing with only the offline provider). Best effort: a
+   failure is reported and the night goes on.
 1. Export yesterday's (UTC) dataset version (`shared.learning.datasets`); a version that
    exists already is left alone, so a retried tick is harmless.
 2. Record the night's retrain request in the outbox (reason 'schedule', one per date:
@@ -34,10 +37,12 @@ from shared.learning.datasets import (
     parse_date,
 )
 from shared.learning.outbox import Publisher, sweep
+from shared.llm import LLMRouter
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_MODELS = ["intent", "predictor"]
+#: the night retrains these; confusion only when the snapshot has labelled conversations
+SCHEDULE_MODELS = ["intent", "predictor", "confusion"]
 
 
 def record_schedule_request(conn: sa.Connection, date: dt.date, *, dataset: str | None) -> int | None:
@@ -66,11 +71,14 @@ def run_nightly(
     date: dt.date | str | None = None,
     store: ArtifactStore | None = None,
     publisher: Publisher | None = None,
+    router: LLMRouter | None = None,
+    silver_limit: int | None = None,
 ) -> dict[str, Any]:
-    """Export, record the night's request, sweep; returns what happened (for logs)."""
+    """Silver labels, export, record the night's request, sweep; returns what happened (for logs)."""
     date = parse_date(date) if date else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     store = store or open_datasets_store()
     report: dict[str, Any] = {"date": date.isoformat(), "datasets": store.uri}
+    report["silver"] = _silver(engine, router, silver_limit)
     dataset: str | None = manifest_key(date)
     try:
         result = export_dataset(engine, store, date)
@@ -86,6 +94,24 @@ def run_nightly(
     report["sweep"] = sweep(engine, publisher).as_dict()
     log.info("nightly learning tick", extra={"nightly": report})
     return report
+
+
+def _silver(engine: sa.Engine, router: LLMRouter | None, limit: int | None) -> dict[str, Any] | str:
+    from shared.config import get_settings
+    from shared.learning.silver import label_silver
+    from shared.llm import get_router
+
+    settings = get_settings()
+    limit = settings.silver_labels_per_night if limit is None else limit
+    if limit <= 0:
+        return "off (SILVER_LABELS_PER_NIGHT=0)"
+    try:
+        return label_silver(
+            engine, router or get_router(), limit=limit, budget_s=settings.silver_labels_budget_s
+        ).as_dict()
+    except Exception as exc:  # the night's export and requests matter more
+        log.exception("silver labelling failed")
+        return f"failed: {exc}"[:300]
 
 
 def main(argv: list[str] | None = None) -> int:

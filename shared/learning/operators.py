@@ -31,11 +31,12 @@ class UnusableVersionError(InvalidError):
 
 
 def list_runs(conn: sa.Connection, limit: int) -> list[dict[str, Any]]:
-    """Training runs, newest first, with their gate numbers and reasons."""
+    """Training runs, newest first, with their gate numbers and reasons, and the Vertex AI
+    CustomJob that ran them (`external_job`; None for a local run)."""
     rows = conn.execute(
         sa.text(
             """SELECT id, trigger, status, params, data_snapshot, metrics, gate, produced_version, error,
-                      created_at, started_at, finished_at
+                      external_job, created_at, started_at, finished_at
                  FROM training_runs ORDER BY created_at DESC LIMIT :limit"""
         ),
         {"limit": limit},

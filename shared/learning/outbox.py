@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 REASON_DEFAULTS: dict[str, tuple[str, list[str]]] = {
     "tasks_threshold": ("tasks", ["predictor"]),
     "labels_threshold": ("labels", ["intent"]),
-    "schedule": ("schedule", ["intent", "predictor"]),
+    "schedule": ("schedule", ["intent", "predictor", "confusion"]),
 }
 LOCAL_SUBSCRIPTION = "projects/local/subscriptions/retrain-requests-local"
 #: Payload keys that stay in the database: a student's uid is no training parameter.

@@ -21,7 +21,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -30,6 +30,8 @@ from shared.logs import log_event
 log = logging.getLogger(__name__)
 
 TRIGGERS = {"labels", "tasks", "schedule", "manual"}
+#: a scheduler tick that only records ended jobs and starts waiting runs (no run of its own)
+RECONCILE = "reconcile"
 
 
 class BadRetrainMessage(ValueError):
@@ -62,8 +64,8 @@ def parse_pubsub_event(data: dict[str, Any]) -> RetrainMessage:
         if not isinstance(body, dict):
             raise BadRetrainMessage("message data must be a JSON object")
     trigger = body.get("trigger") or (message.get("attributes") or {}).get("trigger") or "manual"
-    if trigger not in TRIGGERS:
-        raise BadRetrainMessage(f"unknown trigger {trigger!r}; expected one of {sorted(TRIGGERS)}")
+    if trigger not in TRIGGERS | {RECONCILE}:
+        raise BadRetrainMessage(f"unknown trigger {trigger!r}; expected one of {sorted(TRIGGERS | {RECONCILE})}")
     params = body.get("params") or {}
     if not isinstance(params, dict):
         raise BadRetrainMessage("params must be a JSON object")
@@ -207,6 +209,42 @@ def record_version(conn: sa.Connection, manifest: dict[str, Any]) -> None:
     )
 
 
+class LaunchFailed(RuntimeError):
+    """The job could not be started and retrying will not help: the run fails, visibly."""
+
+
+class LaunchDeferred(RuntimeError):
+    """The job could not be started for now (the API is unavailable): the run goes back to
+    queued and the caller should let the message be redelivered."""
+
+
+class Launcher(Protocol):
+    """Starts the training job of a run that `try_start` moved to running."""
+
+    def launch(self, run_id: str, params: dict[str, Any]) -> str | None:
+        """Start the job; returns the external job's name to record on the run (None:
+        nothing to record). Raises OSError / LaunchFailed (the run fails) or
+        LaunchDeferred (the run is queued again)."""
+        ...
+
+
+def job_args(run_id: str, params: dict[str, Any], store_uri: str, datasets_uri: str | None) -> list[str]:
+    """The arguments of `python -m model_export.retrain` for a run: one definition for the
+    local subprocess and the Vertex AI job."""
+    args = ["--run", run_id, "--models", ",".join(run_models(params)), "--store", store_uri]
+    if datasets_uri:
+        args += ["--datasets", datasets_uri]
+    if params.get("date"):
+        args += ["--date", str(params["date"])]
+    if params.get("quick"):
+        args.append("--quick")
+    if params.get("prior") is False:
+        args.append("--no-prior")
+    if params.get("silver_weight") is not None:
+        args += ["--silver-weight", str(float(params["silver_weight"]))]
+    return args
+
+
 class LocalLauncher:
     """Runs the training job as a subprocess of the training venv:
 
@@ -226,30 +264,26 @@ class LocalLauncher:
         datasets_uri: str | None,
         log_dir: Path,
         cwd: Path | None = None,
+        job_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
+        #: job options this launcher always applies over a request's (demos and the
+        #: end-to-end test: {"quick": True, "prior": False}, a training run of seconds)
+        self.job_overrides = dict(job_overrides or {})
         self.python = str(python)
         self.store_uri = store_uri
         self.datasets_uri = datasets_uri
         self.log_dir = Path(log_dir)
         self.cwd = cwd or Path(__file__).resolve().parents[2]
         self.watchers: dict[str, threading.Thread] = {}
+        self.processes: dict[str, subprocess.Popen] = {}
 
     def command(self, run_id: str, params: dict[str, Any]) -> list[str]:
-        cmd = [self.python, "-m", "model_export.retrain", "--run", run_id, "--models", ",".join(run_models(params))]
-        cmd += ["--store", self.store_uri]
-        if self.datasets_uri:
-            cmd += ["--datasets", self.datasets_uri]
-        if params.get("date"):
-            cmd += ["--date", str(params["date"])]
-        if params.get("quick"):
-            cmd.append("--quick")
-        if params.get("prior") is False:
-            cmd.append("--no-prior")
-        return cmd
+        params = params | self.job_overrides
+        return [self.python, "-m", "model_export.retrain", *job_args(run_id, params, self.store_uri, self.datasets_uri)]
 
-    def launch(self, run_id: uuid.UUID | str, params: dict[str, Any]) -> subprocess.Popen:
-        run_id = str(run_id)
+    def launch(self, run_id: str, params: dict[str, Any]) -> str | None:
+        """Start the job and its watcher; returns at once (nothing external to record)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{run_id}.log").open("ab") as out:
             process = subprocess.Popen(
@@ -263,9 +297,10 @@ class LocalLauncher:
             )
         watcher = threading.Thread(target=self._watch, args=(run_id, process), name=f"run-{run_id}", daemon=True)
         self.watchers[run_id] = watcher
+        self.processes[run_id] = process
         watcher.start()
         log.info("training job started", extra={"run_id": run_id, "pid": process.pid})
-        return process
+        return None
 
     def _watch(self, run_id: str, process: subprocess.Popen) -> None:
         code = process.wait()
@@ -287,21 +322,46 @@ def read_result(store_uri: str, run_id: str) -> dict[str, Any] | None:
         return None
 
 
-def dispatch(engine: sa.Engine, launcher: LocalLauncher) -> list[str]:
-    """Start every queued run whose models are free, oldest first; returns their ids."""
-    started = []
+def dispatch(engine: sa.Engine, launcher: Launcher) -> list[str]:
+    """Start every queued run whose models are free, oldest first; returns their ids.
+
+    A run whose launch is deferred (LaunchDeferred: the API is down) is put back to
+    queued and the error is raised after the other runs were tried, so the caller's
+    message is redelivered and tries again."""
+    started: list[str] = []
+    deferred: LaunchDeferred | None = None
     for run_id in _queued(engine):
         with engine.begin() as conn:
             params = try_start(conn, run_id)
         if params is None:
             continue
         try:
-            launcher.launch(run_id, params)
-        except OSError as exc:  # no training venv here: the run fails, visibly
+            external = launcher.launch(str(run_id), params)
+        except LaunchDeferred as exc:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "UPDATE training_runs SET status = 'queued', started_at = NULL "
+                        "WHERE id = :id AND status = 'running'"
+                    ),
+                    {"id": str(run_id)},
+                )
+            log.warning("training job not started, the run waits", extra={"run_id": str(run_id), "reason": str(exc)})
+            deferred = exc
+            continue
+        except (OSError, LaunchFailed) as exc:  # no training venv here, a refused job: the run fails, visibly
             with engine.begin() as conn:
                 finish(conn, run_id, {"status": "failed", "error": f"could not start the job: {exc}"})
             continue
+        if external:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text("UPDATE training_runs SET external_job = :job WHERE id = :id"),
+                    {"id": str(run_id), "job": external},
+                )
         started.append(str(run_id))
+    if deferred is not None:
+        raise deferred
     return started
 
 

@@ -50,7 +50,7 @@ REASON = "labels_threshold"
 LABELS_FILE = "intent_labels.json"
 KEYWORD_RULES = "keyword-rules"
 
-REVIEW_REASONS = ("low_confidence", "thumbs_down")
+REVIEW_REASONS = ("low_confidence", "thumbs_down", "silver_disagrees")
 
 
 class SignalError(DomainError):
@@ -371,3 +371,41 @@ def label_history(conn: sa.Connection, interaction_id: uuid.UUID | str) -> list[
         {"id": str(interaction_id)},
     ).mappings()
     return [dict(r) for r in rows]
+
+
+# --- confusion labels (the confusion detector's training data) ---------------------------
+
+
+def label_confusion(
+    conn: sa.Connection, admin_uid: str, interaction_id: uuid.UUID | str, confused: bool
+) -> dict[str, Any]:
+    """A human's verdict on one chat turn: was the student confused when they wrote it?
+
+    Stored on the interaction (`confusion_label`, who, when; the last verdict wins). The
+    nightly export turns each labelled turn into a labelled conversation (the turn and
+    the up to two student messages before it in its session, with their gaps), and the
+    training job retrains the confusion detector when a snapshot has some.
+    """
+    row = (
+        conn.execute(
+            sa.text(
+                """UPDATE interactions
+                      SET confusion_label = :confused, confusion_labelled_by = :admin,
+                          confusion_labelled_at = now()
+                    WHERE id = :id
+                RETURNING id, confusion_label, confusion_labelled_by, confusion_labelled_at, is_confused"""
+            ),
+            {"id": str(interaction_id), "confused": confused, "admin": admin_uid},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise UnknownInteractionError("No such interaction.")
+    return {
+        "id": str(row["id"]),
+        "confused": row["confusion_label"],
+        "labelled_by": row["confusion_labelled_by"],
+        "labelled_at": row["confusion_labelled_at"],
+        "model_said_confused": row["is_confused"],
+    }

@@ -5,6 +5,8 @@ schema), the roots wire the module, everything is described, buckets and events.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import shutil
 import subprocess
@@ -147,6 +149,13 @@ def test_artifacts_bucket_and_events():
     assert target["topic_name"] == "${google_pubsub_topic.learning_nightly.id}"
     assert unquote(res["google_pubsub_topic.learning_nightly"]["name"]).endswith("-learning-nightly")
     assert "google_cloud_scheduler_job.nightly_retrain" not in res  # no publish that bypasses the outbox
+    # The reconcile tick goes straight to retrain-requests: it records ended Vertex AI jobs
+    # and creates no run (shared/learning/runs.py: RECONCILE).
+    tick = res["google_cloud_scheduler_job.retrain_reconcile"]["pubsub_target"][0]
+    assert tick["topic_name"] == "${google_pubsub_topic.retrain_requests.id}"
+    assert unquote(tick["attributes"]["trigger"]) == "reconcile"
+    data = base64.b64encode(json.dumps({"trigger": "reconcile"}).encode()).decode()
+    assert parse_pubsub_event({"message": {"messageId": "t", "data": data}}).trigger == "reconcile"
     message = OutboxMessage.from_row({"id": 1, "reason": "schedule", "payload": {"date": "2026-11-30"}})
     request = parse_pubsub_event(message.push_envelope("1"))
     assert request.trigger == "schedule"

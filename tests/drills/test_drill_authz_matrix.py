@@ -142,6 +142,14 @@ CASES = [
         admin=200,
         owner=403,
     ),
+    Case(
+        "POST",
+        "/api/feedback/confusion-label",
+        lambda d, c: ("/api/feedback/confusion-label", {"interaction_id": d["interaction_id"], "confused": True}),
+        other=403,
+        admin=200,
+        owner=403,
+    ),
     Case("GET", "/api/feedback/taxonomy", _fixed("/api/feedback/taxonomy"), other=403, admin=200, owner=403),
     Case(
         "GET",

@@ -129,7 +129,8 @@ def test_export_writes_partitioned_parquet_and_a_manifest(history, ldb, tmp_path
     manifest = json.loads((tmp_path / "datasets" / "manifests" / "2026-03-14.json").read_text())
     assert manifest["schema_version"] == datasets.SCHEMA_VERSION and manifest["date"] == "2026-03-14"
     rows = {name: t["rows"] for name, t in manifest["tables"].items()}
-    assert rows == {"interactions": 2, "labels": 2, "feedback": 1, "attempts": 2, "generation_log": 1}
+    expected = {"interactions": 2, "labels": 2, "feedback": 1, "attempts": 2, "generation_log": 1}
+    assert rows == expected | {"silver_labels": 0, "conversations": 0}
     assert all(len(t["sha256"]) == 64 for t in manifest["tables"].values())
 
     version = read_dataset(store, "2026-03-14")
@@ -308,7 +309,15 @@ def test_the_training_job_reads_what_the_export_wrote(history, ldb, tmp_path):
     assert job_dates(str(tmp_path / "datasets")) == ["2026-03-14"]
     snapshot = load_snapshot(str(tmp_path / "datasets"), "latest")
     assert snapshot.date == "2026-03-14"
-    assert snapshot.rows == {"attempts": 2, "feedback": 1, "generation_log": 1, "interactions": 2, "labels": 2}
+    assert snapshot.rows == {
+        "attempts": 2,
+        "feedback": 1,
+        "generation_log": 1,
+        "interactions": 2,
+        "labels": 2,
+        "silver_labels": 0,
+        "conversations": 0,
+    }
     # Two label events of one interaction (a relabel): the job trains on the last one.
     assert [label.label for label in snapshot.labels] == ["concept_explanation"]
     assert snapshot.labels[0].text.startswith("my loop fails")

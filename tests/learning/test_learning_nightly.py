@@ -33,12 +33,21 @@ def test_nightly_exports_then_publishes_the_nights_request_once(ldb, tmp_path):
     day = dt.date(2026, 3, 14)
 
     first = run_nightly(ldb, date=day, store=store, publisher=LocalPublisher(delivered.append))
-    assert first["export"] == {"interactions": 0, "labels": 0, "feedback": 0, "attempts": 0, "generation_log": 0}
+    assert first["export"] == {
+        "interactions": 0,
+        "labels": 0,
+        "feedback": 0,
+        "attempts": 0,
+        "generation_log": 0,
+        "silver_labels": 0,
+        "conversations": 0,
+    }
+    assert "only the offline provider" in first["silver"]["skipped"]  # the local default: nothing graded
     assert first["retrain_request"] is not None and len(first["sweep"]["published"]) == 1
     assert read_dataset(store, day).manifest["date"] == "2026-03-14"
     (envelope,) = delivered
     attributes = envelope["message"]["attributes"]
-    assert attributes["trigger"] == "schedule" and attributes["models"] == "intent,predictor"
+    assert attributes["trigger"] == "schedule" and attributes["models"] == "intent,predictor,confusion"
 
     again = run_nightly(ldb, date=day, store=store, publisher=LocalPublisher(delivered.append))
     assert again["export"] == "exists" and again["retrain_request"] is None

@@ -68,7 +68,7 @@ def test_message_shape_is_what_the_retrain_function_reads():
     assert b"alice" not in tasks.data and tasks.attributes["models"] == "predictor"
     # rows without a trigger in their payload get their reason's
     nightly = OutboxMessage.from_row({"id": 7, "reason": "schedule", "payload": {"date": "2026-11-30"}})
-    assert nightly.attributes["trigger"] == "schedule" and nightly.attributes["models"] == "intent,predictor"
+    assert nightly.attributes["trigger"] == "schedule" and nightly.attributes["models"] == "intent,predictor,confusion"
 
 
 # --- Pub/Sub (emulator, real client) ----------------------------------------------------------

@@ -4,7 +4,7 @@ The retrain function records the run and starts `.venv-train/bin/python -m
 model_export.retrain` as a subprocess on a temporary model store and a Parquet snapshot
 of synthetic attempts; the first run publishes v1 (predictor only, small), a second
 run on poisoned outcomes is rejected by the gate. Statuses, timestamps, gates and
-model_versions land in the database. Skips without the training venv or pyarrow.
+model_versions land in the database. Fails (does not skip) without the training venv.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from cloudevents.http import CloudEvent
-
-pytest.importorskip("pyarrow", reason="writing the Parquet snapshot needs pyarrow")
 
 from model_export.datasets import write_snapshot
 from model_export.demo_data import attempts, shuffle_outcomes
@@ -37,8 +35,8 @@ def event(message_id: str, params: dict) -> CloudEvent:
     )
 
 
-@pytest.mark.skipif(not TRAIN_PYTHON.exists(), reason="no training venv (.venv-train)")
 def test_message_to_published_version_and_to_rejection(db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert TRAIN_PYTHON.exists(), f"the training venv is missing ({TRAIN_PYTHON}): make setup-train"
     spec = importlib.util.spec_from_file_location("retrain_main_e2e", REPO / "functions/retrain/main.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -112,6 +112,26 @@ def test_fit_is_deterministic_for_a_seed(tiny_fit) -> None:
     assert [h["train_loss"] for h in fit.history] == [h["train_loss"] for h in again.history]
 
 
+def test_unit_weights_train_exactly_like_the_unweighted_loss(tiny_fit) -> None:
+    """The weighted path (silver labels weigh less) is a weighted mean: with every weight 1
+    it is the plain mean, so the same seed trains the same model; a mismatch is refused."""
+    from model_export.train_intent import fit_intent, load_training_tokenizer, predict_logits
+
+    fit, train, config = tiny_fit
+    weighted = fit_intent(train, [], list(INTENT_LABELS), config, weights=[1.0] * len(train))
+    tok = load_training_tokenizer()
+    texts = ["how do closures work?", "quiz me on SQL"]
+    np.testing.assert_allclose(
+        predict_logits(fit.model, tok, texts), predict_logits(weighted.model, tok, texts), atol=1e-5
+    )
+    halved = fit_intent(
+        train, [], list(INTENT_LABELS), config, weights=[1.0, 0.1] * (len(train) // 2) + [1.0] * (len(train) % 2)
+    )
+    assert [h["train_loss"] for h in halved.history] != [h["train_loss"] for h in fit.history]
+    with pytest.raises(ValueError, match="weights"):
+        fit_intent(train, [], list(INTENT_LABELS), config, weights=[1.0])
+
+
 def test_exported_onnx_served_by_intent_model_matches_torch(tiny_fit, tmp_path: Path) -> None:
     from model_export.base_model import minilm_dir
     from model_export.train_intent import (

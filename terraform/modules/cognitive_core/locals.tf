@@ -49,7 +49,8 @@ locals {
   #   publish         = publisher on retrain-requests (the outbox sweep after a threshold crossing)
   #   train           = Vertex AI user + act as the trainer account (submit custom jobs)
   #   nightly         = the daily tick: writes datasets/, publishes the outbox; the only
-  #                     group that reads DATASET_PSEUDONYM_KEY
+  #                     group that reads DATASET_PSEUDONYM_KEY; llm for the silver labels
+  #                     (an LLM grades unlabelled queries: shared/learning/silver.py)
   #   cache           = embeds text, so reads REDIS_URL when redis_enabled (redis.tf)
   # feedback reads models/ for the intent taxonomy that labels are checked against;
   # predictor, tutor and feedback publish the retrain outbox right after their commits.
@@ -61,7 +62,7 @@ locals {
     feedback  = { models = "read", llm = false, publish = true, train = false, cache = false }
     retrain   = { models = "write", llm = false, publish = false, train = true, cache = false }
     trainer   = { models = "write", llm = false, publish = false, train = false, cache = false }
-    nightly   = { models = "datasets", llm = false, publish = true, train = false, cache = false }
+    nightly   = { models = "datasets", llm = true, publish = true, train = false, cache = false }
   }
 
   # Sizing: function_overrides, then what a function needs by nature, then the defaults.
@@ -124,6 +125,7 @@ locals {
     TRAINING_MACHINE_TYPE    = var.training_machine_type
     TRAINING_SERVICE_ACCOUNT = google_service_account.group["trainer"].email
     TRAINING_STAGING_URI     = "gs://${local.artifacts_bucket}/training"
+    TRAINING_SHARED_DATA_URI = "gs://${local.artifacts_bucket}/shared-data"
   }
 
   function_env = {

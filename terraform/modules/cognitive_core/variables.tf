@@ -355,6 +355,12 @@ variable "retrain_schedule" {
   default     = "0 3 * * *"
 }
 
+variable "retrain_reconcile_schedule" {
+  description = "Cron schedule (UTC) of the tick that records ended Vertex AI training jobs and starts waiting runs."
+  type        = string
+  default     = "*/15 * * * *"
+}
+
 variable "retrain_schedule_time_zone" {
   description = "Time zone of retrain_schedule."
   type        = string
