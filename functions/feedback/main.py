@@ -60,6 +60,13 @@ class FeedbackRecorded(ResponseBody):
     feedback: FeedbackOut
 
 
+class SilverOut(ResponseModel):
+    label: str
+    confidence: float
+    provider: str
+    prompt_version: str
+
+
 class QueueItem(ResponseModel):
     id: uuid.UUID
     user_id: str
@@ -69,7 +76,8 @@ class QueueItem(ResponseModel):
     intent_probs: dict[str, float] | None
     feedback_score: int | None
     created_at: datetime
-    reasons: list[str] = Field(description="why it is queued: low_confidence, thumbs_down")
+    silver: SilverOut | None = Field(description="the LLM's silver label, if any (shared/learning/silver.py)")
+    reasons: list[str] = Field(description="why it is queued: low_confidence, thumbs_down, silver_disagrees")
 
 
 class ReviewQueue(ResponseBody):
