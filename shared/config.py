@@ -154,7 +154,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["offline"],
         validation_alias="LLM_PROVIDERS",
         description=(
-            "Providers in fallback order, comma-separated: vertex, openai, anthropic, offline. "
+            "Providers in fallback order, comma-separated: vertex, openai, anthropic, local, gguf, offline. "
             "The local default is the offline provider only: no network, no key."
         ),
     )
@@ -208,6 +208,29 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(None, validation_alias="ANTHROPIC_BASE_URL")
+
+    # --- local models (docs/llm.md, "Local models") ---------------------------
+    local_llm_base_url: str | None = Field(
+        None,
+        validation_alias="LOCAL_LLM_BASE_URL",
+        description="OpenAI-compatible endpoint of a local model server (llama.cpp, Ollama, vLLM, LM Studio), "
+        "e.g. http://127.0.0.1:8081/v1; the `local` provider is enabled when it is set and listed.",
+    )
+    local_llm_model: str = Field(
+        "local-model",
+        validation_alias="LOCAL_LLM_MODEL",
+        description="The model name that server expects (Ollama: the tag, e.g. llama3.2:1b).",
+    )
+    local_llm_api_key: SecretStr | None = Field(
+        None, validation_alias="LOCAL_LLM_API_KEY", description="Only for servers started with a key."
+    )
+    gguf_model_path: Path | None = Field(
+        None,
+        validation_alias="GGUF_MODEL_PATH",
+        description="A .gguf file run in-process by the `gguf` provider (needs the llama-cpp-python extra).",
+    )
+    gguf_context: int = Field(4096, ge=256, validation_alias="GGUF_CONTEXT")
+    gguf_threads: int | None = Field(None, ge=1, validation_alias="GGUF_THREADS")
 
     # --- prediction -----------------------------------------------------------
     retrain_every_completed_tasks: int = Field(
@@ -315,6 +338,10 @@ class Settings(BaseSettings):
         "vertex_base_url",
         "openai_base_url",
         "anthropic_base_url",
+        "local_llm_base_url",
+        "local_llm_api_key",
+        "gguf_model_path",
+        "gguf_threads",
         "redis_url",
         "retrain_topic",
         "datasets_uri",

@@ -41,6 +41,7 @@ BUILTIN_MODELS = {
     "openai": "gpt-4.1-mini",
     "anthropic": "claude-haiku-4-5",
     "offline": "offline-composer-1",
+    "local": "local-model",
 }
 #: non-transient statuses that still say the provider (or our access to it) is broken
 _UNHEALTHY_STATUSES = frozenset({401, 403, 404})
@@ -118,7 +119,7 @@ class LLMRouter:
             "deadline_s": getattr(settings, "llm_deadline_s", None),
         }
         options.update(overrides)
-        return cls(providers, order, settings.llm_models, **options)
+        return cls(providers, order, _local_models(settings), **options)
 
     def model_for(self, provider: str, task: str) -> str:
         per_provider = self.models.get(provider, {})
@@ -217,8 +218,8 @@ class LLMRouter:
         _log_call(failed, "error")
         return exc
 
-    @staticmethod
-    def _ok_attempt(name: str, result: ProviderResult, t0: float) -> Attempt:
+    def _ok_attempt(self, name: str, result: ProviderResult, t0: float) -> Attempt:
+        free = getattr(self.providers[name], "free", False)  # a local model: no bill, whatever its name
         ok = Attempt(
             name,
             result.model,
@@ -227,7 +228,7 @@ class LLMRouter:
             raw_response=result.text,
             tokens_in=result.tokens_in,
             tokens_out=result.tokens_out,
-            cost_usd=estimate_cost(result.model, result.tokens_in, result.tokens_out),
+            cost_usd=0.0 if free else estimate_cost(result.model, result.tokens_in, result.tokens_out),
         )
         _log_call(ok, "ok")
         return ok
@@ -430,8 +431,49 @@ def _build_provider(name: str, settings: Any) -> Provider | None:
             base_url=settings.anthropic_base_url,
             max_output_tokens=max_tokens,
         )
+    if name == "local":
+        if settings.local_llm_base_url is None:
+            log.warning("LLM provider local is configured but LOCAL_LLM_BASE_URL is not set: skipped")
+            return None
+        from shared.llm.providers.local_openai import LocalOpenAIProvider
+
+        key = settings.local_llm_api_key
+        return LocalOpenAIProvider(
+            settings.local_llm_base_url,
+            api_key=None if key is None else key.get_secret_value(),
+            max_output_tokens=max_tokens,
+        )
+    if name == "gguf":
+        return _build_gguf(settings, max_tokens)
     log.error("unknown LLM provider %r in LLM_PROVIDERS: skipped", name)
     return None
+
+
+def _build_gguf(settings: Any, max_tokens: int) -> Provider | None:
+    """The in-process GGUF provider, if the extra is installed and the file exists."""
+    import importlib.util
+
+    path = settings.gguf_model_path
+    if path is None or not path.is_file():
+        log.warning("LLM provider gguf is configured but GGUF_MODEL_PATH names no file (%s): skipped", path)
+        return None
+    if importlib.util.find_spec("llama_cpp") is None:
+        log.warning("LLM provider gguf is configured but llama-cpp-python is not installed: skipped")
+        return None
+    from shared.llm.providers.gguf import GGUFProvider
+
+    return GGUFProvider(
+        path, n_ctx=settings.gguf_context, n_threads=settings.gguf_threads, max_output_tokens=max_tokens
+    )
+
+
+def _local_models(settings: Any) -> dict[str, dict[str, str]]:
+    """The local providers' model names come from their own settings unless LLM_MODELS names them."""
+    models = {name: dict(per_task) for name, per_task in settings.llm_models.items()}
+    models.setdefault("local", {"default": settings.local_llm_model})
+    if settings.gguf_model_path is not None:
+        models.setdefault("gguf", {"default": settings.gguf_model_path.stem})
+    return models
 
 
 @lru_cache(maxsize=1)

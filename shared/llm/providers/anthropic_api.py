@@ -7,13 +7,15 @@ longer takes `temperature` on messages.create, so Prompt.temperature is not sent
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from shared.llm.errors import ProviderError
-from shared.llm.providers.base import check_deadline, is_transient_status, require_text
+from shared.llm.providers.base import StreamState, require_text, stream_text, translate_stainless
 from shared.llm.types import Prompt, ProviderResult
+
+#: Anthropic's "overloaded": worth a retry like a 503
+OVERLOADED = frozenset({529})
 
 
 class AnthropicProvider:
@@ -54,7 +56,7 @@ class AnthropicProvider:
             finish = response.stop_reason
             usage = response.usage
         except Exception as exc:
-            raise translate(exc) from exc
+            raise self.translate(exc) from exc
         return ProviderResult(
             text=require_text(self.name, text, finish),
             model=getattr(response, "model", None) or model,
@@ -64,48 +66,17 @@ class AnthropicProvider:
         )
 
     def stream(self, model: str, prompt: Prompt, timeout_s: float) -> Iterator[str | ProviderResult]:
-        started = time.monotonic()
-        pieces: list[str] = []
-        try:
+        def deltas(state: StreamState) -> Iterator[str]:
             with self.client.messages.stream(**self._kwargs(model, prompt, timeout_s)) as stream:
-                for delta in stream.text_stream:
-                    check_deadline(self.name, started, timeout_s)
-                    if delta:
-                        pieces.append(delta)
-                        yield delta
+                yield from stream.text_stream
                 final = stream.get_final_message()
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(exc) from exc
-        usage = final.usage
-        yield ProviderResult(
-            text=require_text(self.name, "".join(pieces), final.stop_reason),
-            model=model,
-            tokens_in=getattr(usage, "input_tokens", None),
-            tokens_out=getattr(usage, "output_tokens", None),
-            finish_reason=final.stop_reason,
-        )
+            state.finish_reason = final.stop_reason
+            state.tokens_in = getattr(final.usage, "input_tokens", None)
+            state.tokens_out = getattr(final.usage, "output_tokens", None)
 
+        return stream_text(self.name, model, timeout_s, deltas, self.translate)
 
-def translate(exc: BaseException) -> ProviderError:
-    import anthropic
+    def translate(self, exc: BaseException) -> ProviderError:
+        import anthropic
 
-    if isinstance(exc, anthropic.APITimeoutError):
-        return ProviderError("anthropic", "timed out", transient=True)
-    if isinstance(exc, anthropic.APIConnectionError):
-        return ProviderError("anthropic", f"connection failed: {str(exc)[:200]}", transient=True)
-    if isinstance(exc, anthropic.APIStatusError):
-        # 529 is Anthropic's "overloaded"
-        status = exc.status_code
-        return ProviderError(
-            "anthropic",
-            f"HTTP {status}: {str(exc)[:200]}",
-            transient=status == 529 or is_transient_status(status),
-            status=status,
-        )
-    if isinstance(exc, (anthropic.APIResponseValidationError, ValueError, KeyError, AttributeError)):
-        return ProviderError(
-            "anthropic", f"malformed response ({type(exc).__name__}: {str(exc)[:200]})", transient=True
-        )
-    return ProviderError("anthropic", f"unexpected error ({type(exc).__name__}: {str(exc)[:200]})", transient=False)
+        return translate_stainless(self.name, anthropic, exc, OVERLOADED)

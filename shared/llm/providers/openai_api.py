@@ -1,21 +1,23 @@
 """OpenAI chat completions through the official SDK (used only when OPENAI_API_KEY is set).
 
-The module is named openai_api so it never shadows the SDK package it wraps.
+The same class speaks to any OpenAI-compatible server (see `local_openai.py`). The
+module is named openai_api so it never shadows the SDK package it wraps.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from shared.llm.errors import ProviderError
-from shared.llm.providers.base import check_deadline, is_transient_status, require_text
+from shared.llm.providers.base import StreamState, require_text, stream_text, translate_stainless
 from shared.llm.types import Prompt, ProviderResult
 
 
 class OpenAIProvider:
     name = "openai"
+    #: the request field that caps the answer; OpenAI's newer name, which local servers may not know
+    token_cap_field = "max_completion_tokens"
 
     def __init__(
         self, api_key: str, *, base_url: str | None = None, client: Any = None, max_output_tokens: int = 1024
@@ -44,7 +46,7 @@ class OpenAIProvider:
             "model": model,
             "messages": messages,
             "temperature": prompt.temperature,
-            "max_completion_tokens": prompt.max_output_tokens or self.max_output_tokens,
+            self.token_cap_field: prompt.max_output_tokens or self.max_output_tokens,
             "timeout": timeout_s,
         }
         if prompt.json_schema is not None:
@@ -58,7 +60,7 @@ class OpenAIProvider:
             text, finish = choice.message.content, choice.finish_reason
             usage = response.usage
         except Exception as exc:
-            raise translate(exc) from exc
+            raise self.translate(exc) from exc
         return ProviderResult(
             text=require_text(self.name, text, finish),
             model=getattr(response, "model", None) or model,
@@ -68,51 +70,22 @@ class OpenAIProvider:
         )
 
     def stream(self, model: str, prompt: Prompt, timeout_s: float) -> Iterator[str | ProviderResult]:
-        started = time.monotonic()
-        pieces: list[str] = []
-        usage: Any = None
-        finish: str | None = None
-        try:
+        def deltas(state: StreamState) -> Iterator[str]:
             chunks = self.client.chat.completions.create(
                 **self._kwargs(model, prompt, timeout_s), stream=True, stream_options={"include_usage": True}
             )
             for chunk in chunks:
-                check_deadline(self.name, started, timeout_s)
-                usage = chunk.usage or usage
+                if chunk.usage is not None:
+                    state.tokens_in = chunk.usage.prompt_tokens
+                    state.tokens_out = chunk.usage.completion_tokens
                 if not chunk.choices:
                     continue
-                finish = chunk.choices[0].finish_reason or finish
-                delta = chunk.choices[0].delta.content
-                if delta:
-                    pieces.append(delta)
-                    yield delta
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(exc) from exc
-        yield ProviderResult(
-            text=require_text(self.name, "".join(pieces), finish),
-            model=model,
-            tokens_in=getattr(usage, "prompt_tokens", None),
-            tokens_out=getattr(usage, "completion_tokens", None),
-            finish_reason=finish,
-        )
+                state.finish_reason = chunk.choices[0].finish_reason or state.finish_reason
+                yield chunk.choices[0].delta.content or ""
 
+        return stream_text(self.name, model, timeout_s, deltas, self.translate)
 
-def translate(exc: BaseException) -> ProviderError:
-    import openai
+    def translate(self, exc: BaseException) -> ProviderError:
+        import openai
 
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderError("openai", "timed out", transient=True)
-    if isinstance(exc, openai.APIConnectionError):
-        return ProviderError("openai", f"connection failed: {str(exc)[:200]}", transient=True)
-    if isinstance(exc, openai.APIStatusError):
-        return ProviderError(
-            "openai",
-            f"HTTP {exc.status_code}: {str(exc)[:200]}",
-            transient=is_transient_status(exc.status_code),
-            status=exc.status_code,
-        )
-    if isinstance(exc, (openai.APIResponseValidationError, ValueError, KeyError, AttributeError, IndexError)):
-        return ProviderError("openai", f"malformed response ({type(exc).__name__}: {str(exc)[:200]})", transient=True)
-    return ProviderError("openai", f"unexpected error ({type(exc).__name__}: {str(exc)[:200]})", transient=False)
+        return translate_stainless(self.name, openai, exc)
