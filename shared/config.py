@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -200,6 +200,35 @@ class Settings(BaseSettings):
         description="Structured output: answers a provider may get wrong before the next one is asked.",
     )
     llm_max_output_tokens: int = Field(1024, ge=1, validation_alias="LLM_MAX_OUTPUT_TOKENS")
+    llm_task_tiers: dict[str, int] | None = Field(
+        None,
+        validation_alias="LLM_TASK_TIERS",
+        description="JSON {task: tier} over shared/llm/routing.json's tiers (1 local, 2 fast hosted, 3 strongest).",
+    )
+    llm_routes: dict[str, list[dict[str, Any]]] | None = Field(
+        None,
+        validation_alias="LLM_ROUTES",
+        description='JSON {task: [{"provider", "model", "tier", "price"}]} replacing routing.json\'s routes.',
+    )
+    llm_daily_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        validation_alias="LLM_DAILY_BUDGET_USD",
+        description="Daily LLM spend cap of the deployment (UTC day, from generation_log); unset or 0 = none.",
+    )
+    llm_user_daily_budget_usd: float | None = Field(
+        None, ge=0, validation_alias="LLM_USER_DAILY_BUDGET_USD", description="The same cap per user; unset = none."
+    )
+    llm_budget_degrade_at: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        validation_alias="LLM_BUDGET_DEGRADE_AT",
+        description="Share of a budget past which the router routes cheapest first, whatever the task's tier.",
+    )
+    llm_spend_cache_s: float = Field(
+        10.0, ge=0, validation_alias="LLM_SPEND_CACHE_S", description="How long one instance reuses a spend read."
+    )
     vertex_llm_location: str | None = Field(
         None, validation_alias="VERTEX_LLM_LOCATION", description="Defaults to GOOGLE_CLOUD_REGION."
     )
@@ -338,6 +367,10 @@ class Settings(BaseSettings):
         "vertex_base_url",
         "openai_base_url",
         "anthropic_base_url",
+        "llm_daily_budget_usd",
+        "llm_user_daily_budget_usd",
+        "llm_task_tiers",
+        "llm_routes",
         "local_llm_base_url",
         "local_llm_api_key",
         "gguf_model_path",
