@@ -1,4 +1,4 @@
-"""Student profiles (grade beside level and learning style), the teacher role, and whom a
+"""Student profiles (grade beside level and learning style), the teacher and service roles, and whom a
 generation was for (the per-user daily LLM budget reads it).
 
 Revision ID: 0009
@@ -16,7 +16,7 @@ depends_on = None
 UPGRADE = """
 ALTER TABLE users ADD COLUMN grade smallint CHECK (grade BETWEEN 1 AND 12);
 ALTER TABLE users DROP CONSTRAINT IF EXISTS users_role_check;
-ALTER TABLE users ADD CONSTRAINT users_role_check CHECK (role IN ('student', 'teacher', 'admin'));
+ALTER TABLE users ADD CONSTRAINT users_role_check CHECK (role IN ('student', 'teacher', 'admin', 'service'));
 
 ALTER TABLE generation_log ADD COLUMN user_id text;
 CREATE INDEX generation_log_user_day_idx ON generation_log (user_id, created_at) WHERE user_id IS NOT NULL;
@@ -25,7 +25,7 @@ CREATE INDEX generation_log_user_day_idx ON generation_log (user_id, created_at)
 DOWNGRADE = """
 DROP INDEX IF EXISTS generation_log_user_day_idx;
 ALTER TABLE generation_log DROP COLUMN IF EXISTS user_id;
-UPDATE users SET role = 'student' WHERE role = 'teacher';
+UPDATE users SET role = 'student' WHERE role IN ('teacher', 'service');
 ALTER TABLE users DROP CONSTRAINT IF EXISTS users_role_check;
 ALTER TABLE users ADD CONSTRAINT users_role_check CHECK (role IN ('student', 'admin'));
 ALTER TABLE users DROP COLUMN IF EXISTS grade;
