@@ -29,19 +29,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_llm_router import summary  # noqa: E402 - the benchmarks' one percentile summary
+
 MODEL = "llama-3.2-1b-instruct-q4_k_m"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def summary(values_ms: list[float]) -> str:
-    return (
-        f"p50 {percentile(values_ms, 0.5):8.3f} ms   p95 {percentile(values_ms, 0.95):8.3f} ms   "
-        f"mean {statistics.fmean(values_ms):8.3f} ms   (n={len(values_ms)})"
-    )
 
 
 def completion(text: str) -> bytes:

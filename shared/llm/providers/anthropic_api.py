@@ -11,34 +11,21 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.llm.errors import ProviderError
-from shared.llm.providers.base import StreamState, require_text, stream_text, translate_stainless
+from shared.llm.providers.base import Answer, SdkProvider, StreamState, stream_text, translate_stainless
 from shared.llm.types import Prompt, ProviderResult
 
 #: Anthropic's "overloaded": worth a retry like a 503
 OVERLOADED = frozenset({529})
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
     name = "anthropic"
 
-    def __init__(
-        self, api_key: str, *, base_url: str | None = None, client: Any = None, max_output_tokens: int = 1024
-    ) -> None:
-        self._api_key = api_key
-        self.base_url = base_url
-        self.max_output_tokens = max_output_tokens
-        self._client = client
+    def _make_client(self) -> Any:
+        import anthropic
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import anthropic
-
-            self._client = anthropic.Anthropic(api_key=self._api_key, base_url=self.base_url, max_retries=0)
-        return self._client
-
-    def describe(self) -> dict[str, Any]:
-        return {"custom_endpoint": bool(self.base_url)}
+        # max_retries=0: the router owns retries, so every attempt is counted once.
+        return anthropic.Anthropic(api_key=self._api_key, base_url=self.base_url, max_retries=0)
 
     def _kwargs(self, model: str, prompt: Prompt, timeout_s: float) -> dict[str, Any]:
         return {
@@ -49,20 +36,15 @@ class AnthropicProvider:
             "timeout": timeout_s,
         }
 
-    def generate(self, model: str, prompt: Prompt, timeout_s: float) -> ProviderResult:
-        try:
-            response = self.client.messages.create(**self._kwargs(model, prompt, timeout_s))
-            text = "".join(block.text for block in response.content if getattr(block, "type", "") == "text")
-            finish = response.stop_reason
-            usage = response.usage
-        except Exception as exc:
-            raise self.translate(exc) from exc
-        return ProviderResult(
-            text=require_text(self.name, text, finish),
-            model=getattr(response, "model", None) or model,
-            tokens_in=getattr(usage, "input_tokens", None),
-            tokens_out=getattr(usage, "output_tokens", None),
-            finish_reason=finish,
+    def _complete(self, model: str, prompt: Prompt, timeout_s: float) -> Answer:
+        response = self.client.messages.create(**self._kwargs(model, prompt, timeout_s))
+        text = "".join(block.text for block in response.content if getattr(block, "type", "") == "text")
+        return Answer(
+            text,
+            response.stop_reason,
+            getattr(response, "model", None),
+            getattr(response.usage, "input_tokens", None),
+            getattr(response.usage, "output_tokens", None),
         )
 
     def stream(self, model: str, prompt: Prompt, timeout_s: float) -> Iterator[str | ProviderResult]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.llm.errors import ProviderError
 from shared.llm.types import Prompt, ProviderResult
@@ -29,6 +29,66 @@ class Provider(Protocol):
     def stream(self, model: str, prompt: Prompt, timeout_s: float) -> Iterator[str | ProviderResult]:
         """Text deltas, then exactly one ProviderResult holding the whole text and usage."""
         ...
+
+
+class SdkProvider:
+    """What the key-based SDK providers share: a key, an optional base URL (stubs,
+    proxies, local servers), and a client built on the first call (`_make_client`)."""
+
+    name: str
+
+    def __init__(
+        self, api_key: str, *, base_url: str | None = None, client: Any = None, max_output_tokens: int = 1024
+    ) -> None:
+        self._api_key = api_key
+        self.base_url = base_url
+        self.max_output_tokens = max_output_tokens
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"custom_endpoint": bool(self.base_url)}
+
+    def generate(self, model: str, prompt: Prompt, timeout_s: float) -> ProviderResult:
+        try:
+            answer = self._complete(model, prompt, timeout_s)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        return ProviderResult(
+            text=require_text(self.name, answer.text, answer.finish_reason),
+            model=answer.model or model,
+            tokens_in=answer.tokens_in,
+            tokens_out=answer.tokens_out,
+            finish_reason=answer.finish_reason,
+        )
+
+    def _complete(self, model: str, prompt: Prompt, timeout_s: float) -> Answer:
+        """One non-streaming call, read into an Answer (SDK exceptions propagate)."""
+        raise NotImplementedError
+
+    def translate(self, exc: BaseException) -> ProviderError:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an SDK's non-streaming answer says, before it is checked (empty text fails)."""
+
+    text: str | None
+    finish_reason: str | None
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
 
 
 def is_transient_status(status: int | None) -> bool:

@@ -10,34 +10,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.llm.errors import ProviderError
-from shared.llm.providers.base import StreamState, require_text, stream_text, translate_stainless
+from shared.llm.providers.base import Answer, SdkProvider, StreamState, stream_text, translate_stainless
 from shared.llm.types import Prompt, ProviderResult
 
 
-class OpenAIProvider:
+class OpenAIProvider(SdkProvider):
     name = "openai"
     #: the request field that caps the answer; OpenAI's newer name, which local servers may not know
     token_cap_field = "max_completion_tokens"
 
-    def __init__(
-        self, api_key: str, *, base_url: str | None = None, client: Any = None, max_output_tokens: int = 1024
-    ) -> None:
-        self._api_key = api_key
-        self.base_url = base_url
-        self.max_output_tokens = max_output_tokens
-        self._client = client
+    def _make_client(self) -> Any:
+        import openai
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import openai
-
-            # max_retries=0: the router owns retries, so every attempt is counted once.
-            self._client = openai.OpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0)
-        return self._client
-
-    def describe(self) -> dict[str, Any]:
-        return {"custom_endpoint": bool(self.base_url)}
+        # max_retries=0: the router owns retries, so every attempt is counted once.
+        return openai.OpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0)
 
     def _kwargs(self, model: str, prompt: Prompt, timeout_s: float) -> dict[str, Any]:
         messages = [{"role": "system", "content": prompt.system}]
@@ -53,20 +39,15 @@ class OpenAIProvider:
             kwargs["response_format"] = {"type": "json_object"}
         return kwargs
 
-    def generate(self, model: str, prompt: Prompt, timeout_s: float) -> ProviderResult:
-        try:
-            response = self.client.chat.completions.create(**self._kwargs(model, prompt, timeout_s))
-            choice = response.choices[0]
-            text, finish = choice.message.content, choice.finish_reason
-            usage = response.usage
-        except Exception as exc:
-            raise self.translate(exc) from exc
-        return ProviderResult(
-            text=require_text(self.name, text, finish),
-            model=getattr(response, "model", None) or model,
-            tokens_in=getattr(usage, "prompt_tokens", None),
-            tokens_out=getattr(usage, "completion_tokens", None),
-            finish_reason=finish,
+    def _complete(self, model: str, prompt: Prompt, timeout_s: float) -> Answer:
+        response = self.client.chat.completions.create(**self._kwargs(model, prompt, timeout_s))
+        choice, usage = response.choices[0], response.usage
+        return Answer(
+            choice.message.content,
+            choice.finish_reason,
+            getattr(response, "model", None),
+            getattr(usage, "prompt_tokens", None),
+            getattr(usage, "completion_tokens", None),
         )
 
     def stream(self, model: str, prompt: Prompt, timeout_s: float) -> Iterator[str | ProviderResult]:
