@@ -211,9 +211,12 @@ class LLMRouter:
         """The most this call can cost: the prompt (~4 characters a token) and a full answer."""
         if step.price == 0:
             return 0.0
-        cap = prompt.max_output_tokens or getattr(self.providers[step.provider], "max_output_tokens", 1024)
-        cost = estimate_cost(step.model, len(prompt.render()) // 4 + 1, cap)
-        return float("inf") if cost is None else cost
+        cap: int = prompt.max_output_tokens or getattr(self.providers[step.provider], "max_output_tokens", None) or 1024
+        tokens_in = len(prompt.render()) // 4 + 1
+        cost = estimate_cost(step.model, tokens_in, cap)
+        if cost is None:  # not in prices.json: the route's own price, if it gave one; else unknowable
+            return step.price * (tokens_in + cap) / 1_000_000
+        return cost
 
     # --- plain text -------------------------------------------------------------------
     def generate(self, task: str, prompt: Prompt) -> Generation:

@@ -216,6 +216,22 @@ def test_spend_is_cached_briefly_with_this_instances_calls_added() -> None:
     assert budget.spent() == pytest.approx(0.30)  # the last known figure, not zero
 
 
+def test_an_unpriced_model_is_called_under_a_budget_only_with_its_own_price() -> None:
+    table = RoutingTable.parse(
+        {"chat": 1},
+        {"chat": [{"provider": "openai", "model": "ft:gpt-4.1-mini:tutor", "tier": 1}]},
+    )
+    router, fakes = make_router(budget=DailyBudget(1.0, read_spend=Ledger(0.0)))
+    router.routing = table
+    assert router.generate("chat", PROMPT).offline and fakes["openai"].models == []  # cost unknowable
+    router.routing = RoutingTable.parse(
+        {"chat": 1}, {"chat": [{"provider": "openai", "model": "ft:gpt-4.1-mini:tutor", "tier": 1, "price": 3.0}]}
+    )
+    assert router.generate("chat", PROMPT).provider == "openai"
+    info = router.describe()
+    assert info["tiers"] == {"chat": 1} and info["budget"]["daily_usd"] == 1.0
+
+
 def test_budget_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLM_DAILY_BUDGET_USD", raising=False)
     assert LLMRouter.from_settings(Settings()).budget is None
