@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: reads the spend (USD) since midnight UTC: of everyone (None) or of one user
 SpendReader = Callable[[str | None], float]
+#: cached readings kept at most (one per user seen within the cache time, plus everyone's)
+MAX_READINGS = 10_000
 
 
 @dataclass
@@ -92,7 +94,10 @@ class DailyBudget:
                     return reading.usd + reading.local_since
             return 0.0
         with self._lock:
-            self._readings[user_id] = _Reading(day, usd, self._clock())
+            now = self._clock()
+            if len(self._readings) >= MAX_READINGS:  # one per active user: drop the stale ones
+                self._readings = {k: r for k, r in self._readings.items() if now - r.read_at < self.cache_s}
+            self._readings[user_id] = _Reading(day, usd, now)
         return usd
 
     def record(self, cost_usd: float | None, user_id: str | None = None) -> None:
