@@ -254,3 +254,13 @@ def test_spend_is_read_from_the_generation_log_across_instances(db: Any) -> None
     assert second_budget.spent() == pytest.approx(2 * paid.cost_usd)
     assert second_budget.spent("u1") == pytest.approx(2 * paid.cost_usd)
     assert second_budget.spent("u2") == 0.0
+
+
+def test_streams_follow_the_same_plan_and_budget() -> None:
+    router, _ = make_router()
+    *deltas, final = list(router.stream("chat", PROMPT))
+    assert deltas == ["openai says hi"] and (final.provider, final.model, final.tier) == ("openai", "gpt-4.1-mini", 2)
+    router, fakes = make_router(budget=DailyBudget(1.0, read_spend=Ledger(0.99999)))
+    *deltas, final = list(router.stream("explanation", PROMPT))
+    assert (final.provider, final.cost_usd, final.budget_limited) == ("local", 0.0, True)
+    assert fakes["openai"].models == [] and fakes["vertex"].models == []
