@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_llm_router import summary  # noqa: E402 - the benchmarks' one percentile summary
+from bench_llm_router import QuietHandler, loopback, summary  # noqa: E402 - the benchmarks' shared helpers
 
 MODEL = "llama-3.2-1b-instruct-q4_k_m"
 
@@ -61,16 +59,7 @@ def sse_frames(tokens: int) -> list[bytes]:
 def serve(tokens: int) -> tuple[ThreadingHTTPServer, str]:
     body, frames = completion("A list keeps items in order."), sse_frames(tokens)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
             if request.get("stream"):
@@ -89,10 +78,8 @@ def serve(tokens: int) -> tuple[ThreadingHTTPServer, str]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server, url = loopback(Handler)
+    return server, f"{url}/v1"
 
 
 def timed_stream(router: Any, prompt: Any) -> tuple[float, float]:
