@@ -1,7 +1,7 @@
 """Local stack commands.
 
 python -m local serve [--host 127.0.0.1] [--port 8080] [--no-demo]
-python -m local token --uid alice [--admin] [--expires-in 3600]
+python -m local token --uid alice [--admin | --role teacher|service] [--expires-in 3600]
 python -m local prepare          # migrate + load the demo course, then exit
 """
 
@@ -47,7 +47,12 @@ def _token(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    print(mint_emulator_token(args.uid, settings.project_id, admin=args.admin, expires_in=args.expires_in))
+    extra = {"role": args.role} if args.role else None
+    print(
+        mint_emulator_token(
+            args.uid, settings.project_id, admin=args.admin, expires_in=args.expires_in, extra_claims=extra
+        )
+    )
     return 0
 
 
@@ -96,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     token = sub.add_parser("token", help="mint a Firebase Auth emulator ID token")
     token.add_argument("--uid", required=True)
     token.add_argument("--admin", action="store_true")
+    token.add_argument(
+        "--role", choices=("teacher", "service"), help="a teacher (reads profiles) or a service account (embeddings)"
+    )
     token.add_argument("--expires-in", type=int, default=3600)
     sub.add_parser("prepare", help="migrate the database and load the demo course")
     args = parser.parse_args(argv)

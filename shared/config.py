@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -165,7 +165,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["offline"],
         validation_alias="LLM_PROVIDERS",
         description=(
-            "Providers in fallback order, comma-separated: vertex, openai, anthropic, offline. "
+            "Providers in fallback order, comma-separated: vertex, openai, anthropic, local, gguf, offline. "
             "The local default is the offline provider only: no network, no key."
         ),
     )
@@ -211,6 +211,35 @@ class Settings(BaseSettings):
         description="Structured output: answers a provider may get wrong before the next one is asked.",
     )
     llm_max_output_tokens: int = Field(1024, ge=1, validation_alias="LLM_MAX_OUTPUT_TOKENS")
+    llm_task_tiers: dict[str, int] | None = Field(
+        None,
+        validation_alias="LLM_TASK_TIERS",
+        description="JSON {task: tier} over shared/llm/routing.json's tiers (1 local, 2 fast hosted, 3 strongest).",
+    )
+    llm_routes: dict[str, list[dict[str, Any]]] | None = Field(
+        None,
+        validation_alias="LLM_ROUTES",
+        description='JSON {task: [{"provider", "model", "tier", "price"}]} replacing routing.json\'s routes.',
+    )
+    llm_daily_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        validation_alias="LLM_DAILY_BUDGET_USD",
+        description="Daily LLM spend cap of the deployment (UTC day, from generation_log); unset or 0 = none.",
+    )
+    llm_user_daily_budget_usd: float | None = Field(
+        None, ge=0, validation_alias="LLM_USER_DAILY_BUDGET_USD", description="The same cap per user; unset = none."
+    )
+    llm_budget_degrade_at: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        validation_alias="LLM_BUDGET_DEGRADE_AT",
+        description="Share of a budget past which the router routes cheapest first, whatever the task's tier.",
+    )
+    llm_spend_cache_s: float = Field(
+        10.0, ge=0, validation_alias="LLM_SPEND_CACHE_S", description="How long one instance reuses a spend read."
+    )
     vertex_llm_location: str | None = Field(
         None, validation_alias="VERTEX_LLM_LOCATION", description="Defaults to GOOGLE_CLOUD_REGION."
     )
@@ -219,6 +248,29 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(None, validation_alias="ANTHROPIC_BASE_URL")
+
+    # --- local models (docs/llm.md, "Local models") ---------------------------
+    local_llm_base_url: str | None = Field(
+        None,
+        validation_alias="LOCAL_LLM_BASE_URL",
+        description="OpenAI-compatible endpoint of a local model server (llama.cpp, Ollama, vLLM, LM Studio), "
+        "e.g. http://127.0.0.1:8081/v1; the `local` provider is enabled when it is set and listed.",
+    )
+    local_llm_model: str = Field(
+        "local-model",
+        validation_alias="LOCAL_LLM_MODEL",
+        description="The model name that server expects (Ollama: the tag, e.g. llama3.2:1b).",
+    )
+    local_llm_api_key: SecretStr | None = Field(
+        None, validation_alias="LOCAL_LLM_API_KEY", description="Only for servers started with a key."
+    )
+    gguf_model_path: Path | None = Field(
+        None,
+        validation_alias="GGUF_MODEL_PATH",
+        description="A .gguf file run in-process by the `gguf` provider (needs the llama-cpp-python extra).",
+    )
+    gguf_context: int = Field(4096, ge=256, validation_alias="GGUF_CONTEXT")
+    gguf_threads: int | None = Field(None, ge=1, validation_alias="GGUF_THREADS")
 
     # --- prediction -----------------------------------------------------------
     retrain_every_completed_tasks: int = Field(
@@ -356,6 +408,14 @@ class Settings(BaseSettings):
         "vertex_base_url",
         "openai_base_url",
         "anthropic_base_url",
+        "llm_daily_budget_usd",
+        "llm_user_daily_budget_usd",
+        "llm_task_tiers",
+        "llm_routes",
+        "local_llm_base_url",
+        "local_llm_api_key",
+        "gguf_model_path",
+        "gguf_threads",
         "redis_url",
         "redis_ca_cert",
         "retrain_topic",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import flask
 import functions_framework
@@ -18,6 +18,7 @@ from shared.content.quiz import Quiz
 from shared.content.service import explanation_events, plan_content, write_content
 from shared.curriculum import list_topics
 from shared.db import get_engine
+from shared.embeddings.service import MAX_CHARS, MAX_TEXTS, embed_for_service
 from shared.http import Request, Router
 from shared.http.idempotency import idempotent
 from shared.http.limits import rate_limited
@@ -140,6 +141,23 @@ def content(req: Request):
     if req.body.kind == "explanation" and req.wants_event_stream():
         return sse_response(explanation_events(get_engine(), the_plan, req.request_id), req.request_id)
     return write_content(get_engine(), req.body.kind, the_plan, req.request_id)
+
+
+class EmbeddingsIn(StrictModel):
+    texts: list[Annotated[str, Field(min_length=1, max_length=MAX_CHARS)]] = Field(min_length=1, max_length=MAX_TEXTS)
+
+
+class Embeddings(ResponseBody):
+    model: str = Field(description="the encoder version the vectors belong to (compare before mixing)")
+    dim: int
+    count: int
+    vectors: list[list[float]] = Field(description="unit vectors, one per text, in order")
+
+
+@router.post("/embeddings", body=EmbeddingsIn, response=Embeddings)
+def embeddings(req: Request) -> dict:
+    """Vectors and the encoder version, for other back-end services (admins, service accounts)."""
+    return embed_for_service(req.user, req.body.texts)
 
 
 class TopicOut(ResponseModel):

@@ -1,4 +1,5 @@
-"""Feedback function: thumbs up/down on replies, and the admin labelling queue."""
+"""Feedback function: thumbs up/down on replies, the student's profile, and the admin
+labelling queue and learning-loop operators."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from shared.learning.operators import (
 from shared.learning.outbox import sweep_after_commit
 from shared.learning.signals import current_taxonomy, label_confusion, label_history
 from shared.logs import configure_logging
-from shared.users import ensure_user
+from shared.personalisation import Level, Style
+from shared.users import ensure_user, read_profile, update_profile
 
 configure_logging()
 router = Router("feedback", openapi=True)
@@ -245,6 +247,49 @@ def confusion_label(req: Request) -> dict:
     with get_engine().begin() as conn:
         ensure_user(conn, req.user)
         return {"confusion_label": label_confusion(conn, req.user.uid, req.body.interaction_id, req.body.confused)}
+
+
+# --- the student's profile ----------------------------------------------------------
+class ProfileQuery(StrictModel):
+    """`?user_id=` defaults to the caller; teachers and admins may name any student."""
+
+    user_id: str | None = Field(None, min_length=1, max_length=128)
+
+
+class ProfileIn(StrictModel):
+    """Fields left out keep their value; null clears one."""
+
+    grade: int | None = Field(None, ge=1, le=12, description="School grade 1-12")
+    level: Level | None = None
+    learning_style: Style | None = None
+
+
+class ProfileOut(ResponseModel):
+    user_id: str
+    role: Literal["student", "teacher", "admin", "service"]
+    grade: int | None
+    level: Level | None
+    learning_style: Style | None
+    updated_at: datetime | None
+
+
+class ProfileBody(ResponseBody):
+    profile: ProfileOut
+
+
+@router.get("/profile", query=ProfileQuery, response=ProfileBody)
+def profile(req: Request) -> dict:
+    """A student's grade, level and learning style: their own, or any (teachers, admins)."""
+    with get_engine().begin() as conn:
+        return {"profile": read_profile(conn, req.user, req.query.user_id or req.user.uid)}
+
+
+@router.put("/profile", query=ProfileQuery, body=ProfileIn, response=ProfileBody)
+def set_profile(req: Request) -> dict:
+    """Set the caller's profile (an admin may set a student's); the tutor adapts to it."""
+    changes = req.body.model_dump(include=req.body.model_fields_set)
+    with get_engine().begin() as conn:
+        return {"profile": update_profile(conn, req.user, req.query.user_id or req.user.uid, changes)}
 
 
 # --- the taxonomy and the label audit -----------------------------------------------

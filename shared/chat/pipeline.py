@@ -30,10 +30,11 @@ from shared.identity import Principal
 from shared.intent_thresholds import HUMAN_REVIEW_BELOW, REPHRASE_BELOW
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source, StreamReset
 from shared.logs import log_event
-from shared.mastery.store import current_mastery
+from shared.mastery.store import current_mastery, is_measured
 from shared.models.confusion import MessageTiming
+from shared.personalisation import Profile
 from shared.rag.retrieval import RetrievedNode, hybrid_search, query_terms
-from shared.users import ensure_user
+from shared.users import ensure_user, load_profile
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class Turn:
     confusion_threshold: float = 0.5
     confusion_source: str = "confusion-heuristic"
     mastery: float | None = None
+    profile: Profile | None = None
+    mastery_measured: bool = False
     sources: list[RetrievedNode] = field(default_factory=list)
     behaviour: Behaviour = field(default_factory=lambda: Behaviour((), None))
     spec: PromptSpec | None = None
@@ -311,18 +314,24 @@ class ChatPipeline:
         log.info("intent confidence lowered (%s)", reason)
 
     def _mastery(self, turn: Turn) -> None:
-        if turn.topic_id is None or "database" in turn.degraded:
+        """The student's mastery of the turn's topic, and their profile (level, style, grade)."""
+        if "database" in turn.degraded:
             return
         try:
             with self._engine().connect() as conn:
-                turn.mastery = current_mastery(conn, turn.user.uid, turn.topic_id)
+                turn.profile = load_profile(conn, turn.user.uid)
+                if turn.topic_id is not None:
+                    turn.mastery = current_mastery(conn, turn.user.uid, turn.topic_id)
+                    turn.mastery_measured = is_measured(conn, turn.user.uid, turn.topic_id)
         except Exception:
             log.error("mastery unavailable", exc_info=True)
             turn.degraded.append("mastery")
 
     def _build_prompt(self, turn: Turn) -> None:
         assert turn.spec is not None
-        turn.behaviour = adapt(turn.is_confused, turn.mastery, turn.topic_title)
+        turn.behaviour = adapt(
+            turn.is_confused, turn.mastery, turn.topic_title, turn.profile, mastery_measured=turn.mastery_measured
+        )
         sources = turn.source_dicts(with_content=True)
         turn.prompt = Prompt(
             system=system_prompt(turn.spec, turn.behaviour, sources),
@@ -338,6 +347,7 @@ class ChatPipeline:
                 mastery=turn.mastery,
                 topic_title=turn.topic_title,
             ),
+            user_id=turn.user.uid,
         )
 
     # -- the LLM and after -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.mastery.bkt import level
+from shared.personalisation import Profile, profile_hints
 from shared.rag.retrieval import RetrievalParams
 
 BASE = (
@@ -90,9 +91,22 @@ class Behaviour:
     suggestion: str | None
 
 
-def adapt(is_confused: bool, mastery: float | None, topic_title: str | None) -> Behaviour:
-    """Confused: simpler words and an analogy. High mastery: a harder problem. Low: review."""
-    extra: list[str] = []
+def adapt(
+    is_confused: bool,
+    mastery: float | None,
+    topic_title: str | None,
+    profile: Profile | None = None,
+    *,
+    mastery_measured: bool | None = None,
+) -> Behaviour:
+    """Confused: simpler words and an analogy. High mastery: a harder problem. Low: review.
+
+    The student's profile adds their learning style and grade; their stated level counts
+    only where no mastery has been measured on the topic (evidence beats self-assessment;
+    an unmeasured mastery is only the topic's prior).
+    """
+    measured = mastery is not None if mastery_measured is None else mastery_measured
+    extra: list[str] = list(profile_hints(profile, with_level=not measured))
     suggestion = None
     if is_confused:
         extra.append(

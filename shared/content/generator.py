@@ -25,23 +25,10 @@ from shared.errors import InvalidError, UpstreamError
 from shared.identity import Principal
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source
 from shared.mastery.bkt import level as mastery_level
-from shared.mastery.store import current_mastery
-from shared.users import ensure_user
+from shared.mastery.store import current_mastery, is_measured
+from shared.personalisation import LEVEL_HINTS, STYLE_HINTS, Level, Style, grade_hint
+from shared.users import ensure_user, load_profile
 
-Level = Literal["beginner", "intermediate", "advanced"]
-Style = Literal["visual", "verbal", "examples", "step_by_step"]
-
-STYLE_HINTS = {
-    "visual": "Describe a picture or diagram in words (arrows, boxes, a table) to show the idea.",
-    "verbal": "Explain in clear prose, building the idea step by step in words.",
-    "examples": "Lead with a concrete worked example, then state the general rule.",
-    "step_by_step": "Use a numbered sequence of small steps.",
-}
-LEVEL_HINTS = {
-    "beginner": "The student is a beginner: define every term and avoid jargon.",
-    "intermediate": "The student knows the basics: be concise and connect to what they know.",
-    "advanced": "The student is advanced: go deeper, mention edge cases and common pitfalls.",
-}
 _BY_MASTERY = {"low": "beginner", "medium": "intermediate", "high": "advanced"}
 _DIFFICULTY = {"beginner": 1, "intermediate": 2, "advanced": 3}
 
@@ -69,10 +56,6 @@ class Plan:
     focus: str | None = None
     focus_terms: list[str] = field(default_factory=list)
     bank: dict[str, Any] | None = None  # quizzes: what the question bank can give (maybe fewer)
-
-
-def _profile_style(conn: sa.Connection, uid: str) -> str | None:
-    return conn.execute(sa.text("SELECT learning_style FROM users WHERE id = :u"), {"u": uid}).scalar()
 
 
 def focus_terms(conn: sa.Connection, focus: str | None, topic_title: str) -> list[str]:
@@ -112,13 +95,22 @@ def plan(conn: sa.Connection, user: Principal, req: ContentRequest) -> Plan:
     if title is None:
         raise TopicNotFoundError("No such topic.")
     mastery = current_mastery(conn, user.uid, req.topic_id)
-    lvl: Level = req.level or _BY_MASTERY[mastery_level(mastery if mastery is not None else 0.0)]  # type: ignore[assignment]
-    wanted = req.style or _profile_style(conn, user.uid)
-    style: Style | None = wanted if wanted in STYLE_HINTS else None  # type: ignore[assignment]
+    profile = load_profile(conn, user.uid)
+    # The request, then measured mastery on the topic, then the level the student stated,
+    # then the topic's prior (evidence beats self-assessment, which beats a default).
+    stated = profile.level if profile is not None else None
+    by_mastery = _BY_MASTERY[mastery_level(mastery if mastery is not None else 0.0)]
+    measured = is_measured(conn, user.uid, req.topic_id)
+    lvl: Level = req.level or (by_mastery if measured else stated or by_mastery)  # type: ignore[assignment]
+    wanted = req.style or (profile.learning_style if profile is not None else None)
+    style: Style | None = wanted if wanted in STYLE_HINTS else None
     terms = focus_terms(conn, req.focus, title)
     sources = _topic_nodes(conn, req.topic_id, _DIFFICULTY[lvl], terms=terms)
     material = "\n\n".join(f"[{s['title']}] (node {s['node_id']})\n{s['content']}" for s in sources)
     hints = [LEVEL_HINTS[lvl]] + ([STYLE_HINTS[style]] if style in STYLE_HINTS else [])
+    grade = grade_hint(profile.grade if profile is not None else None)
+    if grade:
+        hints.append(grade)
     focus = f" Focus on: {req.focus}." if req.focus else ""
     if req.kind == "explanation":
         task_text = f"Write an explanation of {title} for this student.{focus}"
@@ -146,7 +138,9 @@ def plan(conn: sa.Connection, user: Principal, req: ContentRequest) -> Plan:
     if req.kind == "quiz":
         seed = int(time.time()) // 3600
         bank = bank_quiz(conn, req.topic_id, req.questions, _DIFFICULTY[lvl], seed=seed, focus_terms=terms)
-    prompt = Prompt(system=system, messages=(Message("user", task_text),), grounding=grounding, temperature=0.5)
+    prompt = Prompt(
+        system=system, messages=(Message("user", task_text),), grounding=grounding, temperature=0.5, user_id=user.uid
+    )
     return Plan(req.topic_id, title, lvl, style, mastery, sources, prompt, req.questions, req.focus, terms, bank)
 
 

@@ -107,16 +107,10 @@ class VertexBackend:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from google import genai
-            from google.genai import types
+            from shared.vertex import vertex_client
 
-            http_options = types.HttpOptions(base_url=self.base_url) if self.base_url else None
-            self._client = genai.Client(
-                vertexai=True,
-                project=self.project,
-                location=self.location,
-                credentials=self.credentials,
-                http_options=http_options,
+            self._client = vertex_client(
+                self.project, self.location, base_url=self.base_url, credentials=self.credentials
             )
         return self._client
 

@@ -17,6 +17,8 @@ import numpy as np
 from shared.embeddings.backends import EmbeddingBackend
 from shared.embeddings.cache import EmbeddingCache, normalize_text
 from shared.embeddings.shared_cache import RedisEmbeddingCache
+from shared.errors import UnavailableError
+from shared.identity import Principal
 from shared.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,38 @@ class EmbeddingService:
         """Counters per layer: the LRU's at the top level (as before), Redis's under `shared`."""
         shared = self.shared_cache.stats() if self.shared_cache is not None else None
         return {"model": self.model_name, "backend_calls": self.backend_calls, **self.cache.stats(), "shared": shared}
+
+
+#: the embeddings route's limits: a request is one batch, answered in well under a second
+MAX_TEXTS = 64
+MAX_CHARS = 2000
+
+
+class EncoderUnavailableError(UnavailableError):
+    code = "encoder_unavailable"
+
+
+def embed_for_service(principal: Principal, texts: Sequence[str]) -> dict:
+    """Vectors for another back end, with the encoder version they belong to.
+
+    Admins and service accounts only. The limits (MAX_TEXTS, MAX_CHARS) are checked by
+    the route's request model; the vectors are the ones retrieval uses (same cache), so a
+    caller that stores them must store `model` beside them and re-embed when it changes.
+    """
+    principal.require_admin_or_service()
+    service = get_embedding_service()
+    try:
+        model = service.model_name
+        vectors = service.embed(texts)
+    except Exception as exc:  # the encoder is missing or broken: the caller retries later
+        log.error("embeddings route: the encoder is unavailable", exc_info=True)
+        raise EncoderUnavailableError("The encoder is not available right now; try again.") from exc
+    return {
+        "model": model,
+        "dim": int(vectors.shape[1]) if vectors.size else 0,
+        "count": len(texts),
+        "vectors": [[round(float(x), 7) for x in row] for row in vectors],
+    }
 
 
 _service: EmbeddingService | None = None

@@ -78,7 +78,7 @@ def _neutralise(answer: str) -> str:
     return answer.replace("<", "‹").replace(">", "›")
 
 
-def build_prompt(question: Question, answer: str, tag: str | None = None) -> Prompt:
+def build_prompt(question: Question, answer: str, tag: str | None = None, user_id: str | None = None) -> Prompt:
     tag = tag or f"student_answer_{secrets.token_hex(6)}"
     refs = "\n".join(f"- {ref}" for ref in question.references)
     parts = [f"Question:\n{question.prompt}", f"Reference answer(s):\n{refs}"]
@@ -93,6 +93,7 @@ def build_prompt(question: Question, answer: str, tag: str | None = None) -> Pro
         messages=(Message("user", "\n\n".join(parts)),),
         temperature=0.0,
         max_output_tokens=512,
+        user_id=user_id,  # the student's daily LLM budget applies
     )
 
 
@@ -121,7 +122,7 @@ class LLMGrader:
     def router(self) -> LLMRouter:
         return self._router or get_router()
 
-    def grade(self, question: Question, answer: str, offline: Grade) -> LLMOutcome:
+    def grade(self, question: Question, answer: str, offline: Grade, *, user_id: str | None = None) -> LLMOutcome:
         """Grade with the LLM and reconcile with the offline grade; raises
         GraderUnavailableError (with the router error attached) when no LLM answered."""
         if not question.references:
@@ -130,7 +131,9 @@ class LLMGrader:
             # "I don't know", empty, punctuation only: 0 by rule, no model (LLM included) is paid for
             return LLMOutcome(offline)
         try:
-            generation = self.router.generate_json(TASK, build_prompt(question, answer), LLMGradeAnswer)
+            generation = self.router.generate_json(
+                TASK, build_prompt(question, answer, user_id=user_id), LLMGradeAnswer
+            )
         except LLMUnavailableError as exc:
             err = GraderUnavailableError(f"LLM grader unavailable: {exc}")
             err.llm_error = exc  # type: ignore[attr-defined]

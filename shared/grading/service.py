@@ -97,7 +97,9 @@ class GradingService:
     def offline(self) -> OfflineGrader:
         return self._offline or default_offline_grader()
 
-    def grade_short_answer(self, question: Question, answer: str) -> tuple[Grade, LLMOutcome | None, Exception | None]:
+    def grade_short_answer(
+        self, question: Question, answer: str, user_id: str | None = None
+    ) -> tuple[Grade, LLMOutcome | None, Exception | None]:
         """(grade, LLM outcome or None, LLM error or None): LLM first when one is configured,
         the offline chain always (it is the LLM's check and its fallback)."""
         try:
@@ -109,7 +111,7 @@ class GradingService:
         if not llm_configured(self.llm.router):
             return offline, None, None
         try:
-            outcome = self.llm.grade(question, answer, offline)
+            outcome = self.llm.grade(question, answer, offline, user_id=user_id)
         except GraderUnavailableError as exc:
             log.warning("LLM grader unavailable, using the %s grader: %s", offline.grader, exc)
             return _flag(offline, "llm_unavailable"), None, getattr(exc, "llm_error", None)
@@ -154,7 +156,7 @@ class GradingService:
                 raise InvalidAnswerError(f"answer is longer than {MAX_ANSWER_CHARS} characters.")
             if not question.references:  # the schema requires one, but it may be blank
                 raise NotGradableError(f"Question {question.id!r} has no reference answer.")
-            grade, outcome, llm_error = self.grade_short_answer(question, text)
+            grade, outcome, llm_error = self.grade_short_answer(question, text, user_id)
             stored_answer = text
 
         with engine.begin() as conn:

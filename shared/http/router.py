@@ -155,6 +155,9 @@ class Router:
     def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route(["POST"], path, **kw)
 
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(["PUT"], path, **kw)
+
     # -- serving -----------------------------------------------------------------
     def handle(self, request: flask.Request, *, error: ApiError | None = None) -> flask.Response:
         """Entry point: every function's handler is `return router.handle(request)`.

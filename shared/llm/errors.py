@@ -45,12 +45,13 @@ class LLMUnavailableError(LLMError, UnavailableError):
 
     code = "llm_unavailable"
 
-    def __init__(self, task: str, attempts: list[Attempt], prompt_text: str = "") -> None:
+    def __init__(self, task: str, attempts: list[Attempt], prompt_text: str = "", user_id: str | None = None) -> None:
         summary = "; ".join(f"{a.provider}/{a.model}: {a.error or a.status}" for a in attempts) or "no provider"
         super().__init__(f"no LLM provider could answer task {task!r} ({summary})")
         self.task = task
         self.attempts = attempts
         self.prompt_text = prompt_text
+        self.user_id = user_id
         self.details = None
 
     @property

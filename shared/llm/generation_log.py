@@ -17,9 +17,9 @@ if TYPE_CHECKING:  # sqlalchemy is imported when a row is written, not when shar
     import sqlalchemy as sa
 
 _INSERT_SQL = """INSERT INTO generation_log
-           (request_id, interaction_id, task, provider, model, prompt, raw_response, status, error,
+           (request_id, interaction_id, user_id, task, provider, model, prompt, raw_response, status, error,
             tokens_in, tokens_out, cost_usd, latency_ms)
-       VALUES (:request_id, :interaction_id, :task, :provider, :model, :prompt, :raw_response, :status,
+       VALUES (:request_id, :interaction_id, :user_id, :task, :provider, :model, :prompt, :raw_response, :status,
                :error, :tokens_in, :tokens_out, :cost_usd, :latency_ms)
        RETURNING id"""
 
@@ -37,6 +37,7 @@ def log_generation(
         request_id,
         interaction_id,
         ok_status=final_status,
+        user_id=generation.user_id,
     )
 
 
@@ -44,7 +45,29 @@ def log_failure(
     conn: sa.Connection, error: LLMUnavailableError, request_id: str | None = None, interaction_id: str | None = None
 ) -> list[int]:
     """Write the calls of a generation that no provider could complete."""
-    return _write(conn, error.task, error.prompt_text, error.attempts, request_id, interaction_id, ok_status="ok")
+    return _write(
+        conn,
+        error.task,
+        error.prompt_text,
+        error.attempts,
+        request_id,
+        interaction_id,
+        ok_status="ok",
+        user_id=error.user_id,
+    )
+
+
+def spent_today(conn: sa.Connection, user_id: str | None = None) -> float:
+    """USD booked since midnight UTC, of everyone or of one user: what the daily budget reads."""
+    import sqlalchemy as sa
+
+    sql = """SELECT COALESCE(SUM(cost_usd), 0) FROM generation_log
+              WHERE created_at >= (date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"""
+    params: dict[str, Any] = {}
+    if user_id is not None:
+        sql += " AND user_id = :user_id"
+        params["user_id"] = user_id
+    return float(conn.execute(sa.text(sql), params).scalar_one())
 
 
 def _write(
@@ -56,6 +79,7 @@ def _write(
     interaction_id: str | None,
     *,
     ok_status: str,
+    user_id: str | None = None,
 ) -> list[int]:
     import sqlalchemy as sa
 
@@ -67,6 +91,7 @@ def _write(
         row: dict[str, Any] = {
             "request_id": request_id,
             "interaction_id": interaction_id,
+            "user_id": user_id,
             "task": task,
             "provider": attempt.provider,
             "model": attempt.model,

@@ -12,6 +12,8 @@ caller gets LLMUnavailableError: a clear error, never a half answer.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,9 +26,11 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from tenacity.stop import stop_base
 
 from shared.llm.breaker import CircuitBreaker
+from shared.llm.budget import DailyBudget
 from shared.llm.errors import LLMUnavailableError, ProviderError, StructuredOutputError
 from shared.llm.prices import estimate_cost
 from shared.llm.providers.base import Provider
+from shared.llm.routing import RoutingTable, Step, order_steps, table_from_settings, unit_price
 from shared.llm.structured import InvalidJsonAnswer, json_instruction, parse_as
 from shared.llm.types import Attempt, Generation, Message, Prompt, ProviderResult, StreamReset
 from shared.logs import log_event
@@ -41,6 +45,7 @@ BUILTIN_MODELS = {
     "openai": "gpt-4.1-mini",
     "anthropic": "claude-haiku-4-5",
     "offline": "offline-composer-1",
+    "local": "local-model",
 }
 #: non-transient statuses that still say the provider (or our access to it) is broken
 _UNHEALTHY_STATUSES = frozenset({401, 403, 404})
@@ -70,6 +75,8 @@ class LLMRouter:
         breaker_cooldown_s: float = 30.0,
         json_attempts: int = 2,
         deadline_s: float | None = None,
+        routing: RoutingTable | None = None,
+        budget: DailyBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -85,6 +92,8 @@ class LLMRouter:
         self.retry_max_s = retry_max_s
         self.json_attempts = json_attempts
         self.deadline_s = deadline_s or None
+        self.routing = routing
+        self.budget = budget
         self._sleep = sleep
         self.breakers = {name: CircuitBreaker(breaker_failures, breaker_cooldown_s, clock) for name in providers}
 
@@ -116,9 +125,11 @@ class LLMRouter:
             "breaker_cooldown_s": settings.llm_breaker_cooldown_s,
             "json_attempts": settings.llm_json_attempts,
             "deadline_s": getattr(settings, "llm_deadline_s", None),
+            "routing": table_from_settings(settings),
+            "budget": DailyBudget.from_settings(settings),
         }
         options.update(overrides)
-        return cls(providers, order, settings.llm_models, **options)
+        return cls(providers, order, _local_models(settings), **options)
 
     def model_for(self, provider: str, task: str) -> str:
         per_provider = self.models.get(provider, {})
@@ -135,22 +146,95 @@ class LLMRouter:
                 **(describe() if describe else {}),
             }
         usable = any(self.breakers[n].state != "open" for n in self.order)
-        return {"status": "ok" if usable else "degraded", "chain": list(self.order), "providers": providers}
+        info: dict[str, Any] = {"status": "ok" if usable else "degraded", "chain": list(self.order)}
+        info["providers"] = providers
+        if self.routing is not None:
+            info["tiers"] = dict(self.routing.tiers)
+        if self.budget is not None:
+            info["budget"] = self.budget.describe()
+        return info
+
+    # --- the plan for one task -------------------------------------------------------
+    def plan(self, task: str, prompt: Prompt, attempts: list[Attempt] | None = None) -> tuple[list[Step], bool]:
+        """The calls to try for this task, in order, and whether the daily budget changed them.
+
+        With routes for the task (shared/llm/routing.py): the cheapest choice at or above
+        the task's tier first. Under budget pressure: cheapest first, whatever the tier; a
+        paid call whose worst case would overrun a budget is left out (an Attempt
+        `skipped`, "daily LLM budget"), so free local models and the offline composer
+        answer before the budget is exceeded.
+        """
+        attempts = [] if attempts is None else attempts
+        rank = {name: i for i, name in enumerate(self.order)}
+        choices = self.routing.routes.get(task) if self.routing is not None else None
+        steps: list[Step] = []
+        min_tier: int | None = None
+        if choices:
+            min_tier = self.routing.tier_of(task) if self.routing is not None else 0
+            seen: set[tuple[str, str]] = set()
+            for c in choices:
+                if c.provider not in rank or c.provider == "offline":
+                    continue
+                model = c.model or self.model_for(c.provider, task)
+                if (c.provider, model) in seen:
+                    continue
+                seen.add((c.provider, model))
+                price = c.price if c.price is not None else unit_price(model, self._free(c.provider))
+                steps.append(Step(c.provider, model, c.tier, price))
+            if "offline" in rank:
+                steps.append(Step("offline", self.model_for("offline", task), 0, 0.0))
+        else:
+            for name in self.order:
+                model = self.model_for(name, task)
+                steps.append(Step(name, model, None, unit_price(model, self._free(name))))
+        limited = False
+        if self.budget is not None:
+            if self.budget.pressure(prompt.user_id):
+                limited, min_tier = True, 0
+            kept = []
+            for step in steps:
+                worst = self._worst_case_usd(step, prompt)
+                if worst > 0 and not self.budget.allows(worst, prompt.user_id):
+                    attempts.append(Attempt(step.provider, step.model, "skipped", error="daily LLM budget"))
+                    limited = True
+                    continue
+                kept.append(step)
+            steps = kept
+        if min_tier is not None:
+            steps = order_steps(steps, min_tier, rank)
+        return steps, limited
+
+    def _free(self, name: str) -> bool:
+        return bool(getattr(self.providers.get(name), "free", False)) or name == "offline"
+
+    def _worst_case_usd(self, step: Step, prompt: Prompt) -> float:
+        """The most this call can cost: the prompt (~4 characters a token) and a full answer."""
+        if step.price == 0:
+            return 0.0
+        cap: int = prompt.max_output_tokens or getattr(self.providers[step.provider], "max_output_tokens", None) or 1024
+        tokens_in = len(prompt.render()) // 4 + 1
+        cost = estimate_cost(step.model, tokens_in, cap)
+        if cost is None:  # not in prices.json: the route's own price, if it gave one; else unknowable
+            return step.price * (tokens_in + cap) / 1_000_000
+        return cost
 
     # --- plain text -------------------------------------------------------------------
     def generate(self, task: str, prompt: Prompt) -> Generation:
-        """The first answer the chain produces; LLMUnavailableError if none does."""
-        return self._generate(task, prompt, self.order)
+        """The first answer the plan produces; LLMUnavailableError if none does."""
+        return self._generate(task, prompt)
 
-    def _generate(self, task: str, prompt: Prompt, chain: list[str]) -> Generation:
+    def _generate(self, task: str, prompt: Prompt, exclude: frozenset[str] = frozenset()) -> Generation:
         """With a deadline (issue 12): each call gets at most the time left, no retry starts
         past it, and once it has passed only the offline provider (no network, answers at
         once) is tried, so a slow or hanging provider costs at most `deadline_s`."""
         started = time.perf_counter()
         deadline = time.monotonic() + self.deadline_s if self.deadline_s else None
         attempts: list[Attempt] = []
-        for name in chain:
-            model = self.model_for(name, task)
+        steps, limited = self.plan(task, prompt, attempts)
+        for step in steps:
+            name, model = step.provider, step.model
+            if name in exclude:
+                continue
             own_deadline = deadline if name != "offline" else None
             if own_deadline is not None and own_deadline - time.monotonic() < MIN_CALL_S:
                 attempts.append(Attempt(name, model, "skipped", error="deadline passed"))
@@ -159,8 +243,8 @@ class LLMRouter:
                 result = self._retrying(own_deadline)(self._call_once, name, model, prompt, attempts, own_deadline)
             except (ProviderError, _CircuitOpen):
                 continue
-            return self._generation(task, name, result, prompt, attempts, started)
-        raise LLMUnavailableError(task, attempts, prompt.render())
+            return self._generation(task, step, result, prompt, attempts, started, limited)
+        raise LLMUnavailableError(task, attempts, prompt.render(), prompt.user_id)
 
     def _retrying(self, deadline: float | None = None) -> Retrying:
         stop: Any = stop_after_attempt(self.max_attempts)
@@ -188,7 +272,7 @@ class LLMRouter:
         except Exception as exc:
             raise self._failed(name, model, exc, t0, attempts) from exc
         breaker.record_success()
-        attempts.append(self._ok_attempt(name, result, t0))
+        attempts.append(self._ok_attempt(name, result, t0, prompt.user_id))
         return result
 
     def _failed(self, name: str, model: str, exc: Exception, t0: float, attempts: list[Attempt]) -> ProviderError:
@@ -217,8 +301,8 @@ class LLMRouter:
         _log_call(failed, "error")
         return exc
 
-    @staticmethod
-    def _ok_attempt(name: str, result: ProviderResult, t0: float) -> Attempt:
+    def _ok_attempt(self, name: str, result: ProviderResult, t0: float, user_id: str | None = None) -> Attempt:
+        free = getattr(self.providers[name], "free", False)  # a local model: no bill, whatever its name
         ok = Attempt(
             name,
             result.model,
@@ -227,19 +311,27 @@ class LLMRouter:
             raw_response=result.text,
             tokens_in=result.tokens_in,
             tokens_out=result.tokens_out,
-            cost_usd=estimate_cost(result.model, result.tokens_in, result.tokens_out),
+            cost_usd=0.0 if free else estimate_cost(result.model, result.tokens_in, result.tokens_out),
         )
         _log_call(ok, "ok")
+        if self.budget is not None:
+            self.budget.record(ok.cost_usd, user_id)
         return ok
 
     @staticmethod
     def _generation(
-        task: str, name: str, result: ProviderResult, prompt: Prompt, attempts: list[Attempt], started: float
+        task: str,
+        step: Step,
+        result: ProviderResult,
+        prompt: Prompt,
+        attempts: list[Attempt],
+        started: float,
+        budget_limited: bool = False,
     ) -> Generation:
         paid = [a for a in attempts if a.status == "ok"]
         return Generation(
             task=task,
-            provider=name,
+            provider=step.provider,
             model=result.model,
             text=result.text,
             prompt_text=prompt.render(),
@@ -248,7 +340,10 @@ class LLMRouter:
             cost_usd=_total(a.cost_usd for a in paid),
             latency_ms=(time.perf_counter() - started) * 1000,
             attempts=attempts,
-            offline=name == "offline",
+            offline=step.provider == "offline",
+            tier=step.tier,
+            budget_limited=budget_limited,
+            user_id=prompt.user_id,
         )
 
     # --- streaming ----------------------------------------------------------------------
@@ -259,13 +354,26 @@ class LLMRouter:
         provider fails after it has streamed text, a StreamReset is yielded and the next
         provider starts over: discard what was shown, or rely on the final Generation.
         Raises LLMUnavailableError (possibly after deltas) when the chain is exhausted.
+
+        Under the deadline like `generate`: a network provider's stream is read on a
+        worker thread and waited for only until the deadline, so one that hangs before
+        its first delta or stalls mid-stream (whatever its SDK's timeouts do) is given
+        up on in time, and the offline composer (or whatever is left) answers.
         """
         started = time.perf_counter()
+        deadline = time.monotonic() + self.deadline_s if self.deadline_s else None
         attempts: list[Attempt] = []
-        for name in self.order:
-            model = self.model_for(name, task)
+        steps, limited = self.plan(task, prompt, attempts)
+        for step in steps:
+            name, model = step.provider, step.model
+            own_deadline = deadline if name != "offline" else None
+            if own_deadline is not None and own_deadline - time.monotonic() < MIN_CALL_S:
+                attempts.append(Attempt(name, model, "skipped", error="deadline passed"))
+                continue
             try:
-                t0, first, rest = self._retrying()(self._open_stream, name, model, prompt, attempts)
+                t0, first, rest = self._retrying(own_deadline)(
+                    self._open_stream, name, model, prompt, attempts, own_deadline
+                )
             except (ProviderError, _CircuitOpen):
                 continue
             settled = False
@@ -274,8 +382,8 @@ class LLMRouter:
                     if isinstance(item, ProviderResult):
                         settled = True
                         self.breakers[name].record_success()
-                        attempts.append(self._ok_attempt(name, item, t0))
-                        yield self._generation(task, name, item, prompt, attempts, started)
+                        attempts.append(self._ok_attempt(name, item, t0, prompt.user_id))
+                        yield self._generation(task, step, item, prompt, attempts, started, limited)
                         return
                     yield item
                 raise ProviderError(name, "stream ended without a final result", transient=False)
@@ -289,7 +397,7 @@ class LLMRouter:
                 close = getattr(rest, "close", None)
                 if close is not None:
                     close()  # release the HTTP response even when the caller stops early
-        raise LLMUnavailableError(task, attempts, prompt.render())
+        raise LLMUnavailableError(task, attempts, prompt.render(), prompt.user_id)
 
     def _open_stream(
         self,
@@ -297,6 +405,7 @@ class LLMRouter:
         model: str,
         prompt: Prompt,
         attempts: list[Attempt],
+        deadline: float | None = None,
     ) -> tuple[float, str | ProviderResult, Iterator[str | ProviderResult]]:
         """Start a stream and read its first item: the part that may be retried transparently."""
         if not self.breakers[name].allow():
@@ -304,7 +413,13 @@ class LLMRouter:
             raise _CircuitOpen(name)
         t0 = time.perf_counter()
         try:
-            iterator = iter(self.providers[name].stream(model, prompt, self.timeout_s))
+            if deadline is None:
+                iterator: Iterator[str | ProviderResult] = iter(
+                    self.providers[name].stream(model, prompt, self.timeout_s)
+                )
+            else:
+                timeout = max(0.1, min(self.timeout_s, deadline - time.monotonic()))
+                iterator = _DeadlineStream(name, lambda: self.providers[name].stream(model, prompt, timeout), deadline)
             first = next(iterator)
         except StopIteration:
             raise self._failed(name, model, ProviderError(name, "empty stream", transient=True), t0, attempts) from None
@@ -329,14 +444,14 @@ class LLMRouter:
         strikes: Counter[str] = Counter()
         current = base
         while True:
-            chain = [name for name in self.order if strikes[name] < self.json_attempts]
+            struck = frozenset(name for name, n in strikes.items() if n >= self.json_attempts)
             try:
-                generation = self._generate(task, current, chain) if chain else None
+                generation = self._generate(task, current, struck) if len(struck) < len(self.order) else None
             except LLMUnavailableError as exc:
                 attempts += exc.attempts
                 generation = None
             if generation is None:
-                raise StructuredOutputError(task, attempts, base.render())
+                raise StructuredOutputError(task, attempts, base.render(), prompt.user_id)
             attempts += generation.attempts
             try:
                 parsed = parse_as(generation.text, schema)
@@ -430,8 +545,49 @@ def _build_provider(name: str, settings: Any) -> Provider | None:
             base_url=settings.anthropic_base_url,
             max_output_tokens=max_tokens,
         )
+    if name == "local":
+        if settings.local_llm_base_url is None:
+            log.warning("LLM provider local is configured but LOCAL_LLM_BASE_URL is not set: skipped")
+            return None
+        from shared.llm.providers.local_openai import LocalOpenAIProvider
+
+        key = settings.local_llm_api_key
+        return LocalOpenAIProvider(
+            settings.local_llm_base_url,
+            api_key=None if key is None else key.get_secret_value(),
+            max_output_tokens=max_tokens,
+        )
+    if name == "gguf":
+        return _build_gguf(settings, max_tokens)
     log.error("unknown LLM provider %r in LLM_PROVIDERS: skipped", name)
     return None
+
+
+def _build_gguf(settings: Any, max_tokens: int) -> Provider | None:
+    """The in-process GGUF provider, if the extra is installed and the file exists."""
+    import importlib.util
+
+    path = settings.gguf_model_path
+    if path is None or not path.is_file():
+        log.warning("LLM provider gguf is configured but GGUF_MODEL_PATH names no file (%s): skipped", path)
+        return None
+    if importlib.util.find_spec("llama_cpp") is None:
+        log.warning("LLM provider gguf is configured but llama-cpp-python is not installed: skipped")
+        return None
+    from shared.llm.providers.gguf import GGUFProvider
+
+    return GGUFProvider(
+        path, n_ctx=settings.gguf_context, n_threads=settings.gguf_threads, max_output_tokens=max_tokens
+    )
+
+
+def _local_models(settings: Any) -> dict[str, dict[str, str]]:
+    """The local providers' model names come from their own settings unless LLM_MODELS names them."""
+    models = {name: dict(per_task) for name, per_task in settings.llm_models.items()}
+    models.setdefault("local", {"default": settings.local_llm_model})
+    if settings.gguf_model_path is not None:
+        models.setdefault("gguf", {"default": settings.gguf_model_path.stem})
+    return models
 
 
 @lru_cache(maxsize=1)
@@ -449,6 +605,63 @@ def reset_router() -> None:
 
 # A provider call needs at least this long to be worth starting before the deadline.
 MIN_CALL_S = 0.5
+
+
+_END = object()
+
+
+class _DeadlineStream:
+    """A provider's stream read on a worker thread, waited for only until the deadline.
+
+    The provider's own timeouts bound a read, not the whole call, and a provider bug can
+    block for ever; this makes the deadline hold whatever the provider does. When the
+    deadline passes the caller gets a transient ProviderError at once; the worker is told
+    to stop and ends (closing the provider's stream) as soon as its blocked read returns.
+    """
+
+    def __init__(self, provider: str, open_stream: Callable[[], Any], deadline: float) -> None:
+        self.provider = provider
+        self.deadline = deadline
+        self._items: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(
+            target=self._run, args=(open_stream,), name=f"llm-stream-{provider}", daemon=True
+        )
+        self._worker.start()
+
+    def _run(self, open_stream: Callable[[], Any]) -> None:
+        source: Any = None
+        try:
+            source = iter(open_stream())
+            for item in source:
+                if self._stop.is_set():
+                    break
+                self._items.put((item, None))
+            self._items.put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._items.put((None, exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> _DeadlineStream:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            item, exc = self._items.get(timeout=max(0.0, self.deadline - time.monotonic()))
+        except queue.Empty:
+            self._stop.set()
+            raise ProviderError(self.provider, "no answer before the deadline", transient=True) from None
+        if exc is not None:
+            raise exc
+        if item is _END:
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 class _StopAtDeadline(stop_base):

@@ -63,6 +63,8 @@ class Prompt:
     offline_json: dict[str, Any] | None = None
     #: set by LLMRouter.generate_json: ask the provider for JSON matching this schema
     json_schema: dict[str, Any] | None = None
+    #: whom the text is for: their daily budget applies and the generation log names them
+    user_id: str | None = None
 
     @classmethod
     def simple(cls, system: str, user: str, **kw: Any) -> Prompt:
@@ -119,6 +121,11 @@ class Generation:
     offline: bool = False
     #: generate_json only: the validated pydantic object
     parsed: Any = None
+    #: the routing decision: the answering choice's quality tier (None: the task has no routes)
+    tier: int | None = None
+    #: the daily budget made the router prefer cheaper choices or skip some
+    budget_limited: bool = False
+    user_id: str | None = None
 
     @property
     def fallbacks(self) -> int:
@@ -141,6 +148,8 @@ class Generation:
             "attempts": len(self.attempts),
             "fallbacks": self.fallbacks,
             "offline": self.offline,
+            "tier": self.tier,
+            "budget_limited": self.budget_limited,
         }
 
 

@@ -51,6 +51,15 @@ def current_mastery(conn: sa.Connection, user_id: str, topic_id: str) -> float |
     return None if value is None else float(value)
 
 
+def is_measured(conn: sa.Connection, user_id: str, topic_id: str) -> bool:
+    """Has this student answered anything on the topic (else their mastery is only the prior)?"""
+    found = conn.execute(
+        sa.text("SELECT 1 FROM mastery_state WHERE user_id = :user_id AND topic_id = :topic_id"),
+        {"user_id": user_id, "topic_id": topic_id},
+    ).first()
+    return found is not None
+
+
 def record_answer(
     conn: sa.Connection, user_id: str, topic_id: str, correct: float | bool, *, passed: bool | None = None
 ) -> float:

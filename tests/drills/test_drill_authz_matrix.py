@@ -99,6 +99,15 @@ CASES = [
         admin=200,
     ),
     Case("GET", "/api/chat/sessions", _fixed("/api/chat/sessions?user_id=alice"), other=403, admin=200),
+    # For other back ends: admins and service accounts only (a student is refused).
+    Case(
+        "POST",
+        "/api/chat/embeddings",
+        _fixed("/api/chat/embeddings", {"texts": ["what is a for loop?"]}),
+        other=403,
+        admin=200,
+        owner=403,
+    ),
     Case(
         "GET",
         "/api/chat/sessions/{session_id}/messages",
@@ -132,6 +141,15 @@ CASES = [
         lambda d, c: ("/api/feedback", {"interaction_id": d["interaction_id"], "score": -1}),
         other=403,
         admin=403,
+    ),
+    # The profile: the student reads and writes their own; admins both; teachers read (below).
+    Case("GET", "/api/feedback/profile", _fixed("/api/feedback/profile?user_id=alice"), other=403, admin=200),
+    Case(
+        "PUT",
+        "/api/feedback/profile",
+        _fixed("/api/feedback/profile?user_id=alice", {"learning_style": "visual"}),
+        other=403,
+        admin=200,
     ),
     Case("GET", "/api/feedback/review-queue", _fixed("/api/feedback/review-queue"), other=403, admin=200, owner=403),
     Case(
@@ -309,3 +327,29 @@ def test_bobs_writes_never_land_on_alices_rows(client, course, signing_keys, rea
     with course.connect() as conn:
         owners = conn.execute(sa.text("SELECT user_id FROM task_attempts WHERE id = :a"), {"a": uuid.UUID(attempt)})
         assert owners.scalar_one() == OWNER
+
+
+def test_teachers_read_profiles_but_change_nothing(client, course, signing_keys, real_auth):
+    """The teacher role: reads any student's profile, writes none, and gets no admin route."""
+    owner = headers_for("owner", signing_keys)
+    teacher = {"Authorization": f"Bearer {sign(signing_keys, 'tess', role='teacher')}"}
+    set_own = client.put("/api/feedback/profile", json={"grade": 9, "level": "beginner"}, headers=owner)
+    assert set_own.status_code == 200, set_own.get_data(as_text=True)
+    read = client.get("/api/feedback/profile?user_id=alice", headers=teacher)
+    assert read.status_code == 200 and read.get_json()["profile"]["grade"] == 9
+    assert client.put("/api/feedback/profile?user_id=alice", json={"grade": 1}, headers=teacher).status_code == 403
+    assert client.get("/api/feedback/review-queue", headers=teacher).status_code == 403
+    assert client.post("/api/chat/embeddings", json={"texts": ["loops"]}, headers=teacher).status_code == 403
+    mine = client.get("/api/feedback/profile", headers=teacher)
+    assert mine.status_code == 200 and mine.get_json()["profile"]["role"] == "teacher"
+    after = client.get("/api/feedback/profile", headers=owner).get_json()["profile"]
+    assert (after["grade"], after["level"]) == (9, "beginner")
+
+
+def test_service_accounts_may_embed_and_nothing_else(client, course, signing_keys, real_auth):
+    service = {"Authorization": f"Bearer {sign(signing_keys, 'svc-indexer', role='service')}"}
+    response = client.post("/api/chat/embeddings", json={"texts": ["a for loop", "a while loop"]}, headers=service)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["count"] == 2
+    assert client.get("/api/feedback/review-queue", headers=service).status_code == 403
+    assert client.get("/api/feedback/profile?user_id=alice", headers=service).status_code == 403

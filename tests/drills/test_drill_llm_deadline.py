@@ -85,3 +85,54 @@ def test_chat_over_http_answers_within_the_deadline_and_says_offline(client, bea
     assert body["provider"] == "offline" and body["reply"]
     assert hanging.calls, "the hanging provider was tried first"
     assert elapsed < 2.0 + 1.5, elapsed
+
+
+class HangingStream(Hanging):
+    """Streams one delta, then blocks far past any deadline (a half-open connection),
+    ignoring its own timeout; released by the test so no thread outlives it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        import threading
+
+        self.release = threading.Event()
+
+    def stream(self, model, prompt, timeout_s):
+        self.calls.append(timeout_s)
+        yield "A loop "
+        self.release.wait(60)
+        raise ProviderError(self.name, "timed out", transient=True)
+
+
+def test_chat_streaming_answers_within_the_deadline_and_says_offline(client, bearer, course, monkeypatch):
+    """The SSE path under LLM_DEADLINE_S (issue 12's leftover): a stream that stalls after
+    its first delta is reset at the deadline and the offline composer finishes the reply."""
+    import json
+
+    router = get_router()
+    hanging = HangingStream("vertex")
+    monkeypatch.setitem(router.providers, "vertex", hanging)
+    monkeypatch.setitem(router.breakers, "vertex", router.breakers["offline"].__class__(5, 30.0))
+    monkeypatch.setattr(router, "order", ["vertex", "offline"])
+    monkeypatch.setattr(router, "deadline_s", 2.0)
+    t0 = time.monotonic()
+    try:
+        response = client.post(
+            "/api/chat",
+            json={"message": "what is a for loop?"},
+            headers={**bearer("alice"), "Accept": "text/event-stream"},
+        )
+        assert response.status_code == 200
+        events = []
+        for block in response.get_data(as_text=True).strip().split("\n\n"):
+            lines = dict(line.split(": ", 1) for line in block.splitlines())
+            events.append((lines["event"], json.loads(lines["data"])))
+        elapsed = time.monotonic() - t0
+    finally:
+        hanging.release.set()
+    names = [e for e, _ in events]
+    assert names[0] == "metadata" and names[-1] == "final"
+    assert ("delta", {"text": "A loop "}) in events and "reset" in names
+    final = events[-1][1]
+    assert final["provider"] == "offline" and final["reply"]
+    assert elapsed < 30, elapsed  # the stall lasts 60 s: the deadline, not the stall, ended it

@@ -27,7 +27,7 @@ def grade(client: Any, headers: dict[str, str], answer: str) -> Any:
 def _generation_rows(engine: Any) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT task, provider, model, status, request_id FROM generation_log ORDER BY id")
+            sa.text("SELECT task, provider, model, status, request_id, user_id FROM generation_log ORDER BY id")
         ).mappings()
         return [dict(r) for r in rows]
 
@@ -62,6 +62,7 @@ def test_llm_grade_is_used_and_logged(
     logged = _generation_rows(course)
     assert [(g["task"], g["provider"], g["status"]) for g in logged] == [("grading", "vertex", "ok")]
     assert logged[0]["request_id"] == body["request_id"]
+    assert logged[0]["user_id"] == ALICE  # the student's daily LLM budget counts it
     with course.connect() as conn:
         row = conn.execute(sa.text("SELECT grader, grader_version, score FROM task_attempts")).one()
     assert tuple(row) == ("llm", f"vertex:{STUB_MODEL}", 9.0)

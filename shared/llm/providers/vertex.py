@@ -10,12 +10,11 @@ retries, so attempts are counted and logged in one place.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from shared.llm.errors import ProviderError
-from shared.llm.providers.base import check_deadline, is_transient_status, require_text
+from shared.llm.providers.base import StreamState, is_transient_status, require_text, stream_text
 from shared.llm.types import Prompt, ProviderResult
 
 
@@ -42,16 +41,10 @@ class VertexProvider:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from google import genai
-            from google.genai import types
+            from shared.vertex import vertex_client
 
-            http_options = types.HttpOptions(base_url=self.base_url) if self.base_url else None
-            self._client = genai.Client(
-                vertexai=True,
-                project=self.project,
-                location=self.location,
-                credentials=self.credentials,
-                http_options=http_options,
+            self._client = vertex_client(
+                self.project, self.location, base_url=self.base_url, credentials=self.credentials
             )
         return self._client
 
@@ -97,31 +90,16 @@ class VertexProvider:
 
     def stream(self, model: str, prompt: Prompt, timeout_s: float) -> Iterator[str | ProviderResult]:
         contents, config = self._request(prompt, timeout_s)
-        started = time.monotonic()
-        pieces: list[str] = []
-        last: Any = None
-        finish: str | None = None
-        try:
+
+        def deltas(state: StreamState) -> Iterator[str]:
             for chunk in self.client.models.generate_content_stream(model=model, contents=contents, config=config):
-                check_deadline(self.name, started, timeout_s)
-                last = chunk
                 delta, chunk_finish = _text_of(chunk, allow_empty=True)
-                finish = chunk_finish or finish
-                if delta:
-                    pieces.append(delta)
-                    yield delta
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate(exc) from exc
-        tokens_in, tokens_out = _usage(last) if last is not None else (None, None)
-        yield ProviderResult(
-            text=require_text(self.name, "".join(pieces), finish),
-            model=model,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            finish_reason=finish,
-        )
+                state.finish_reason = chunk_finish or state.finish_reason
+                if getattr(chunk, "usage_metadata", None) is not None:
+                    state.tokens_in, state.tokens_out = _usage(chunk)
+                yield delta
+
+        return stream_text(self.name, model, timeout_s, deltas, translate)
 
 
 def _text_of(response: Any, *, allow_empty: bool = False) -> tuple[str, str | None]:
