@@ -13,19 +13,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.chat.fallbacks import INTENTS
+
 DATA_FILE = Path(__file__).resolve().parent / "data" / "intent_queries.tsv"
 
 # The taxonomy, in the fixed order of the classifier's output. The order is part of the
 # published label map, so it never depends on the order of lines in the data file.
-INTENT_LABELS: tuple[str, ...] = (
-    "concept_explanation",
-    "debugging_help",
-    "interview_practice",
-    "practice_quiz",
-    "review_summary",
-    "tutor_feedback",
-    "off_topic",
-)
+INTENT_LABELS: tuple[str, ...] = INTENTS  # one home: shared/chat/fallbacks.py
 
 Example = tuple[str, str]
 """(text, label)."""

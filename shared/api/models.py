@@ -69,6 +69,8 @@ class LlmUsage(ResponseModel):
     attempts: int
     fallbacks: int
     offline: bool
+    tier: int | None = Field(description="the answering choice's quality tier (null: the task has no routes)")
+    budget_limited: bool = Field(description="true when the daily budget moved the call to a cheaper choice")
 
 
 class RetrainRequestOut(ResponseModel):

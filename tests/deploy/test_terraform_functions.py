@@ -57,7 +57,11 @@ def test_function_sizing_defaults_match_the_design():
 def test_function_environment_is_what_shared_config_reads():
     loc = module_locals()
     env: dict[str, Any] = {}
-    assert loc["common_env"] == "${merge(var.extra_env, local.cloud_env)}"  # ours win over extra_env
+    assert loc["common_env"] == "${merge(var.extra_env, local.cloud_env, local.budget_env)}"  # ours win
+    for name in ("LLM_DAILY_BUDGET_USD", "LLM_USER_DAILY_BUDGET_USD"):  # the router enforces the alert's figure
+        assert re.search(rf"\b{name}\b", str(loc["budget_env"]))
+        env[name] = "${var.budget}"  # an expression: not a literal the settings test reads
+    assert "var.llm_daily_budget_usd" in str(loc["budget_env"])
     for part in ("cloud_env", "training_env"):
         env.update({k: unquote(v) for k, v in loc[part].items() if not k.startswith("__")})
     per_function = loc["function_env"]

@@ -6,18 +6,6 @@ import { showError } from "./app.js";
 import { clear, h, pct } from "./dom.js";
 import { listRuns, listVersions, LEARNING_ENDPOINTS, rollback } from "./learning.js";
 
-// The intent taxonomy (docs/intent_confusion.md); labels found in the queue's
-// probabilities are added, so a new intent appears without a client release.
-export const TAXONOMY = [
-  "concept_explanation",
-  "debugging_help",
-  "interview_practice",
-  "practice_quiz",
-  "review_summary",
-  "tutor_feedback",
-  "off_topic",
-];
-
 function refusal(view, err) {
   view.append(
     h(
@@ -32,13 +20,20 @@ function refusal(view, err) {
 export async function reviewView(view) {
   view.append(h("h1", {}, "Review queue"));
   let items;
+  let taxonomy;
   try {
-    items = (await api("/feedback/review-queue", { query: { limit: 100 } })).items;
+    // The labels the intent model in service accepts (GET /feedback/taxonomy), so the
+    // keys follow the model, not a copy of its taxonomy in the client.
+    const [queue, served] = await Promise.all([
+      api("/feedback/review-queue", { query: { limit: 100 } }),
+      api("/feedback/taxonomy"),
+    ]);
+    items = queue.items;
+    taxonomy = [...served.taxonomy.labels];
   } catch (err) {
     refusal(view, err);
     return null;
   }
-  const taxonomy = [...TAXONOMY];
   const seen = new Set();
   const addLabels = (list) => {
     for (const it of list) {

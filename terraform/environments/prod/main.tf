@@ -27,6 +27,7 @@ module "cognitive_core" {
   log_level                = var.log_level
 
   llm_daily_budget_usd        = var.llm_daily_budget_usd
+  llm_user_daily_budget_usd   = var.llm_user_daily_budget_usd
   alert_notification_channels = var.alert_notification_channels
 
   function_defaults  = var.function_defaults

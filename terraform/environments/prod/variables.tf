@@ -72,6 +72,12 @@ variable "llm_daily_budget_usd" {
   default     = null
 }
 
+variable "llm_user_daily_budget_usd" {
+  description = "Module input llm_user_daily_budget_usd; null = no per-student cap."
+  type        = number
+  default     = null
+}
+
 variable "alert_notification_channels" {
   description = "Module input alert_notification_channels; null = the module's default."
   type        = list(string)

@@ -94,7 +94,12 @@ locals {
 
   # What shared/config.py reads, set identically for every function (extra_env cannot
   # override these).
-  common_env = merge(var.extra_env, local.cloud_env)
+  common_env = merge(var.extra_env, local.cloud_env, local.budget_env)
+  # The LLM budgets the router enforces (shared/llm/budget.py); the cost alert uses the same figure.
+  budget_env = merge(
+    { LLM_DAILY_BUDGET_USD = tostring(var.llm_daily_budget_usd) },
+    var.llm_user_daily_budget_usd == null ? {} : { LLM_USER_DAILY_BUDGET_USD = tostring(var.llm_user_daily_budget_usd) },
+  )
   cloud_env = {
     COGNITIVE_ENV               = "cloud"
     GOOGLE_CLOUD_PROJECT        = var.project_id

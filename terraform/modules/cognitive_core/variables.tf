@@ -401,7 +401,7 @@ variable "training_machine_type" {
 # --- monitoring ----------------------------------------------------------------------------
 
 variable "llm_daily_budget_usd" {
-  description = "Daily LLM spend (USD, the sum of cost_usd the functions log per call) above which the cost alert fires."
+  description = "Daily LLM spend (USD, the sum of cost_usd the functions log per call) of the deployment: the router degrades to cheaper choices and then the offline composer before it (LLM_DAILY_BUDGET_USD, shared/llm/budget.py), and the cost alert fires above it."
   type        = number
   nullable    = false
   default     = 10
@@ -409,6 +409,17 @@ variable "llm_daily_budget_usd" {
   validation {
     condition     = var.llm_daily_budget_usd > 0
     error_message = "llm_daily_budget_usd must be positive."
+  }
+}
+
+variable "llm_user_daily_budget_usd" {
+  description = "Daily LLM spend (USD) per student before their calls degrade (LLM_USER_DAILY_BUDGET_USD); null = no per-student cap."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.llm_user_daily_budget_usd == null || coalesce(var.llm_user_daily_budget_usd, 1) > 0
+    error_message = "llm_user_daily_budget_usd must be positive (or null)."
   }
 }
 
