@@ -116,6 +116,45 @@ class _Stage:
         self.turn.timings[self.name] = round((time.perf_counter() - self.t0) * 1000, 3)
 
 
+class _TurnTransaction:
+    """The turn's one connection and transaction, opened by the session stage; `conn` is
+    None when the database is unavailable (the turn then answers without it)."""
+
+    def __init__(self, engine: Callable[[], sa.Engine]) -> None:
+        self._engine = engine
+        self.conn: sa.Connection | None = None
+        self._trans: sa.RootTransaction | None = None
+
+    def begin(self) -> sa.Connection:
+        self.conn = self._engine().connect()
+        self._trans = self.conn.begin()
+        return self.conn
+
+    def commit(self) -> None:
+        if self.conn is None or self._trans is None:
+            return
+        try:
+            self._trans.commit()
+        finally:
+            self._close()
+
+    def rollback(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            if self._trans is not None and self._trans.is_active:
+                self._trans.rollback()
+        except Exception:  # a broken connection is discarded by close()
+            log.warning("rollback failed", exc_info=True)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        conn, self.conn, self._trans = self.conn, None, None
+        if conn is not None:
+            conn.close()
+
+
 class ChatPipeline:
     """One per process; dependencies are looked up lazily so tests can swap them."""
 
@@ -139,6 +178,10 @@ class ChatPipeline:
 
     # -- before the LLM ----------------------------------------------------------------
     def prepare(self, user: Principal, inp: ChatInput, request_id: str) -> Turn:
+        """Everything before the LLM. The database stages (session, retrieval, mastery) share
+        one connection and one transaction: one pool checkout and one commit per turn
+        instead of three. Retrieval runs in a savepoint, so its failure costs the sources
+        only, never the session the turn belongs to."""
         turn = Turn(request_id=request_id, user=user, message=inp.message, started=time.perf_counter())
         registry = self._registry()
         turn.model_version = _safe(lambda: registry.version)
@@ -146,18 +189,34 @@ class ChatPipeline:
             self._encode(turn)
         with _Stage(turn, "intent"):
             self._intent(turn, registry)
-        with _Stage(turn, "session"):
-            history = self._session(turn, inp)
-        with _Stage(turn, "confusion"):
-            self._confusion(turn, registry, history)
-        with _Stage(turn, "retrieval"):
-            self._retrieve(turn, requested_topic=inp.topic_id)
-        with _Stage(turn, "mastery"):
-            self._mastery(turn)
+        db = _TurnTransaction(self._engine)
+        try:
+            with _Stage(turn, "session"):
+                history = self._session(turn, inp, db)
+            with _Stage(turn, "confusion"):
+                self._confusion(turn, registry, history)
+            with _Stage(turn, "retrieval"):
+                self._retrieve(turn, db, requested_topic=inp.topic_id)
+            with _Stage(turn, "mastery"):
+                self._mastery(turn, db)
+                self._commit(turn, db)
+        except BaseException:
+            db.rollback()
+            raise
         with _Stage(turn, "prompt"):
             self._build_prompt(turn)
         turn.timings["pre_llm_total"] = round((time.perf_counter() - turn.started) * 1000, 3)
         return turn
+
+    @staticmethod
+    def _commit(turn: Turn, db: _TurnTransaction) -> None:
+        """The turn's one commit: a write (and a WAL flush) only when a session is new or
+        its topic changed; reading turns commit nothing."""
+        try:
+            db.commit()
+        except Exception:
+            log.error("could not commit the chat turn", exc_info=True)
+            turn.degraded.append("database")
 
     def _encode(self, turn: Turn) -> None:
         try:
@@ -181,24 +240,25 @@ class ChatPipeline:
             turn.degraded.append("intent")
         turn.intent, turn.confidence, turn.probs = prediction.label, prediction.confidence, prediction.probs
 
-    def _session(self, turn: Turn, inp: ChatInput) -> list[conversation.PastMessage]:
+    def _session(self, turn: Turn, inp: ChatInput, db: _TurnTransaction) -> list[conversation.PastMessage]:
         try:
-            with self._engine().begin() as conn:
-                ensure_user(conn, turn.user)
-                if inp.topic_id is not None:
-                    turn.topic_title = conversation.topic_title(conn, inp.topic_id)
-                    if turn.topic_title is None:
-                        raise TopicNotFoundError("No such topic.")
-                turn.session_id, turn.topic_id = conversation.open_session(
-                    conn, turn.user, inp.session_id, inp.topic_id, turn.message
-                )
-                if turn.topic_id and turn.topic_title is None:
-                    turn.topic_title = conversation.topic_title(conn, turn.topic_id)
-                return conversation.recent_user_messages(conn, turn.session_id, HISTORY)
+            conn = db.begin()
+            ensure_user(conn, turn.user)
+            if inp.topic_id is not None:
+                turn.topic_title = conversation.topic_title(conn, inp.topic_id)
+                if turn.topic_title is None:
+                    raise TopicNotFoundError("No such topic.")
+            turn.session_id, turn.topic_id = conversation.open_session(
+                conn, turn.user, inp.session_id, inp.topic_id, turn.message
+            )
+            if turn.topic_id and turn.topic_title is None:
+                turn.topic_title = conversation.topic_title(conn, turn.topic_id)
+            return conversation.recent_user_messages(conn, turn.session_id, HISTORY)
         except DomainError:
             raise
         except Exception:
             log.error("database unavailable for the chat session", exc_info=True)
+            db.rollback()
             turn.degraded.append("database")
             turn.topic_id = inp.topic_id
             return []
@@ -228,7 +288,7 @@ class ChatPipeline:
             if "confusion" not in turn.degraded:
                 turn.degraded.append("confusion")
 
-    def _retrieve(self, turn: Turn, requested_topic: str | None = None) -> None:
+    def _retrieve(self, turn: Turn, db: _TurnTransaction, requested_topic: str | None = None) -> None:
         """Retrieve, check the message is about the course, decide the turn's topic (sticky,
         see `shared.chat.grounding`) and keep the sources relevant to the question.
 
@@ -243,13 +303,14 @@ class ChatPipeline:
         probe = turn.intent == "off_topic" or not readable
         if requested_topic:
             turn.topic_reason = "requested"
-        if "database" in turn.degraded or (turn.spec.retrieval.k == 0 and not probe):
+        if db.conn is None or (turn.spec.retrieval.k == 0 and not probe):
             return
         params = turn.spec.retrieval
         # Wide enough to see the session topic and its rivals in one statement.
         wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
         try:
-            with self._engine().begin() as conn:
+            with db.conn.begin_nested():
+                conn = db.conn
                 hits = hybrid_search(conn, turn.message, turn.query_vector, wide)
                 terms = " ".join(query_terms(turn.message, params.max_query_terms))
                 named = {} if requested_topic else grounding.named_topics(conn, terms)
@@ -310,12 +371,12 @@ class ChatPipeline:
         turn.rephrase_reason = reason
         log.info("intent confidence lowered (%s)", reason)
 
-    def _mastery(self, turn: Turn) -> None:
-        if turn.topic_id is None or "database" in turn.degraded:
+    def _mastery(self, turn: Turn, db: _TurnTransaction) -> None:
+        if turn.topic_id is None or db.conn is None:
             return
         try:
-            with self._engine().connect() as conn:
-                turn.mastery = current_mastery(conn, turn.user.uid, turn.topic_id)
+            with db.conn.begin_nested():
+                turn.mastery = current_mastery(db.conn, turn.user.uid, turn.topic_id)
         except Exception:
             log.error("mastery unavailable", exc_info=True)
             turn.degraded.append("mastery")
