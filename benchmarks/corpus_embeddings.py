@@ -4,11 +4,14 @@
 
 Embedding 100k chunks with the INT8 encoder takes many minutes of CPU, so it is done
 once (run it under `nice`) and reused by every benchmark run: `<corpus>/embeddings.npy`
-(float32, one row per node of `nodes.json`, in order, of `node_text(title, content)`, as
-migrate_vectors embeds them) and `<corpus>/embeddings.json` (the encoder's model name,
-the row count and a digest of the texts, so a rebuilt corpus or another encoder is never
-paired with stale vectors). Progress is checkpointed every `--checkpoint` rows
-(`embeddings.partial.npy`): an interrupted run resumes.
+(float32 vectors of `node_text(title, content)`, as migrate_vectors embeds them) and
+`<corpus>/embeddings.json` (the encoder's model name, the row count and a digest of the
+texts, so a rebuilt corpus or another encoder is never paired with stale vectors).
+
+Nodes are embedded in a seeded random order (`embedding_order`), and progress is
+checkpointed every `--checkpoint` rows (`embeddings.partial.npy`): an interrupted run
+resumes, and whatever prefix is done is already a uniform sample of the corpus, which
+the benchmark can use for any size up to it (`load_embeddings`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,30 @@ def texts_digest(texts: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def embedding_order(n: int, seed: int = 0) -> np.ndarray:
+    """The order nodes are embedded in: a seeded permutation, so every prefix is a sample."""
+    return np.random.default_rng(seed).permutation(n)
+
+
+def _meta(model_name: str, texts: Sequence[str]) -> dict:
+    return {"model": model_name, "rows": len(texts), "texts": texts_digest(texts), "order_seed": 0}
+
+
+def load_embeddings(corpus: Path, texts: Sequence[str], model_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(node indices, their vectors) embedded so far, finished or partial; ([], []) if none
+    match these texts (and `model_name`, when given)."""
+    for stem in ("embeddings", "embeddings.partial"):
+        meta_path, data = corpus / f"{stem}.json", corpus / f"{stem}.npy"
+        if not (meta_path.is_file() and data.is_file()):
+            continue
+        meta = json.loads(meta_path.read_text())
+        expected = _meta(meta["model"] if model_name is None else model_name, texts)
+        if meta == expected:
+            vectors = np.load(data)
+            return embedding_order(len(texts))[: len(vectors)], vectors
+    return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+
+
 def cached_embeddings(
     corpus: Path,
     texts: Sequence[str],
@@ -51,36 +78,35 @@ def cached_embeddings(
     model_name: str,
     *,
     batch: int = 256,
-    checkpoint: int = 4096,
+    checkpoint: int = 2048,
     log: Callable[[str], None] = lambda _m: None,
 ) -> np.ndarray:
-    """The cached matrix when it matches (model, texts); otherwise computed and cached."""
-    meta_path, final, partial = corpus / "embeddings.json", corpus / "embeddings.npy", corpus / "embeddings.partial.npy"
-    meta = {"model": model_name, "rows": len(texts), "texts": texts_digest(texts)}
-    if meta_path.is_file() and final.is_file() and json.loads(meta_path.read_text()) == meta:
-        return np.load(final)
-    part_meta = corpus / "embeddings.partial.json"
-    done = np.zeros((0, 0), dtype=np.float32)
-    if partial.is_file() and part_meta.is_file() and json.loads(part_meta.read_text()) == meta:
-        done = np.load(partial)
+    """Vectors of every text, rows in `embedding_order`: the cache when complete, else the
+    rest computed (resuming a partial run) and cached."""
+    meta = _meta(model_name, texts)
+    order = embedding_order(len(texts))
+    _, done = load_embeddings(corpus, texts, model_name)
+    if len(done) == len(texts):
+        return done
     parts = [done] if len(done) else []
     start, t0, since = len(done), time.perf_counter(), 0
     for i in range(start, len(texts), batch):
-        parts.append(np.asarray(embed(list(texts[i : i + batch])), dtype=np.float32))
+        parts.append(np.asarray(embed([texts[j] for j in order[i : i + batch]]), dtype=np.float32))
         since += len(parts[-1])
         if since >= checkpoint or i + batch >= len(texts):
             stacked = np.concatenate(parts)
             parts = [stacked]
-            np.save(partial, stacked)
-            part_meta.write_text(json.dumps(meta))
+            np.save(corpus / "embeddings.partial.npy.tmp.npy", stacked)
+            (corpus / "embeddings.partial.npy.tmp.npy").replace(corpus / "embeddings.partial.npy")
+            (corpus / "embeddings.partial.json").write_text(json.dumps(meta))
             rate = (len(stacked) - start) / (time.perf_counter() - t0)
-            log(f"embedded {len(stacked)}/{len(texts)} ({rate:.0f} chunks/s)")
+            log(f"embedded {len(stacked)}/{len(texts)} ({rate:.1f} chunks/s)")
             since = 0
     vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
-    np.save(final, vectors)
-    meta_path.write_text(json.dumps(meta))
-    partial.unlink(missing_ok=True)
-    part_meta.unlink(missing_ok=True)
+    np.save(corpus / "embeddings.npy", vectors)
+    (corpus / "embeddings.json").write_text(json.dumps(meta))
+    (corpus / "embeddings.partial.npy").unlink(missing_ok=True)
+    (corpus / "embeddings.partial.json").unlink(missing_ok=True)
     return vectors
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,9 +145,13 @@ class MigrationSummary:
     bad_nodes: list[str] = field(default_factory=list)
     batches: int = 0
     indexes_built: list[str] = field(default_factory=list)
+    write_seconds: float = 0.0  # COPY + upsert (the encoder's time excluded)
+    index_seconds: float = 0.0  # building indexes dropped for a bulk load
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["write_seconds"], out["index_seconds"] = round(self.write_seconds, 2), round(self.index_seconds, 2)
+        return out
 
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -255,13 +260,15 @@ def migrate_nodes(
     progress: Progress | None = None,
     rebuild_indexes: bool | None = None,
     maintenance_work_mem: str = "1GB",
+    max_chunk_words: int = MAX_CHUNK_WORDS,
 ) -> MigrationSummary:
     """Chunk, embed what changed, and upsert, one committed batch at a time.
 
     `rebuild_indexes` (None: decide by size) drops the search indexes before a large
     load and builds them once after it, with `maintenance_work_mem`. A crash in between
     leaves them missing; the next run (which skips what was committed) builds them,
-    since every run ends by creating whichever is missing.
+    since every run ends by creating whichever is missing. `max_chunk_words` is the
+    chunk size (a source already chunked elsewhere passes one no node exceeds).
     """
     summary = MigrationSummary()
     with engine.connect() as conn:
@@ -281,7 +288,7 @@ def migrate_nodes(
         summary.source_nodes += 1
         if node.topic_id and node.topic_id not in topics:
             summary.unknown_topic += 1
-        chunks = chunk_node(node)
+        chunks = chunk_node(node, max_chunk_words)
         chunk_counts[node.source_id] = len(chunks)
         for chunk in chunks:
             summary.chunks += 1
@@ -299,15 +306,19 @@ def migrate_nodes(
     for start in range(0, len(pending), batch_size):
         batch = pending[start : start + batch_size]
         vectors = np.asarray(embed([node_text(c.source.title, c.content) for c in batch]), dtype=np.float32)
+        t0 = time.perf_counter()
         payload = copy_rows(batch, vectors, topics, embedding_model)
         with engine.begin() as conn:
             write_batch(conn, payload)
+        summary.write_seconds += time.perf_counter() - t0
         summary.embedded += len(batch)
         summary.batches += 1
         if progress:
             progress(len(batch))
     summary.stale_chunks_removed = _remove_stale_chunks(engine, chunk_counts)
+    t0 = time.perf_counter()
     summary.indexes_built = create_search_indexes(engine, maintenance_work_mem)
+    summary.index_seconds = time.perf_counter() - t0 if summary.indexes_built else 0.0
     return summary
 
 

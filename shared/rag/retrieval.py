@@ -11,7 +11,11 @@ the topic filter inside the HNSW scan (pgvector 0.8 iterative scans), so a
 filter never starves the result list; the similarity floor drops vector-only
 hits too far from the query (a full-text hit stands on its exact match).
 Full text ORs the query's terms (a student's question rarely contains every
-word of the node that answers it) and ranks by cover density.
+word of the node that answers it) and ranks by term frequency normalised by document
+length (`ts_rank(..., 1)`). Cover density (`ts_rank_cd`) was the ranking before: with an
+ORed query it rewards a node that repeats one common term, and on held-out sentences
+of real documentation it found the right chunk in the top 5 for 5% of queries, against
+53% for normalised `ts_rank` (1,000 chunks, docs/chat.md).
 
 The work one message can cause is bounded, so a 4,000-character message costs about
 what a short question does: full text sees at most `max_query_terms` distinct terms
@@ -139,7 +143,7 @@ FTS_CTES = f"""
          LIMIT :text_match_cap
     ),
     fts_candidates AS (
-        SELECT m.id, ts_rank_cd(m.search_tsv, q) AS ts
+        SELECT m.id, ts_rank(m.search_tsv, q, 1) AS ts
           FROM fts_matches m, {QUERY_TSQUERY} q
          ORDER BY ts DESC, m.id
          LIMIT :candidates
