@@ -138,7 +138,7 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     return {"p50": round(percentile(values, 50), 2), "p95": round(percentile(values, 95), 2)}
 
 
-def open_database(size: int, reuse: bool) -> tuple[sa.Engine, bool]:
+def open_database(size: int, reuse: bool, prefix: str = "bench_docs") -> tuple[sa.Engine, bool]:
     """The benchmark database of this size (dropped and recreated unless `reuse` and full)."""
     from shared.config import get_settings, reset_settings_cache
     from shared.db.engine import create_engine, ensure_database, set_engine
@@ -146,7 +146,7 @@ def open_database(size: int, reuse: bool) -> tuple[sa.Engine, bool]:
 
     reset_settings_cache()
     settings = get_settings()
-    name = f"bench_docs_{size}"
+    name = f"{prefix}_{size}"
     base = create_engine(settings)
     server_url = base.url.set(database="postgres").render_as_string(hide_password=False)
     base.dispose()
