@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--maintenance-work-mem", default="1GB")
     args = parser.parse_args()
     from bench_chat_pipeline import corpus_sample
+
     from shared.logs import configure_logging
     from shared.rag.knowledge_base import migrate_nodes, normalize_node
 

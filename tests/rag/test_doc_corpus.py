@@ -16,8 +16,8 @@ from tests.fakes import CountingEmbedder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import corpus_embeddings  # noqa: E402
-import doc_corpus  # noqa: E402
+import corpus_embeddings
+import doc_corpus
 
 PROSE = " ".join(f"Sentence {i} says how the garbage collector frees object number {i}." for i in range(40))
 
