@@ -23,6 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from shared.curriculum import content_hash, node_text
+from shared.rag.term_stats import refresh_term_stats
 
 MAX_CHUNK_WORDS = 180  # MiniLM reads 256 word pieces at most; ~180 words stays within it
 OVERLAP_SENTENCES = 1  # carried into the next chunk so a split thought keeps its context
@@ -147,10 +148,13 @@ class MigrationSummary:
     indexes_built: list[str] = field(default_factory=list)
     write_seconds: float = 0.0  # COPY + upsert (the encoder's time excluded)
     index_seconds: float = 0.0  # building indexes dropped for a bulk load
+    terms: int | None = None  # lexemes counted for full text (None: nothing changed, not refreshed)
+    terms_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
-        out["write_seconds"], out["index_seconds"] = round(self.write_seconds, 2), round(self.index_seconds, 2)
+        for key in ("write_seconds", "index_seconds", "terms_seconds"):
+            out[key] = round(out[key], 2)
         return out
 
 
@@ -316,6 +320,11 @@ def migrate_nodes(
         if progress:
             progress(len(batch))
     summary.stale_chunks_removed = _remove_stale_chunks(engine, chunk_counts)
+    if summary.embedded or summary.stale_chunks_removed:
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            summary.terms = refresh_term_stats(conn)
+        summary.terms_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     summary.indexes_built = create_search_indexes(engine, maintenance_work_mem)
     summary.index_seconds = time.perf_counter() - t0 if summary.indexes_built else 0.0

@@ -130,14 +130,37 @@ QUERY_TSQUERY = (
     "regexp_replace(:qtext, '(?<=[[:alnum:]_)])[.](?=[[:alpha:]_])', ' ', 'g')) AS text), '&', '|') AS tsquery)"
 )
 
+# The query's lexemes (as typed and with dotted identifiers split), as the index sees them.
+QUERY_LEXEMES = (
+    "SELECT DISTINCT lexeme FROM unnest(tsvector_to_array(to_tsvector('english', :qtext) || to_tsvector('english', "
+    "regexp_replace(:qtext, '(?<=[[:alnum:]_)])[.](?=[[:alpha:]_])', ' ', 'g')))) AS lexeme"
+)
+
 # The full-text side, shared by both statements. Ranking is per row, so only the first
 # :text_match_cap matches are ranked: without the cap one common word in a large
-# knowledge base makes this side cost more than everything else together.
+# knowledge base makes this side cost more than everything else together. Which rows
+# are the first is up to the index, so matching uses the question's rarest lexemes
+# (document frequencies in knowledge_terms, see shared.rag.term_stats), as many as
+# together match at most :text_match_cap rows (at least one): on a small base that is
+# every term, on a large one the rare terms, whose matches are the likely answers. The
+# matches are ranked with every term. Without counts (an empty knowledge_terms) every
+# term matches.
 FTS_CTES = f"""
+    q_lexemes AS MATERIALIZED ({QUERY_LEXEMES}),
+    q_match AS MATERIALIZED (
+        SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM knowledge_terms) THEN {QUERY_TSQUERY}
+               ELSE (SELECT CAST(string_agg(quote_literal(r.lexeme), ' | ') AS tsquery)
+                       FROM (SELECT l.lexeme,
+                                    sum(COALESCE(t.ndoc, 0)) OVER w AS matches, row_number() OVER w AS n
+                               FROM q_lexemes l LEFT JOIN knowledge_terms t ON t.lexeme = l.lexeme
+                             WINDOW w AS (ORDER BY t.ndoc NULLS FIRST, l.lexeme)) r
+                      WHERE r.n = 1 OR r.matches <= :text_match_cap)
+               END AS q
+    ),
     fts_matches AS MATERIALIZED (
         SELECT n.id, n.search_tsv
-          FROM knowledge_nodes n, {QUERY_TSQUERY} q
-         WHERE n.search_tsv @@ q
+          FROM knowledge_nodes n, q_match m
+         WHERE n.search_tsv @@ m.q
            AND (CAST(:topics AS text[]) IS NULL OR n.topic_id = ANY(CAST(:topics AS text[])))
            AND (CAST(:kinds AS text[]) IS NULL OR n.kind = ANY(CAST(:kinds AS text[])))
          LIMIT :text_match_cap

@@ -37,6 +37,7 @@ EXPECTED_TABLES = {
     "label_events",
     "label_counters",
     "model_pointer_events",
+    "knowledge_terms",
 }
 
 
