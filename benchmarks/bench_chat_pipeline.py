@@ -232,7 +232,7 @@ def retrieval_quality(engine: sa.Engine, queries: list[dict], vectors: np.ndarra
     return out
 
 
-def pipeline_stages(engine: sa.Engine, texts: list[str], n_queries: int, message_chars: int) -> dict:
+def pipeline_stages(engine: sa.Engine, texts: list[str], n_queries: int, message_chars: int, size: int) -> dict:
     """The queries through ChatPipeline.prepare as 8-turn conversations; p50/p95 per stage."""
     from shared.chat import conversation
     from shared.chat.pipeline import ChatInput, ChatPipeline
@@ -246,8 +246,8 @@ def pipeline_stages(engine: sa.Engine, texts: list[str], n_queries: int, message
     stages: dict[str, list[float]] = {}
     sessions: list = []
     for i in range(n_queries):
-        # unseen text each turn, so the embedding cache does not flatter the encoder
-        q = long_message(f"{texts[i % len(texts)]} ({i})", message_chars, rng)
+        # unseen text each turn (and each size), so the embedding cache does not flatter the encoder
+        q = long_message(f"{texts[i % len(texts)]} ({i} of {size})", message_chars, rng)
         session = sessions[-1] if sessions and i % 8 else None
         turn = pipeline.prepare(user, ChatInput(q, session_id=session), f"b{i}")
         if session is None:
@@ -278,7 +278,7 @@ def run(args: argparse.Namespace, size: int) -> dict:
         print(f"  {size} chunks loaded: {load}", file=sys.stderr)
     texts = [q["query"] for q in json.loads((args.corpus / "queries.json").read_text())]
     result: dict = {"nodes": size, "queries": args.queries, "message_chars": args.message_chars, "load": load}
-    result["stages"] = pipeline_stages(engine, texts, args.queries, args.message_chars)
+    result["stages"] = pipeline_stages(engine, texts, args.queries, args.message_chars, size)
     print(f"  stages: {result['stages']}", file=sys.stderr)
     quality_queries = queries[: args.quality_queries]
     qvecs = service.embed([q["query"] for q in quality_queries]) if quality_queries else np.zeros((0, 384))

@@ -138,6 +138,25 @@ class _TurnTransaction:
         finally:
             self._close()
 
+    def checkpoint(self) -> None:
+        """Commit what was written so far and go on in a new transaction."""
+        assert self.conn is not None and self._trans is not None
+        self._trans.commit()
+        self._trans = self.conn.begin()
+
+    def restart(self) -> None:
+        """After a failed statement: roll back (the transaction is unusable) and begin anew;
+        on a broken connection, give it up (`conn` becomes None)."""
+        if self.conn is None:
+            return
+        try:
+            if self._trans is not None and self._trans.is_active:
+                self._trans.rollback()
+            self._trans = self.conn.begin()
+        except Exception:
+            log.warning("could not restart the turn's transaction", exc_info=True)
+            self._close()
+
     def rollback(self) -> None:
         if self.conn is None:
             return
@@ -180,8 +199,10 @@ class ChatPipeline:
     def prepare(self, user: Principal, inp: ChatInput, request_id: str) -> Turn:
         """Everything before the LLM. The database stages (session, retrieval, mastery) share
         one connection and one transaction: one pool checkout and one commit per turn
-        instead of three. Retrieval runs in a savepoint, so its failure costs the sources
-        only, never the session the turn belongs to."""
+        instead of three. A turn that may have written in the session stage (a new session,
+        a requested topic) commits that first, so a failed retrieval (whose transaction is
+        then rolled back and restarted) costs the sources only, never the session the turn
+        belongs to; savepoints would cost four statements on every turn instead."""
         turn = Turn(request_id=request_id, user=user, message=inp.message, started=time.perf_counter())
         registry = self._registry()
         turn.model_version = _safe(lambda: registry.version)
@@ -193,6 +214,8 @@ class ChatPipeline:
         try:
             with _Stage(turn, "session"):
                 history = self._session(turn, inp, db)
+                if db.conn is not None and (inp.session_id is None or inp.topic_id is not None):
+                    db.checkpoint()
             with _Stage(turn, "confusion"):
                 self._confusion(turn, registry, history)
             with _Stage(turn, "retrieval"):
@@ -303,50 +326,50 @@ class ChatPipeline:
         probe = turn.intent == "off_topic" or not readable
         if requested_topic:
             turn.topic_reason = "requested"
-        if db.conn is None or (turn.spec.retrieval.k == 0 and not probe):
+        conn = db.conn
+        if conn is None or (turn.spec.retrieval.k == 0 and not probe):
             return
         params = turn.spec.retrieval
         # Wide enough to see the session topic and its rivals in one statement.
         wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
         try:
-            with db.conn.begin_nested():
-                conn = db.conn
-                hits = hybrid_search(conn, turn.message, turn.query_vector, wide)
-                terms = " ".join(query_terms(turn.message, params.max_query_terms))
-                named = {} if requested_topic else grounding.named_topics(conn, terms)
-                similar = grounding.grounded(hits)
-                about_course = similar or any(n.fully for n in named.values())
-                if not readable and not about_course:
-                    self._doubt(turn, hits, "unreadable")
+            hits = hybrid_search(conn, turn.message, turn.query_vector, wide)
+            terms = " ".join(query_terms(turn.message, params.max_query_terms))
+            named = {} if requested_topic else grounding.named_topics(conn, terms)
+            similar = grounding.grounded(hits)
+            about_course = similar or any(n.fully for n in named.values())
+            if not readable and not about_course:
+                self._doubt(turn, hits, "unreadable")
+                return
+            if turn.intent == "off_topic":
+                if not similar:
                     return
-                if turn.intent == "off_topic":
-                    if not similar:
-                        return
-                    self._about_the_course(turn)
-                    hits = [h for h in hits if turn.spec.retrieval.kinds is None or h.kind in turn.spec.retrieval.kinds]
-                elif turn.spec.retrieval.k == 0:
-                    return
-                elif (
-                    turn.topic_id is None
-                    and not about_course
-                    and turn.intent in grounding.TUTORING_INTENTS
-                    and grounding.measurable(hits, turn.query_vector is not None)
-                ):
-                    self._doubt(turn, hits, "out_of_domain")
-                if requested_topic:
-                    decision = grounding.TopicDecision(requested_topic, "requested")
-                else:
-                    decision = grounding.choose_topic(turn.topic_id, hits, named)
-                turn.topic_reason = decision.reason
-                if decision.topic_id != turn.topic_id:
-                    turn.topic_id = decision.topic_id
-                    turn.topic_title = conversation.topic_title(conn, decision.topic_id) if decision.topic_id else None
-                    if turn.session_id is not None and decision.topic_id is not None:
-                        grounding.save_topic(conn, turn.session_id, decision.topic_id)
-                turn.sources = grounding.relevant_sources(hits, turn.topic_id, turn.spec.retrieval.k)
+                self._about_the_course(turn)
+                hits = [h for h in hits if turn.spec.retrieval.kinds is None or h.kind in turn.spec.retrieval.kinds]
+            elif turn.spec.retrieval.k == 0:
+                return
+            elif (
+                turn.topic_id is None
+                and not about_course
+                and turn.intent in grounding.TUTORING_INTENTS
+                and grounding.measurable(hits, turn.query_vector is not None)
+            ):
+                self._doubt(turn, hits, "out_of_domain")
+            if requested_topic:
+                decision = grounding.TopicDecision(requested_topic, "requested")
+            else:
+                decision = grounding.choose_topic(turn.topic_id, hits, named)
+            turn.topic_reason = decision.reason
+            if decision.topic_id != turn.topic_id:
+                turn.topic_id = decision.topic_id
+                turn.topic_title = conversation.topic_title(conn, decision.topic_id) if decision.topic_id else None
+                if turn.session_id is not None and decision.topic_id is not None:
+                    grounding.save_topic(conn, turn.session_id, decision.topic_id)
+            turn.sources = grounding.relevant_sources(hits, turn.topic_id, turn.spec.retrieval.k)
         except Exception:
             log.error("retrieval failed; answering without sources", exc_info=True)
             turn.degraded.append("retrieval")
+            db.restart()
 
     def _about_the_course(self, turn: Turn) -> None:
         """The intent model said off_topic, but the message is as close to the course material
@@ -375,11 +398,11 @@ class ChatPipeline:
         if turn.topic_id is None or db.conn is None:
             return
         try:
-            with db.conn.begin_nested():
-                turn.mastery = current_mastery(db.conn, turn.user.uid, turn.topic_id)
+            turn.mastery = current_mastery(db.conn, turn.user.uid, turn.topic_id)
         except Exception:
             log.error("mastery unavailable", exc_info=True)
             turn.degraded.append("mastery")
+            db.restart()  # what retrieval wrote (a new topic) is lost; the session is committed
 
     def _build_prompt(self, turn: Turn) -> None:
         assert turn.spec is not None
