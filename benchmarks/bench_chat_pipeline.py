@@ -282,7 +282,8 @@ def run(args: argparse.Namespace, size: int) -> dict:
     print(f"  stages: {result['stages']}", file=sys.stderr)
     quality_queries = queries[: args.quality_queries]
     qvecs = service.embed([q["query"] for q in quality_queries]) if quality_queries else np.zeros((0, 384))
-    result["recall"] = vector_recall(engine, qvecs[: args.recall_queries], args.ef_search)
+    recall_vectors = qvecs[: args.recall_queries]
+    result["recall"] = vector_recall(engine, recall_vectors, args.ef_search) if len(recall_vectors) else {}
     print(f"  recall: {result['recall']}", file=sys.stderr)
     if quality_queries:
         result["quality"] = retrieval_quality(engine, quality_queries, qvecs, RetrievalParams())
