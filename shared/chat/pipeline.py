@@ -215,7 +215,7 @@ class ChatPipeline:
             with _Stage(turn, "session"):
                 history = self._session(turn, inp, db)
                 if db.conn is not None and (inp.session_id is None or inp.topic_id is not None):
-                    db.checkpoint()
+                    self._checkpoint(turn, inp, db)
             with _Stage(turn, "confusion"):
                 self._confusion(turn, registry, history)
             with _Stage(turn, "retrieval"):
@@ -230,6 +230,18 @@ class ChatPipeline:
             self._build_prompt(turn)
         turn.timings["pre_llm_total"] = round((time.perf_counter() - turn.started) * 1000, 3)
         return turn
+
+    @staticmethod
+    def _checkpoint(turn: Turn, inp: ChatInput, db: _TurnTransaction) -> None:
+        """Commit a new session (or topic) before retrieval; if that fails the turn goes on
+        without the database, as when the session stage itself fails."""
+        try:
+            db.checkpoint()
+        except Exception:
+            log.error("could not commit the chat session", exc_info=True)
+            db.rollback()
+            turn.degraded.append("database")
+            turn.session_id = inp.session_id  # a new session was rolled back with the rest
 
     @staticmethod
     def _commit(turn: Turn, db: _TurnTransaction) -> None:

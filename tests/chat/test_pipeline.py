@@ -167,3 +167,18 @@ def test_a_follow_up_turn_reads_without_taking_a_transaction_id(course, stubs):
         assert conn.execute(sa.text("SELECT txid_current_if_assigned()")).scalar() is not None
     with course.connect() as conn:
         assert conn.execute(sa.text("SELECT email FROM users WHERE id = 'alice'")).scalar() == "a@example.com"
+
+
+def test_a_session_that_cannot_be_committed_degrades_the_turn_instead_of_failing_it(course, stubs, monkeypatch):
+    import shared.chat.pipeline as pipeline_module
+
+    def broken_commit(self):
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(pipeline_module._TurnTransaction, "checkpoint", broken_commit)
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop"), "r")
+    assert out["reply"] and "database" in out["degraded"]
+    assert out["session_id"] is None and out["interaction_id"] is None and out["sources"] == []
+    with course.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM chat_sessions")).scalar() == 0
