@@ -24,12 +24,21 @@ class UserNotFoundError(NotFoundError):
 
 
 def ensure_user(conn: sa.Connection, principal: Principal) -> None:
-    """Upsert the caller; the role follows the token's claims, which are the truth."""
+    """Upsert the caller; the role follows the token's claims, which are the truth.
+
+    Called on every chat turn, so a row already up to date is left alone without being
+    locked: ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE is false,
+    which gives a read-only turn a transaction id and its commit a WAL flush.
+    """
     conn.execute(
         sa.text(
             """
             INSERT INTO users (id, email, role)
-            VALUES (:id, :email, :role)
+            SELECT :id, :email, :role
+             WHERE NOT EXISTS (
+                   SELECT 1 FROM users
+                    WHERE id = :id AND role IS NOT DISTINCT FROM :role
+                      AND (CAST(:email AS text) IS NULL OR email IS NOT DISTINCT FROM :email))
             ON CONFLICT (id) DO UPDATE
                SET email = COALESCE(EXCLUDED.email, users.email),
                    role = EXCLUDED.role,

@@ -56,7 +56,7 @@ _TABLES = (
     "model_pointer_events, silver_labels, label_events, label_counters, idempotency_keys, "
     "prediction_counters, retrain_requests, training_runs, model_versions, generation_log, chat_messages, "
     "interactions, chat_sessions, student_progress, mastery_state, task_attempts, questions, "
-    "knowledge_nodes, topics, courses, users"
+    "knowledge_terms, knowledge_nodes, topics, courses, users"
 )
 
 

@@ -33,6 +33,9 @@ def open_session(
     """The caller's session (created when none is given) and its topic.
 
     Only the owner may add to a session, admins included: a chat is the student's.
+    The session row is read without a lock (FOR UPDATE would give every turn a
+    transaction id and a WAL flush at commit); its only change, the topic, is a single
+    UPDATE whose last writer wins.
     """
     if session_id is None:
         new_id = conn.execute(
@@ -44,7 +47,7 @@ def open_session(
         ).scalar_one()
         return new_id, topic_id
     row = conn.execute(
-        sa.text("SELECT user_id, topic_id FROM chat_sessions WHERE id = :id FOR UPDATE"), {"id": session_id}
+        sa.text("SELECT user_id, topic_id FROM chat_sessions WHERE id = :id"), {"id": session_id}
     ).one_or_none()
     if row is None:
         raise NotFoundError("No such chat session.")

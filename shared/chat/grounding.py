@@ -54,14 +54,15 @@ def named_topics(conn: sa.Connection, terms: str) -> dict[str, NamedTopic]:
     `fully` needs every word of the title: the strict test for moving to a topic ("what
     types of loops are there?" names Loops, not Variables and types). Any word is enough
     to count as naming the session's own topic when no other topic is fully named: "is
-    the energy conserved?" stays in Work and energy.
+    the energy conserved?" stays in Work and energy. Titles are stemmed once, when
+    written (`topics.title_lexemes`, migration 0010), not for every message.
     """
     if not terms.strip():
         return {}
     rows = conn.execute(
         sa.text(
             """WITH m AS (SELECT tsvector_to_array(to_tsvector('english', :terms)) AS lx),
-                    t AS (SELECT id, tsvector_to_array(to_tsvector('english', title)) AS lx FROM topics)
+                    t AS (SELECT id, title_lexemes AS lx FROM topics)
                SELECT t.id, t.lx <@ m.lx AS fully
                  FROM t, m
                 WHERE t.lx && m.lx"""

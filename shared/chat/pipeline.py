@@ -119,6 +119,64 @@ class _Stage:
         self.turn.timings[self.name] = round((time.perf_counter() - self.t0) * 1000, 3)
 
 
+class _TurnTransaction:
+    """The turn's one connection and transaction, opened by the session stage; `conn` is
+    None when the database is unavailable (the turn then answers without it)."""
+
+    def __init__(self, engine: Callable[[], sa.Engine]) -> None:
+        self._engine = engine
+        self.conn: sa.Connection | None = None
+        self._trans: sa.RootTransaction | None = None
+
+    def begin(self) -> sa.Connection:
+        self.conn = self._engine().connect()
+        self._trans = self.conn.begin()
+        return self.conn
+
+    def commit(self) -> None:
+        if self.conn is None or self._trans is None:
+            return
+        try:
+            self._trans.commit()
+        finally:
+            self._close()
+
+    def checkpoint(self) -> None:
+        """Commit what was written so far and go on in a new transaction."""
+        assert self.conn is not None and self._trans is not None
+        self._trans.commit()
+        self._trans = self.conn.begin()
+
+    def restart(self) -> None:
+        """After a failed statement: roll back (the transaction is unusable) and begin anew;
+        on a broken connection, give it up (`conn` becomes None)."""
+        if self.conn is None:
+            return
+        try:
+            if self._trans is not None and self._trans.is_active:
+                self._trans.rollback()
+            self._trans = self.conn.begin()
+        except Exception:
+            log.warning("could not restart the turn's transaction", exc_info=True)
+            self._close()
+
+    def rollback(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            if self._trans is not None and self._trans.is_active:
+                self._trans.rollback()
+        except Exception:  # a broken connection is discarded by close()
+            log.warning("rollback failed", exc_info=True)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        conn, self.conn, self._trans = self.conn, None, None
+        if conn is not None:
+            conn.close()
+
+
 class ChatPipeline:
     """One per process; dependencies are looked up lazily so tests can swap them."""
 
@@ -142,6 +200,12 @@ class ChatPipeline:
 
     # -- before the LLM ----------------------------------------------------------------
     def prepare(self, user: Principal, inp: ChatInput, request_id: str) -> Turn:
+        """Everything before the LLM. The database stages (session, retrieval, mastery) share
+        one connection and one transaction: one pool checkout and one commit per turn
+        instead of three. A turn that may have written in the session stage (a new session,
+        a requested topic) commits that first, so a failed retrieval (whose transaction is
+        then rolled back and restarted) costs the sources only, never the session the turn
+        belongs to; savepoints would cost four statements on every turn instead."""
         turn = Turn(request_id=request_id, user=user, message=inp.message, started=time.perf_counter())
         registry = self._registry()
         turn.model_version = _safe(lambda: registry.version)
@@ -149,18 +213,48 @@ class ChatPipeline:
             self._encode(turn)
         with _Stage(turn, "intent"):
             self._intent(turn, registry)
-        with _Stage(turn, "session"):
-            history = self._session(turn, inp)
-        with _Stage(turn, "confusion"):
-            self._confusion(turn, registry, history)
-        with _Stage(turn, "retrieval"):
-            self._retrieve(turn, requested_topic=inp.topic_id)
-        with _Stage(turn, "mastery"):
-            self._mastery(turn)
+        db = _TurnTransaction(self._engine)
+        try:
+            with _Stage(turn, "session"):
+                history = self._session(turn, inp, db)
+                if db.conn is not None and (inp.session_id is None or inp.topic_id is not None):
+                    self._checkpoint(turn, inp, db)
+            with _Stage(turn, "confusion"):
+                self._confusion(turn, registry, history)
+            with _Stage(turn, "retrieval"):
+                self._retrieve(turn, db, requested_topic=inp.topic_id)
+            with _Stage(turn, "mastery"):
+                self._mastery(turn, db)
+                self._commit(turn, db)
+        except BaseException:
+            db.rollback()
+            raise
         with _Stage(turn, "prompt"):
             self._build_prompt(turn)
         turn.timings["pre_llm_total"] = round((time.perf_counter() - turn.started) * 1000, 3)
         return turn
+
+    @staticmethod
+    def _checkpoint(turn: Turn, inp: ChatInput, db: _TurnTransaction) -> None:
+        """Commit a new session (or topic) before retrieval; if that fails the turn goes on
+        without the database, as when the session stage itself fails."""
+        try:
+            db.checkpoint()
+        except Exception:
+            log.error("could not commit the chat session", exc_info=True)
+            db.rollback()
+            turn.degraded.append("database")
+            turn.session_id = inp.session_id  # a new session was rolled back with the rest
+
+    @staticmethod
+    def _commit(turn: Turn, db: _TurnTransaction) -> None:
+        """The turn's one commit: a write (and a WAL flush) only when a session is new or
+        its topic changed; reading turns commit nothing."""
+        try:
+            db.commit()
+        except Exception:
+            log.error("could not commit the chat turn", exc_info=True)
+            turn.degraded.append("database")
 
     def _encode(self, turn: Turn) -> None:
         try:
@@ -184,24 +278,25 @@ class ChatPipeline:
             turn.degraded.append("intent")
         turn.intent, turn.confidence, turn.probs = prediction.label, prediction.confidence, prediction.probs
 
-    def _session(self, turn: Turn, inp: ChatInput) -> list[conversation.PastMessage]:
+    def _session(self, turn: Turn, inp: ChatInput, db: _TurnTransaction) -> list[conversation.PastMessage]:
         try:
-            with self._engine().begin() as conn:
-                ensure_user(conn, turn.user)
-                if inp.topic_id is not None:
-                    turn.topic_title = conversation.topic_title(conn, inp.topic_id)
-                    if turn.topic_title is None:
-                        raise TopicNotFoundError("No such topic.")
-                turn.session_id, turn.topic_id = conversation.open_session(
-                    conn, turn.user, inp.session_id, inp.topic_id, turn.message
-                )
-                if turn.topic_id and turn.topic_title is None:
-                    turn.topic_title = conversation.topic_title(conn, turn.topic_id)
-                return conversation.recent_user_messages(conn, turn.session_id, HISTORY)
+            conn = db.begin()
+            ensure_user(conn, turn.user)
+            if inp.topic_id is not None:
+                turn.topic_title = conversation.topic_title(conn, inp.topic_id)
+                if turn.topic_title is None:
+                    raise TopicNotFoundError("No such topic.")
+            turn.session_id, turn.topic_id = conversation.open_session(
+                conn, turn.user, inp.session_id, inp.topic_id, turn.message
+            )
+            if turn.topic_id and turn.topic_title is None:
+                turn.topic_title = conversation.topic_title(conn, turn.topic_id)
+            return conversation.recent_user_messages(conn, turn.session_id, HISTORY)
         except DomainError:
             raise
         except Exception:
             log.error("database unavailable for the chat session", exc_info=True)
+            db.rollback()
             turn.degraded.append("database")
             turn.topic_id = inp.topic_id
             return []
@@ -231,7 +326,7 @@ class ChatPipeline:
             if "confusion" not in turn.degraded:
                 turn.degraded.append("confusion")
 
-    def _retrieve(self, turn: Turn, requested_topic: str | None = None) -> None:
+    def _retrieve(self, turn: Turn, db: _TurnTransaction, requested_topic: str | None = None) -> None:
         """Retrieve, check the message is about the course, decide the turn's topic (sticky,
         see `shared.chat.grounding`) and keep the sources relevant to the question.
 
@@ -246,49 +341,50 @@ class ChatPipeline:
         probe = turn.intent == "off_topic" or not readable
         if requested_topic:
             turn.topic_reason = "requested"
-        if "database" in turn.degraded or (turn.spec.retrieval.k == 0 and not probe):
+        conn = db.conn
+        if conn is None or (turn.spec.retrieval.k == 0 and not probe):
             return
         params = turn.spec.retrieval
         # Wide enough to see the session topic and its rivals in one statement.
         wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
         try:
-            with self._engine().begin() as conn:
-                hits = hybrid_search(conn, turn.message, turn.query_vector, wide)
-                terms = " ".join(query_terms(turn.message, params.max_query_terms))
-                named = {} if requested_topic else grounding.named_topics(conn, terms)
-                similar = grounding.grounded(hits)
-                about_course = similar or any(n.fully for n in named.values())
-                if not readable and not about_course:
-                    self._doubt(turn, hits, "unreadable")
+            hits = hybrid_search(conn, turn.message, turn.query_vector, wide)
+            terms = " ".join(query_terms(turn.message, params.max_query_terms))
+            named = {} if requested_topic else grounding.named_topics(conn, terms)
+            similar = grounding.grounded(hits)
+            about_course = similar or any(n.fully for n in named.values())
+            if not readable and not about_course:
+                self._doubt(turn, hits, "unreadable")
+                return
+            if turn.intent == "off_topic":
+                if not similar:
                     return
-                if turn.intent == "off_topic":
-                    if not similar:
-                        return
-                    self._about_the_course(turn)
-                    hits = [h for h in hits if turn.spec.retrieval.kinds is None or h.kind in turn.spec.retrieval.kinds]
-                elif turn.spec.retrieval.k == 0:
-                    return
-                elif (
-                    turn.topic_id is None
-                    and not about_course
-                    and turn.intent in grounding.TUTORING_INTENTS
-                    and grounding.measurable(hits, turn.query_vector is not None)
-                ):
-                    self._doubt(turn, hits, "out_of_domain")
-                if requested_topic:
-                    decision = grounding.TopicDecision(requested_topic, "requested")
-                else:
-                    decision = grounding.choose_topic(turn.topic_id, hits, named)
-                turn.topic_reason = decision.reason
-                if decision.topic_id != turn.topic_id:
-                    turn.topic_id = decision.topic_id
-                    turn.topic_title = conversation.topic_title(conn, decision.topic_id) if decision.topic_id else None
-                    if turn.session_id is not None and decision.topic_id is not None:
-                        grounding.save_topic(conn, turn.session_id, decision.topic_id)
-                turn.sources = grounding.relevant_sources(hits, turn.topic_id, turn.spec.retrieval.k)
+                self._about_the_course(turn)
+                hits = [h for h in hits if turn.spec.retrieval.kinds is None or h.kind in turn.spec.retrieval.kinds]
+            elif turn.spec.retrieval.k == 0:
+                return
+            elif (
+                turn.topic_id is None
+                and not about_course
+                and turn.intent in grounding.TUTORING_INTENTS
+                and grounding.measurable(hits, turn.query_vector is not None)
+            ):
+                self._doubt(turn, hits, "out_of_domain")
+            if requested_topic:
+                decision = grounding.TopicDecision(requested_topic, "requested")
+            else:
+                decision = grounding.choose_topic(turn.topic_id, hits, named)
+            turn.topic_reason = decision.reason
+            if decision.topic_id != turn.topic_id:
+                turn.topic_id = decision.topic_id
+                turn.topic_title = conversation.topic_title(conn, decision.topic_id) if decision.topic_id else None
+                if turn.session_id is not None and decision.topic_id is not None:
+                    grounding.save_topic(conn, turn.session_id, decision.topic_id)
+            turn.sources = grounding.relevant_sources(hits, turn.topic_id, turn.spec.retrieval.k)
         except Exception:
             log.error("retrieval failed; answering without sources", exc_info=True)
             turn.degraded.append("retrieval")
+            db.restart()
 
     def _about_the_course(self, turn: Turn) -> None:
         """The intent model said off_topic, but the message is as close to the course material
@@ -313,19 +409,19 @@ class ChatPipeline:
         turn.rephrase_reason = reason
         log.info("intent confidence lowered (%s)", reason)
 
-    def _mastery(self, turn: Turn) -> None:
+    def _mastery(self, turn: Turn, db: _TurnTransaction) -> None:
         """The student's mastery of the turn's topic, and their profile (level, style, grade)."""
-        if "database" in turn.degraded:
+        if db.conn is None:
             return
         try:
-            with self._engine().connect() as conn:
-                turn.profile = load_profile(conn, turn.user.uid)
-                if turn.topic_id is not None:
-                    turn.mastery = current_mastery(conn, turn.user.uid, turn.topic_id)
-                    turn.mastery_measured = is_measured(conn, turn.user.uid, turn.topic_id)
+            turn.profile = load_profile(db.conn, turn.user.uid)
+            if turn.topic_id is not None:
+                turn.mastery = current_mastery(db.conn, turn.user.uid, turn.topic_id)
+                turn.mastery_measured = is_measured(db.conn, turn.user.uid, turn.topic_id)
         except Exception:
             log.error("mastery unavailable", exc_info=True)
             turn.degraded.append("mastery")
+            db.restart()  # what retrieval wrote (a new topic) is lost; the session is committed
 
     def _build_prompt(self, turn: Turn) -> None:
         assert turn.spec is not None

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from shared.rag.retrieval import RetrievalParams, hybrid_search, vector_search
+from shared.rag.retrieval import DEFAULT_EF_SEARCH, RetrievalParams, hybrid_search, vector_search
 
 DEFAULT_QUERIES = Path(__file__).resolve().parents[2] / "local" / "demo" / "rag_health_queries.json"
 
@@ -56,7 +56,9 @@ def _distances(conn: sa.Connection, vec: np.ndarray, ids: list[str]) -> list[flo
     return sorted(float(d) for d in rows)
 
 
-def index_recall(engine: sa.Engine, query_vectors: np.ndarray, k: int = 10, ef_search: int = 64) -> float:
+def index_recall(
+    engine: sa.Engine, query_vectors: np.ndarray, k: int = 10, ef_search: int = DEFAULT_EF_SEARCH
+) -> float:
     """Mean recall@k of the HNSW index against exact (sequential) search.
 
     Counted by distance, not by id: an approximate hit as close as the exact k-th

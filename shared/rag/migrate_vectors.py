@@ -4,8 +4,13 @@
     python -m shared.rag.migrate_vectors --firestore knowledge_nodes [--project my-project]
 
 Idempotent and resumable: unchanged chunks are skipped by content hash and
-encoder, and each batch is committed as it completes. Exit status 0 when every
-node loaded, 3 when some nodes were malformed (they are listed; the rest loaded).
+encoder, and each batch is committed as it completes. Each batch is written with one
+binary COPY and one upsert; a load of at least 10,000 chunks that is at least as large
+as the table drops the HNSW and full-text indexes and builds them once at the end (with
+--maintenance-work-mem; --rebuild-indexes always|never overrides the choice). A run
+always ends by building an index that is missing, so a run that crashed mid-load is
+finished by the next. Exit status 0 when every node loaded, 3 when some nodes were
+malformed (they are listed; the rest loaded).
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--json", type=Path, help="a JSON file of nodes (list or {'nodes': [...]})")
     source.add_argument("--firestore", metavar="COLLECTION", help="a Firestore collection of nodes")
     parser.add_argument("--project", help="Firestore project (default: GOOGLE_CLOUD_PROJECT)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=512, help="chunks embedded and committed together")
+    parser.add_argument("--rebuild-indexes", choices=("auto", "always", "never"), default="auto")
+    parser.add_argument("--maintenance-work-mem", default="1GB", help="memory for building the indexes")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -55,7 +62,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with tqdm(unit="chunk", desc="migrating", disable=args.no_progress, file=sys.stderr) as bar:
         summary = migrate_nodes(
-            engine, nodes, service.embed, service.model_name, batch_size=args.batch_size, progress=bar.update
+            engine,
+            nodes,
+            service.embed,
+            service.model_name,
+            batch_size=args.batch_size,
+            progress=bar.update,
+            rebuild_indexes={"auto": None, "always": True, "never": False}[args.rebuild_indexes],
+            maintenance_work_mem=args.maintenance_work_mem,
         )
     print(json.dumps({"embedding_model": service.model_name, **summary.as_dict()}, indent=2))
     return 3 if summary.bad_nodes else 0

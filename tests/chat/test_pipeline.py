@@ -132,3 +132,53 @@ def test_stream_yields_metadata_deltas_and_final(course, stubs):
     assert kinds[0] == "metadata" and kinds[-1] == "final" and "delta" in kinds
     text = "".join(d["text"] for e, d in events if e == "delta")
     assert text == events[-1][1]["reply"]
+
+
+def test_failed_retrieval_costs_the_sources_only_not_the_turns_session(course, stubs, monkeypatch):
+    import shared.chat.pipeline as pipeline_module
+
+    def failing_search(conn, *args, **kwargs):
+        conn.execute(sa.text("SELECT 1 / 0"))  # aborts what it runs in, as a real failure would
+
+    monkeypatch.setattr(pipeline_module, "hybrid_search", failing_search)
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r")
+    assert "retrieval" in out["degraded"] and "database" not in out["degraded"] and out["sources"] == []
+    assert out["mastery"] == pytest.approx(0.2)  # read in the same transaction, after the failure
+    with course.connect() as conn:  # the new session was committed, so the turn was logged into it
+        assert conn.execute(sa.text("SELECT count(*) FROM chat_sessions")).scalar() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM chat_messages")).scalar() == 2
+    assert out["interaction_id"] is not None
+
+
+def test_a_follow_up_turn_reads_without_taking_a_transaction_id(course, stubs):
+    """A turn that creates nothing must not write: no row lock, no WAL flush at commit."""
+    from shared.chat import conversation
+    from shared.users import ensure_user
+
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    first = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r")
+    with course.begin() as conn:
+        ensure_user(conn, ALICE)
+        conversation.open_session(conn, ALICE, first["session_id"], None, "again")
+        assert conn.execute(sa.text("SELECT txid_current_if_assigned()")).scalar() is None
+    with course.begin() as conn:
+        ensure_user(conn, Principal("alice", email="a@example.com"))  # a change is still written
+        assert conn.execute(sa.text("SELECT txid_current_if_assigned()")).scalar() is not None
+    with course.connect() as conn:
+        assert conn.execute(sa.text("SELECT email FROM users WHERE id = 'alice'")).scalar() == "a@example.com"
+
+
+def test_a_session_that_cannot_be_committed_degrades_the_turn_instead_of_failing_it(course, stubs, monkeypatch):
+    import shared.chat.pipeline as pipeline_module
+
+    def broken_commit(self):
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(pipeline_module._TurnTransaction, "checkpoint", broken_commit)
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop"), "r")
+    assert out["reply"] and "database" in out["degraded"]
+    assert out["session_id"] is None and out["interaction_id"] is None and out["sources"] == []
+    with course.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM chat_sessions")).scalar() == 0

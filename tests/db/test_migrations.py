@@ -38,6 +38,7 @@ EXPECTED_TABLES = {
     "label_counters",
     "model_pointer_events",
     "silver_labels",
+    "knowledge_terms",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -140,3 +141,90 @@ def test_firestore_emulator_as_source(topics, embedder, firestore_emulator):
     assert {k for k in rows(topics)} == {"doc0", "doc1", "doc2", "doc3"}
     again = migrate_nodes(topics, nodes_from_firestore(collection, project=project), embedder, "m")
     assert again.embedded == 0 and again.unchanged == 4
+
+
+def index_definitions(db) -> dict[str, str]:
+    with db.connect() as conn:
+        return dict(
+            conn.execute(
+                sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'knowledge_nodes'")
+            ).all()
+        )
+
+
+def test_bulk_load_copies_every_field_and_rebuilds_the_migrations_indexes(topics, embedder):
+    before = index_definitions(topics)
+    source = [
+        SourceNode(
+            f"b{i}", f"Bulk {i}", f"Body of bulk node {i}. Quote ' and \\t tab.", "loops", "example", 3, {"url": "u"}
+        )
+        for i in range(7)
+    ]
+    source.append(SourceNode("orphan", "Orphan", "No topic of ours.", "nowhere", difficulty=None))
+    summary = migrate_nodes(topics, source, embedder, "m", batch_size=3, rebuild_indexes=True)
+    assert (summary.embedded, summary.batches) == (8, 3)
+    assert sorted(summary.indexes_built) == ["knowledge_nodes_embedding_hnsw", "knowledge_nodes_search_tsv"]
+    assert index_definitions(topics) == before  # same indexes, same definitions as the migrations'
+    with topics.connect() as conn:
+        got = {
+            r.id: r
+            for r in conn.execute(
+                sa.text(
+                    "SELECT id, source_id, chunk_index, topic_id, title, content, kind, difficulty, content_hash, "
+                    "embedding, embedding_model, metadata FROM knowledge_nodes"
+                )
+            )
+        }
+    row = got["b4"]
+    assert (row.source_id, row.chunk_index, row.topic_id, row.title, row.kind, row.difficulty) == (
+        "b4",
+        0,
+        "loops",
+        "Bulk 4",
+        "example",
+        3,
+    )
+    assert row.content == "Body of bulk node 4. Quote ' and \\t tab." and row.metadata == {"url": "u"}
+    assert row.content_hash == chunk_node(source[4])[0].hash
+    expected = embedder([f"Bulk 4. {row.content}"])[0]
+    assert np.allclose(row.embedding, expected, atol=1e-6)
+    assert got["orphan"].topic_id is None and got["orphan"].difficulty is None
+    # full text is searchable through the rebuilt GIN index
+    with topics.connect() as conn:
+        hits = conn.execute(
+            sa.text("SELECT id FROM knowledge_nodes WHERE search_tsv @@ plainto_tsquery('english', 'orphan')")
+        ).scalars()
+        assert list(hits) == ["orphan"]
+
+
+def test_bulk_load_crash_leaves_committed_batches_and_the_resume_rebuilds_indexes(topics, make_embedder):
+    before = index_definitions(topics)
+    with pytest.raises(RuntimeError):
+        migrate_nodes(topics, nodes(10), make_embedder(fail_on_call=3), "m", batch_size=3, rebuild_indexes=True)
+    assert len(rows(topics)) == 6
+    assert "knowledge_nodes_embedding_hnsw" not in index_definitions(topics)  # dropped for the load
+    resumed = make_embedder()
+    summary = migrate_nodes(topics, nodes(10), resumed, "m", batch_size=3)
+    assert (summary.unchanged, summary.embedded) == (6, 4)
+    assert index_definitions(topics) == before
+    again = migrate_nodes(topics, nodes(10), resumed, "m", batch_size=3)
+    assert (again.embedded, again.indexes_built) == (0, [])
+
+
+def test_a_node_listed_twice_is_loaded_once_as_last_seen(topics, embedder):
+    twice = [SourceNode("d", "D", "First text.", "loops"), SourceNode("d", "D", "Second text.", "loops")]
+    summary = migrate_nodes(topics, twice, embedder, "m", batch_size=10)
+    assert summary.embedded == 1
+    with topics.connect() as conn:
+        assert conn.execute(sa.text("SELECT content FROM knowledge_nodes WHERE id = 'd'")).scalar() == "Second text."
+
+
+def test_a_large_load_into_an_empty_table_rebuilds_indexes_by_itself(topics, embedder, monkeypatch):
+    import shared.rag.knowledge_base as kb
+
+    monkeypatch.setattr(kb, "BULK_LOAD_MIN_CHUNKS", 5)
+    summary = migrate_nodes(topics, nodes(6), embedder, "m")
+    assert len(summary.indexes_built) == 2
+    changed = [SourceNode(f"n{i}", f"Title {i}", f"Changed text {i}.", "loops") for i in range(3)]
+    small = migrate_nodes(topics, [*changed, *nodes(6)[3:]], embedder, "m")
+    assert (small.embedded, small.indexes_built) == (3, [])  # 3 changed of 6: indexes kept

@@ -1,0 +1,131 @@
+"""Embeddings of the documentation corpus, computed once and cached beside it.
+
+    .venv/bin/python benchmarks/corpus_embeddings.py [--corpus .state/corpus]
+
+Embedding 100k chunks with the INT8 encoder takes many minutes of CPU, so it is done
+once (run it under `nice`) and reused by every benchmark run: `<corpus>/embeddings.npy`
+(float32 vectors of `node_text(title, content)`, as migrate_vectors embeds them) and
+`<corpus>/embeddings.json` (the encoder's model name, the row count and a digest of the
+texts, so a rebuilt corpus or another encoder is never paired with stale vectors).
+
+Nodes are embedded in a seeded random order (`embedding_order`), and progress is
+checkpointed every `--checkpoint` rows (`embeddings.partial.npy`): an interrupted run
+resumes, and whatever prefix is done is already a uniform sample of the corpus, which
+the benchmark can use for any size up to it (`load_embeddings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("MODEL_STORE_URI", str(REPO / ".state" / "models"))
+
+import numpy as np  # noqa: E402
+
+from shared.curriculum import node_text  # noqa: E402
+
+
+def corpus_texts(nodes: Sequence[dict]) -> list[str]:
+    return [node_text(n["title"], n["content"]) for n in nodes]
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def embedding_order(n: int, seed: int = 0) -> np.ndarray:
+    """The order nodes are embedded in: a seeded permutation, so every prefix is a sample."""
+    return np.random.default_rng(seed).permutation(n)
+
+
+def _meta(model_name: str, texts: Sequence[str]) -> dict:
+    return {"model": model_name, "rows": len(texts), "texts": texts_digest(texts), "order_seed": 0}
+
+
+def load_embeddings(corpus: Path, texts: Sequence[str], model_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(node indices, their vectors) embedded so far, finished or partial; ([], []) if none
+    match these texts (and `model_name`, when given)."""
+    for stem in ("embeddings", "embeddings.partial"):
+        meta_path, data = corpus / f"{stem}.json", corpus / f"{stem}.npy"
+        if not (meta_path.is_file() and data.is_file()):
+            continue
+        meta = json.loads(meta_path.read_text())
+        expected = _meta(meta["model"] if model_name is None else model_name, texts)
+        if meta == expected:
+            vectors = np.load(data)
+            return embedding_order(len(texts))[: len(vectors)], vectors
+    return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+
+
+def cached_embeddings(
+    corpus: Path,
+    texts: Sequence[str],
+    embed: Callable[[Sequence[str]], np.ndarray],
+    model_name: str,
+    *,
+    batch: int = 256,
+    checkpoint: int = 2048,
+    log: Callable[[str], None] = lambda _m: None,
+) -> np.ndarray:
+    """Vectors of every text, rows in `embedding_order`: the cache when complete, else the
+    rest computed (resuming a partial run) and cached."""
+    meta = _meta(model_name, texts)
+    order = embedding_order(len(texts))
+    _, done = load_embeddings(corpus, texts, model_name)
+    if len(done) == len(texts):
+        return done
+    parts = [done] if len(done) else []
+    start, t0, since = len(done), time.perf_counter(), 0
+    for i in range(start, len(texts), batch):
+        parts.append(np.asarray(embed([texts[j] for j in order[i : i + batch]]), dtype=np.float32))
+        since += len(parts[-1])
+        if since >= checkpoint or i + batch >= len(texts):
+            stacked = np.concatenate(parts)
+            parts = [stacked]
+            np.save(corpus / "embeddings.partial.npy.tmp.npy", stacked)
+            (corpus / "embeddings.partial.npy.tmp.npy").replace(corpus / "embeddings.partial.npy")
+            (corpus / "embeddings.partial.json").write_text(json.dumps(meta))
+            rate = (len(stacked) - start) / (time.perf_counter() - t0)
+            log(f"embedded {len(stacked)}/{len(texts)} ({rate:.1f} chunks/s)")
+            since = 0
+    vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    np.save(corpus / "embeddings.npy", vectors)
+    (corpus / "embeddings.json").write_text(json.dumps(meta))
+    (corpus / "embeddings.partial.npy").unlink(missing_ok=True)
+    (corpus / "embeddings.partial.json").unlink(missing_ok=True)
+    return vectors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=REPO / ".state" / "corpus")
+    args = parser.parse_args()
+    from shared.embeddings.service import get_embedding_service
+
+    nodes = json.loads((args.corpus / "nodes.json").read_text())["nodes"]
+    service = get_embedding_service()
+    t0 = time.perf_counter()
+    vectors = cached_embeddings(
+        args.corpus, corpus_texts(nodes), service.embed, service.model_name, log=lambda m: print(m, file=sys.stderr)
+    )
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"rows": len(vectors), "model": service.model_name, "seconds": round(seconds, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
