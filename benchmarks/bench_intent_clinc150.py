@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--oos-weight", type=float, default=3.0, help="loss weight of the oos class")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=IntentConfig.threads, help="torch threads (1 on a busy machine)")
     parser.add_argument(
         "--per-class", type=int, default=0, help="smoke test: keep only this many training queries per class"
     )
@@ -157,7 +158,7 @@ def main() -> None:
         f"CLINC150: train {len(train_all)} (all of train.json), tuned and evaluated on val.json {len(val)}"
         f" ({sum(g == OOS for _, g in val)} oos); {len(labels)} classes incl. oos, oos loss weight {args.oos_weight}"
     )
-    config = IntentConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    config = IntentConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, threads=args.threads)
     fit = fit_intent(train_all, val, labels, config, class_weights={OOS: args.oos_weight})
     print(
         f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs;"
