@@ -264,6 +264,10 @@ def test_a_version_without_the_sequence_input_is_still_served(tmp_path: Path) ->
     assert served.recent_window == 0
     p, seconds = served.predict("u", "a:1", 3, np.full(11, 0.5, dtype=np.float32), recent=[("a:1", 1.0)])
     assert 0 < p < 1 and seconds > 0
+    # the retraining gate scores such a parent on new data too
+    from model_export.retrain import predictor_auc
+
+    assert 0.5 < predictor_auc(folder, {"file": "predictor.onnx"}, read_dkt(data)) <= 1.0
 
 
 def _write_attempts(path: Path, n_users: int = 80, per_user: int = 30, seed: int = 0) -> Path:
