@@ -1,6 +1,6 @@
 """The intent training code on real data: CLINC150 in-scope accuracy and OOS recall, FP32 vs INT8.
 
-    .venv-train/bin/python benchmarks/bench_intent_clinc150.py [--epochs 4] [--oos-weight 3] [--work-dir DIR]
+    .venv-train/bin/python benchmarks/bench_intent_clinc150.py [--epochs 3] [--oos-weight 3] [--threads 1]
 
 Trains `model_export.train_intent.fit_intent` (the same routine that builds the tutoring
 intent model, same architecture and optimiser) on all of CLINC150's `train.json`: the 150
@@ -130,7 +130,7 @@ def cross_fitted(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--oos-weight", type=float, default=3.0, help="loss weight of the oos class")
     parser.add_argument("--seed", type=int, default=42)
