@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_export.predictor_data import Sequence, assistments_path, read_dkt
+from model_export.predictor_data import Rows, Sequence, assistments_path, read_dkt
 from model_export.train_predictor import (
     PredictorConfig,
     correctness_metrics,
@@ -180,6 +180,33 @@ def pfa_predict(sequences: list[Sequence], weights: dict[str, np.ndarray]) -> np
     return 1 / (1 + np.exp(-z))
 
 
+def single_row_latency(int8: Path, fp32: Path, rows: Rows, n: int = 2000) -> dict:
+    """One prediction at a time, as the prediction function makes them: onnxruntime on
+    one thread, one row per run (the serving session's options), wall-clock ms."""
+    import onnxruntime as ort
+
+    out = {}
+    pick = np.random.default_rng(0).choice(len(rows), size=min(n, len(rows)), replace=False)
+    for name, path in (("int8", int8), ("fp32", fp32)):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        times = []
+        for i in pick:
+            feeds = {k: v[i : i + 1] for k, v in feeds_of(rows).items()}
+            started = time.perf_counter()
+            session.run(["logit", "seconds"], feeds)
+            times.append((time.perf_counter() - started) * 1000)
+        out[name] = {
+            "p50_ms": round(float(np.percentile(times, 50)), 3),
+            "p95_ms": round(float(np.percentile(times, 95)), 3),
+        }
+    out["size_bytes"] = {"int8": int8.stat().st_size, "fp32": fp32.stat().st_size}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
@@ -223,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         results["network_int8_onnx"] = correctness_metrics(y, p_int8) | {
             "max_abs_diff_vs_fp32": round(float(np.abs(p_int8 - p_net).max()), 4)
         }
+        results["latency"] = single_row_latency(int8, fp32, prepared.test)
 
     started = time.perf_counter()
     bkt_params = {k: fit_bkt_skill(v) for k, v in _skill_sequences(train_seqs).items()}
@@ -241,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("network_fp32", "network_int8_onnx", "bkt", "pfa"):
         r = results[name]
         print(f"{name:<22}{r['auc']:>8.4f}{r['accuracy']:>10.4f}{r['log_loss']:>10.4f}")
+    lat = results["latency"]
+    print(
+        f"network training {results['network_fp32']['train_seconds']} s; INT8 vs FP32 max |dP| "
+        f"{results['network_int8_onnx']['max_abs_diff_vs_fp32']}; one row, one thread: INT8 p50 "
+        f"{lat['int8']['p50_ms']} ms / p95 {lat['int8']['p95_ms']} ms, FP32 p50 {lat['fp32']['p50_ms']} ms / "
+        f"p95 {lat['fp32']['p95_ms']} ms; sizes INT8 {lat['size_bytes']['int8']} B, FP32 {lat['size_bytes']['fp32']} B"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -27,7 +27,14 @@ import numpy as np
 
 from model_export.base_model import data_root
 from shared.prediction.defaults import BASE_SECONDS, DIFFICULTY_LOG_TIME_SLOPE
-from shared.prediction.features import N_FEATURES, RunningHistory, encode
+from shared.prediction.features import (
+    N_FEATURES,
+    RECENT_STEP_FEATURES,
+    RECENT_WINDOW,
+    RunningHistory,
+    encode,
+    encode_recent,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SUBDIR = "assistments2009"
@@ -178,6 +185,8 @@ class Rows:
     correct: np.ndarray  # float32 (n,) credit in [0, 1]
     log_seconds: np.ndarray  # float32 (n,), NaN where the time is unknown
     student: np.ndarray  # int64 (n,) position of the sequence (for per-student metrics)
+    recent_topic: np.ndarray  # int64 (n, window) topic rows of the last attempts (0: padding/unknown)
+    recent: np.ndarray  # float32 (n, window, 3) `encode_recent` step features
 
     def __len__(self) -> int:
         return len(self.correct)
@@ -191,8 +200,11 @@ def vocabulary(ids: list[str]) -> dict[str, int]:
     return {k: i + 1 for i, k in enumerate(sorted(set(ids)))}
 
 
-def to_rows(sequences: list[Sequence], users: dict[str, int], topics: dict[str, int]) -> Rows:
-    """Features before each attempt, computed by the serving code's RunningHistory."""
+def to_rows(
+    sequences: list[Sequence], users: dict[str, int], topics: dict[str, int], window: int = RECENT_WINDOW
+) -> Rows:
+    """Features and the recent sequence before each attempt, computed by the serving
+    code's RunningHistory and encode_recent."""
     n = sum(len(s.topics) for s in sequences)
     user = np.zeros(n, dtype=np.int64)
     topic = np.zeros(n, dtype=np.int64)
@@ -201,6 +213,8 @@ def to_rows(sequences: list[Sequence], users: dict[str, int], topics: dict[str, 
     correct = np.zeros(n, dtype=np.float32)
     log_s = np.full(n, np.nan, dtype=np.float32)
     student = np.zeros(n, dtype=np.int64)
+    recent_topic = np.zeros((n, window), dtype=np.int64)
+    recent = np.zeros((n, window, len(RECENT_STEP_FEATURES)), dtype=np.float32)
     row = 0
     for si, seq in enumerate(sequences):
         history = RunningHistory()
@@ -212,10 +226,12 @@ def to_rows(sequences: list[Sequence], users: dict[str, int], topics: dict[str, 
             topic[row] = topics.get(t, 0)
             diff[row] = d
             feats[row] = encode(history.features(t, d))
+            step_topics, recent[row] = encode_recent(history.recent_attempts(), t, window)
+            recent_topic[row] = [topics.get(k, 0) if k is not None else 0 for k in step_topics]
             correct[row] = c
             if s is not None:
                 log_s[row] = np.log(max(s, 1e-3))
             student[row] = si
             history.add(t, d, c, s)
             row += 1
-    return Rows(user, topic, diff, feats, correct, log_s, student)
+    return Rows(user, topic, diff, feats, correct, log_s, student, recent_topic, recent)

@@ -276,7 +276,8 @@ def predictor_auc(version_dir: Path, entry: dict, sequences: list) -> float:
     from shared.models.onnx_model import OnnxModel
 
     meta = json.loads((version_dir / META_FILE).read_text(encoding="utf-8"))
-    rows = to_rows(sequences, meta["users"], meta["topics"])
+    window = meta.get("recent_window") or 1  # a graph without the sequence input ignores it
+    rows = to_rows(sequences, meta["users"], meta["topics"], window)
     logit = OnnxModel(version_dir / entry["file"], threads=1).run(feeds_of(rows))[0]
     return roc_auc(rows.correct, 1 / (1 + np.exp(-logit.astype(np.float64))))
 

@@ -20,6 +20,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,11 +114,16 @@ def fit_intent(
     labels: list[str],
     config: IntentConfig = IntentConfig(),
     weights: list[float] | None = None,
+    *,
+    class_weights: dict[str, float] | None = None,
 ) -> FitResult:
     """Fine-tune on `train_set` (`training.fine_tune_classifier`), report validation
     accuracy per epoch, fit the temperature on `val_set`, return the model.
 
-    `weights` (one per training example) weighs the loss: silver labels below 1."""
+    `weights` (one per training example) weighs the loss: silver labels below 1.
+    `class_weights` (label -> loss weight, 1 for labels not named) lets a rare catch-all
+    class count more: CLINC150's 100 out-of-scope queries are one class of 151 but cover
+    everything the other 150 do not."""
     if weights is not None and len(weights) != len(train_set):
         raise ValueError(f"{len(weights)} weights for {len(train_set)} training examples")
     seed_everything(config.seed, config.threads)
@@ -131,32 +137,30 @@ def fit_intent(
         logits = predict_logits(model, tokenizer, val_texts)
         return {"val_accuracy": round(float((logits.argmax(-1) == val_y).mean()) if len(val_y) else 0.0, 4)}
 
-    if weights is None:
-        history, seconds = fine_tune_classifier(
-            model,
-            tokenizer,
-            train_set,
-            inputs=lambda e: e[0],
-            target=lambda e: index[e[1]],
-            config=config,
-            loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-            name="intent",
-            validate=validate,
-        )
-    else:
-        weighted = [(t, lab, w) for (t, lab), w in zip(train_set, weights, strict=True)]
-        history, seconds = fine_tune_classifier(
-            model,
-            tokenizer,
-            weighted,
-            inputs=lambda e: e[0],
-            target=lambda e: index[e[1]],
-            config=config,
-            loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="none"),
-            name="intent",
-            validate=validate,
-            weight=lambda e: e[2],
-        )
+    class_weight = (
+        torch.tensor([(class_weights or {}).get(label, 1.0) for label in labels], dtype=torch.float32)
+        if class_weights
+        else None
+    )
+    examples: list[Any] = (
+        list(train_set) if weights is None else [(t, lab, w) for (t, lab), w in zip(train_set, weights, strict=True)]
+    )
+    history, seconds = fine_tune_classifier(
+        model,
+        tokenizer,
+        examples,
+        inputs=lambda e: e[0],
+        target=lambda e: index[e[1]],
+        config=config,
+        loss_fn=nn.CrossEntropyLoss(
+            weight=class_weight,
+            label_smoothing=config.label_smoothing,
+            reduction="mean" if weights is None else "none",
+        ),
+        name="intent",
+        validate=validate,
+        weight=None if weights is None else (lambda e: e[2]),
+    )
     val_logits = predict_logits(model, tokenizer, val_texts)
     temperature = fit_temperature(val_logits, val_y) if len(val_y) else 1.0
     log.info("intent: temperature %.3f fitted on %d validation queries", temperature, len(val_y))

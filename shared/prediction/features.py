@@ -16,12 +16,20 @@ attempt behind it is None (JSON null) in what the API shows.
 same numbers incrementally over a sequence (training on ASSISTments, and the test that
 proves both agree). `encode` turns them into the network's input vector, the one place
 that choice is made, so training and serving cannot drift apart.
+
+Beside these aggregates the network reads the sequence itself: the last RECENT_WINDOW
+(10) completed attempts, oldest first, each as its topic id and (`encode_recent`)
+[present, credit, same topic as the task about to be done]. Aggregates cannot say
+*which* topics came just before and in what order; the network's small recurrent
+encoder can (`recent_attempts` reads them for serving, `RunningHistory.recent_attempts`
+for training).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -45,6 +53,10 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 RECENT = 5
+#: how many of the newest completed attempts the network reads as a sequence
+RECENT_WINDOW = 10
+#: per step of that sequence, in `encode_recent`'s order
+RECENT_STEP_FEATURES: tuple[str, ...] = ("present", "credit", "same_topic")
 #: encoding constants: times are log-scaled up to an hour, counts up to 1000 tasks
 MAX_SECONDS = 3600.0
 MAX_COUNT = 1000.0
@@ -110,6 +122,40 @@ def encode(f: HistoryFeatures) -> np.ndarray:
         ],
         dtype=np.float32,
     )
+
+
+def encode_recent(
+    recent: Sequence[tuple[str, float]], topic: object, window: int = RECENT_WINDOW
+) -> tuple[list[str | None], np.ndarray]:
+    """The network's sequence input from the newest attempts (oldest first, as
+    (topic id, credit)): the topic ids of the last `window` steps, left-padded with None
+    so the newest is always last, and their (window, 3) float32 step features
+    [present, credit, same topic as `topic`]. The same-topic flag is computed from the
+    raw ids, so it holds for topics the model has no embedding row for."""
+    steps = list(recent)[-window:] if window else []
+    pad = window - len(steps)
+    topics: list[str | None] = [None] * pad + [t for t, _ in steps]
+    values = np.zeros((window, len(RECENT_STEP_FEATURES)), dtype=np.float32)
+    for i, (t, credit) in enumerate(steps, start=pad):
+        values[i] = (1.0, min(max(float(credit), 0.0), 1.0), 1.0 if t == topic else 0.0)
+    return topics, values
+
+
+_RECENT_SQL = """
+    SELECT topic_id, COALESCE(score / 10.0, CASE WHEN correct THEN 1.0 ELSE 0.0 END) AS credit
+      FROM task_attempts
+     WHERE user_id = :user_id AND status = 'completed'
+     ORDER BY completed_at DESC, id DESC
+     LIMIT :window
+"""
+
+
+def recent_attempts(conn: sa.Connection, user_id: str, window: int = RECENT_WINDOW) -> list[tuple[str, float]]:
+    """The user's newest `window` completed attempts as (topic id, credit), oldest first."""
+    import sqlalchemy as sa
+
+    rows = conn.execute(sa.text(_RECENT_SQL), {"user_id": user_id, "window": int(window)}).all()
+    return [(str(r.topic_id), float(r.credit)) for r in reversed(rows)]
 
 
 _SQL = """
@@ -190,6 +236,11 @@ class RunningHistory:
         self.by_topic: dict[object, _Tally] = {}
         self.by_difficulty: dict[int, _Tally] = {}
         self.recent: deque[tuple[float, float | None]] = deque(maxlen=RECENT)
+        self.window: deque[tuple[str, float]] = deque(maxlen=RECENT_WINDOW)
+
+    def recent_attempts(self) -> list[tuple[str, float]]:
+        """What `recent_attempts` would read before the next task: (topic, credit), oldest first."""
+        return list(self.window)
 
     def features(self, topic: object, difficulty: int) -> HistoryFeatures:
         empty = _Tally()
@@ -215,3 +266,4 @@ class RunningHistory:
         self.by_topic.setdefault(topic, _Tally()).add(credit, seconds)
         self.by_difficulty.setdefault(int(difficulty), _Tally()).add(credit, seconds)
         self.recent.append((credit, seconds))
+        self.window.append((str(topic), credit))

@@ -38,7 +38,7 @@ from shared.curriculum import list_questions
 from shared.identity import Principal
 from shared.mastery.store import current_mastery, topic_bkt_params
 from shared.prediction import defaults
-from shared.prediction.features import HistoryFeatures, encode, history_features
+from shared.prediction.features import HistoryFeatures, encode, history_features, recent_attempts
 from shared.prediction.irt import IrtCache, IrtFit
 from shared.users import ensure_user
 
@@ -156,7 +156,13 @@ def predict(
         reason = f"network model does not know the {' or '.join(missing)}; the fallback does"
     elif net is not None:
         try:
-            p, seconds = net.predict(user_id, topic_id, difficulty, encode(features))
+            # a version built before the sequence input has recent_window 0
+            window = int(getattr(net, "recent_window", 0))
+            if window:
+                recent = recent_attempts(conn, user_id, window)
+                p, seconds = net.predict(user_id, topic_id, difficulty, encode(features), recent=recent)
+            else:
+                p, seconds = net.predict(user_id, topic_id, difficulty, encode(features))
             if _sane(p, seconds):
                 return Prediction(p, seconds, NETWORK, net_version, features, missing)
             reason = f"network model returned an invalid answer ({p}, {seconds})"

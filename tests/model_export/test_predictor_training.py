@@ -22,6 +22,7 @@ from model_export.predictor_data import (
     read_dkt,
     skill_difficulty,
     split_students,
+    to_rows,
 )
 from model_export.train_predictor import (
     META_FILE,
@@ -31,6 +32,7 @@ from model_export.train_predictor import (
     prepare,
     train,
 )
+from model_export.trained import TrainedModel
 from model_export.training import roc_auc
 
 
@@ -126,12 +128,20 @@ def test_train_export_quantize_and_serve(tmp_path: Path) -> None:
     assert np.abs(p32 - p8).max() < 0.1
     assert np.median(np.abs(np.log(seconds8) - np.log(seconds32))) < 0.1
 
-    # an unknown id is row 0, exactly as the network saw masked ids in training
+    # an unknown id is row 0, exactly as the network saw masked ids in training; no
+    # attempts is an all-padding sequence
     features = feed["features"][0]
     p_unknown, s_unknown = served.predict("someone-new", "unseen-topic", 3, features)
     logit0, _ = fp32.run(
         None,
-        {"user": np.array([0]), "topic": np.array([0]), "difficulty": np.array([3]), "features": features[None, :]},
+        {
+            "user": np.array([0]),
+            "topic": np.array([0]),
+            "difficulty": np.array([3]),
+            "features": features[None, :],
+            "recent_topic": np.zeros((1, served.recent_window), dtype=np.int64),
+            "recent": np.zeros((1, served.recent_window, 3), dtype=np.float32),
+        },
     )
     assert abs(p_unknown - 1 / (1 + math.exp(-float(logit0[0])))) < 0.1
     assert 0 < s_unknown < 4 * 3600 and 0 < p_unknown < 1
@@ -139,7 +149,7 @@ def test_train_export_quantize_and_serve(tmp_path: Path) -> None:
 
 def test_the_model_reads_history(tmp_path: Path) -> None:
     """Same user, topic and difficulty: a history of successes predicts success."""
-    from shared.prediction.features import RunningHistory, encode
+    from shared.prediction.features import RunningHistory, encode, encode_recent
 
     data = _write_dkt(tmp_path / "sim.csv", n_students=240)
     prepared = prepare(read_dkt(data), seed=2, val_fraction=0.1, test_fraction=0.1)
@@ -162,11 +172,102 @@ def test_the_model_reads_history(tmp_path: Path) -> None:
     rows.difficulty[:] = 3
     rows.features[0] = encode(good.features("a:1", 3))
     rows.features[1] = encode(bad.features("a:1", 3))
+    for i, history in enumerate((good, bad)):
+        ids, rows.recent[i] = encode_recent(history.recent_attempts(), "a:1")
+        rows.recent_topic[i] = [prepared.topics.get(k, 0) if k else 0 for k in ids]
     p, seconds = predict(model, rows)
     assert p[0] > p[1] + 0.2
     assert seconds[0] < seconds[1]
     assert roc_auc(prepared.test.correct, predict(model, prepared.test)[0]) > 0.6
-    assert set(feeds_of(rows)) == {"user", "topic", "difficulty", "features"}
+    assert set(feeds_of(rows)) == {"user", "topic", "difficulty", "features", "recent_topic", "recent"}
+
+
+def _publish(trained: TrainedModel, folder: Path) -> Path:
+    folder.mkdir()
+    shutil.copyfile(trained.fp32_onnx, folder / "predictor.onnx")
+    shutil.copyfile(trained.fp32_onnx.parent / META_FILE, folder / META_FILE)
+    return folder
+
+
+def test_serving_reads_the_sequence_exactly_as_training_built_it(tmp_path: Path) -> None:
+    """PredictorModel fed from the raw history (ids, features, recent attempts) answers
+    what the graph answers on the training rows of the same student: no drift between
+    `to_rows` and the serving path."""
+    from shared.models.predictor import PredictorModel
+    from shared.prediction.features import RunningHistory, encode
+
+    data = _write_dkt(tmp_path / "sim.csv", n_students=120)
+    trained = train(tmp_path / "work", seed=4, config=PredictorConfig(seed=4, epochs=1, batch_size=256), data_path=data)
+    served = PredictorModel(_publish(trained, tmp_path / "version"), {"file": "predictor.onnx"}, threads=1)
+    assert served.recent_window == PredictorConfig.window
+    sequences = read_dkt(data)
+    prepared = prepare(sequences, seed=4, val_fraction=0.1, test_fraction=0.1)
+    student = sequences[0]
+    rows = to_rows([student], prepared.users, prepared.topics)
+    expected = served.session.run(feeds_of(rows))[0]
+    history = RunningHistory()
+    got = []
+    assert student.difficulty is not None and student.seconds is not None  # filled in by prepare
+    for topic, difficulty, credit, seconds in zip(
+        student.topics, student.difficulty, student.correct, student.seconds, strict=True
+    ):
+        p, _ = served.predict(
+            student.user,
+            topic,
+            difficulty,
+            encode(history.features(topic, difficulty)),
+            recent=history.recent_attempts(),
+        )
+        got.append(p)
+        history.add(topic, difficulty, credit, seconds)
+    assert np.allclose(got, 1 / (1 + np.exp(-expected.astype(np.float64))), atol=1e-5)
+
+
+def test_the_sequence_changes_the_answer(tmp_path: Path) -> None:
+    """Two students whose 11 aggregate features are identical, with the same answers in
+    a different order (the newest right vs the newest wrong): only the sequence input
+    tells them apart, and it does."""
+    from shared.models.predictor import PredictorModel
+    from shared.prediction.features import RunningHistory, encode
+
+    data = _write_dkt(tmp_path / "sim.csv", n_students=240)
+    trained = train(tmp_path / "work", seed=6, config=PredictorConfig(seed=6, epochs=3, batch_size=256), data_path=data)
+    served = PredictorModel(_publish(trained, tmp_path / "version"), {"file": "predictor.onnx"}, threads=1)
+    newest_right, newest_wrong = RunningHistory(), RunningHistory()
+    for credit in (0.0, 0.0, 1.0, 1.0, 1.0):
+        newest_right.add("a:2", 3, credit, None)
+    for credit in (1.0, 1.0, 1.0, 0.0, 0.0):
+        newest_wrong.add("a:2", 3, credit, None)
+    features = encode(newest_right.features("a:2", 3))
+    assert features.tolist() == encode(newest_wrong.features("a:2", 3)).tolist()
+    p_right, _ = served.predict("u", "a:2", 3, features, recent=newest_right.recent_attempts())
+    p_wrong, _ = served.predict("u", "a:2", 3, features, recent=newest_wrong.recent_attempts())
+    p_none, _ = served.predict("u", "a:2", 3, features)
+    assert abs(p_right - p_wrong) > 1e-3 and abs(p_right - p_none) > 1e-3
+
+
+def test_a_version_without_the_sequence_input_is_still_served(tmp_path: Path) -> None:
+    """A version published before the sequence input (recent_window absent) loads and
+    answers: serving sends no sequence feeds to a graph that does not take them."""
+    from shared.models.predictor import PredictorModel
+
+    data = _write_dkt(tmp_path / "sim.csv", n_students=80)
+    trained = train(
+        tmp_path / "work", seed=3, config=PredictorConfig(seed=3, epochs=1, batch_size=256, step_dim=0), data_path=data
+    )
+    folder = _publish(trained, tmp_path / "version")
+    meta = json.loads((folder / META_FILE).read_text())
+    for key in ("recent_window", "recent_step_features", "recent_encoding"):
+        meta.pop(key)
+    (folder / META_FILE).write_text(json.dumps(meta))
+    served = PredictorModel(folder, {"file": "predictor.onnx"}, threads=1)
+    assert served.recent_window == 0
+    p, seconds = served.predict("u", "a:1", 3, np.full(11, 0.5, dtype=np.float32), recent=[("a:1", 1.0)])
+    assert 0 < p < 1 and seconds > 0
+    # the retraining gate scores such a parent on new data too
+    from model_export.retrain import predictor_auc
+
+    assert 0.5 < predictor_auc(folder, {"file": "predictor.onnx"}, read_dkt(data)) <= 1.0
 
 
 def _write_attempts(path: Path, n_users: int = 80, per_user: int = 30, seed: int = 0) -> Path:

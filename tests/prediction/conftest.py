@@ -46,16 +46,28 @@ def fresh_fallback() -> Iterator[None]:
 class FakeNetwork:
     """Stands in for PredictorModel (the real one is tested against ONNX in tests/model_export)."""
 
-    def __init__(self, users: set[str], topics: set[str], p: float = 0.7, seconds: float = 55.0) -> None:
+    def __init__(
+        self, users: set[str], topics: set[str], p: float = 0.7, seconds: float = 55.0, recent_window: int = 0
+    ) -> None:
         self.users, self.topics = users, topics
         self.p, self.seconds = p, seconds
+        self.recent_window = recent_window  # 0: a version without the sequence input
         self.calls: list[tuple[str, str, int, np.ndarray]] = []
+        self.recent: list[list[tuple[str, float]] | None] = []
 
     def known(self, user_id: str, topic_id: str) -> dict[str, bool]:
         return {"user": user_id in self.users, "topic": topic_id in self.topics}
 
-    def predict(self, user_id: str, topic_id: str, difficulty: int, features: np.ndarray) -> tuple[float, float]:
+    def predict(
+        self,
+        user_id: str,
+        topic_id: str,
+        difficulty: int,
+        features: np.ndarray,
+        recent: list[tuple[str, float]] | None = None,
+    ) -> tuple[float, float]:
         self.calls.append((user_id, topic_id, difficulty, features))
+        self.recent.append(recent)
         return self.p, self.seconds
 
 

@@ -1,4 +1,5 @@
-"""The 11 history features: SQL (serving) and RunningHistory (training) must agree."""
+"""The 11 history features and the recent-attempts sequence: SQL (serving) and
+RunningHistory (training) must agree."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import pytest
 
 from shared.prediction.features import (
     FEATURE_NAMES,
+    RECENT_STEP_FEATURES,
+    RECENT_WINDOW,
     HistoryFeatures,
     RunningHistory,
     encode,
+    encode_recent,
     history_features,
+    recent_attempts,
 )
 
 
@@ -93,3 +98,43 @@ def test_the_export_replays_to_the_same_features(course: Any, complete_some: Any
     replayed = running.features(topics[1], 3)
     for name in FEATURE_NAMES:  # times are float4 columns: equal to float precision
         assert getattr(replayed, name) == pytest.approx(getattr(served, name), rel=1e-5), name
+
+
+def test_the_recent_sequence_is_left_padded_newest_last() -> None:
+    ids, steps = encode_recent([("a", 1.0), ("b", 0.0), ("a", 0.7)], "a", window=5)
+    assert ids == [None, None, "a", "b", "a"]
+    assert steps.shape == (5, len(RECENT_STEP_FEATURES)) and steps.dtype == np.float32
+    assert steps[:2].tolist() == [[0.0, 0.0, 0.0]] * 2  # padding: not present
+    assert np.allclose(steps[2:], [[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 0.7, 1.0]])
+
+
+def test_the_recent_sequence_keeps_only_the_newest_window() -> None:
+    history = [(f"t{i}", float(i % 2)) for i in range(RECENT_WINDOW + 4)]
+    ids, steps = encode_recent(history, "t13")
+    assert ids == [f"t{i}" for i in range(4, RECENT_WINDOW + 4)]
+    assert steps[:, 0].tolist() == [1.0] * RECENT_WINDOW
+    assert steps[-1].tolist() == [1.0, 1.0, 1.0]  # t13: odd = right, and the task's own topic
+    assert encode_recent([], "x")[0] == [None] * RECENT_WINDOW
+
+
+def test_the_recent_sequence_clips_credit_to_the_unit_range() -> None:
+    _, steps = encode_recent([("a", 1.5), ("a", -0.2)], "b", window=2)
+    assert steps[:, 1].tolist() == [1.0, 0.0]
+    assert steps[:, 2].tolist() == [0.0, 0.0]
+
+
+def test_sql_recent_attempts_match_the_training_computation(course: Any, complete_some: Any, topics: Any) -> None:
+    rng = random.Random(11)
+    outcomes = [(rng.choice(topics), rng.randint(1, 5), rng.random() < 0.5, 30.0) for _ in range(RECENT_WINDOW + 7)]
+    complete_some(course, "alice", outcomes)
+    complete_some(course, "bob", [(topics[0], 3, True, 12.0)])  # another user's attempt never counts
+    running = RunningHistory()
+    for topic, difficulty, correct, seconds in outcomes:
+        running.add(topic, difficulty, float(correct), seconds)
+    with course.connect() as conn:
+        served = recent_attempts(conn, "alice")
+        assert recent_attempts(conn, "nobody") == []
+        assert recent_attempts(conn, "bob") == [(topics[0], 1.0)]
+    assert served == running.recent_attempts()
+    assert len(served) == RECENT_WINDOW
+    assert served[-1] == (outcomes[-1][0], float(outcomes[-1][2]))

@@ -88,6 +88,33 @@ def test_the_network_answers_for_ids_it_knows_and_the_fallback_for_ids_only_it_k
     assert body["model"] == "irt" and "topic" in body["fallback_reason"]
 
 
+def test_the_network_reads_the_students_newest_attempts_as_a_sequence(
+    client: Any, bearer: Any, course: Any, network: Any, fake_network: Any, complete_some: Any
+) -> None:
+    model = fake_network(users={"alice"}, topics={"py-basics", "py-loops"}, recent_window=3)
+    network(model)
+    _predict(client, bearer, topic_id="py-basics", difficulty=2)
+    assert model.recent[-1] == []  # no completed attempt yet (the predicted one does not count)
+    complete_some(
+        course,
+        "alice",
+        [
+            ("py-basics", 2, True, 10.0),
+            ("py-loops", 2, False, 20.0),
+            ("py-loops", 3, True, 5.0),
+            ("py-basics", 1, False, 9.0),
+        ],
+    )
+    complete_some(course, "bob", [("py-loops", 2, True, 10.0)])
+    _predict(client, bearer, topic_id="py-loops", difficulty=2)
+    assert model.recent[-1] == [("py-loops", 0.0), ("py-loops", 1.0), ("py-basics", 0.0)]
+    # a version without the sequence input is called as before, without it
+    old = fake_network(users={"alice"}, topics={"py-basics"})
+    network(old)
+    _predict(client, bearer, topic_id="py-basics", difficulty=2)
+    assert old.recent == [None]
+
+
 @pytest.mark.parametrize("broken", ["raises", "nan", "registry", "known"])
 def test_a_broken_network_falls_back(
     client: Any, bearer: Any, course: Any, network: Any, fake_network: Any, broken: str

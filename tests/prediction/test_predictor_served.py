@@ -46,8 +46,10 @@ def test_history_and_difficulty_move_the_answer_the_right_way(served: Any) -> No
     for _ in range(10):
         good.add("py-loops", 3, 1.0, 20.0)
         bad.add("py-loops", 3, 0.0, 120.0)
-    p_good, s_good = model.predict("u", "py-loops", 3, encode(good.features("py-loops", 3)))
-    p_bad, s_bad = model.predict("u", "py-loops", 3, encode(bad.features("py-loops", 3)))
+    p_good, s_good = model.predict(
+        "u", "py-loops", 3, encode(good.features("py-loops", 3)), recent=good.recent_attempts()
+    )
+    p_bad, s_bad = model.predict("u", "py-loops", 3, encode(bad.features("py-loops", 3)), recent=bad.recent_attempts())
     assert p_good > p_bad + 0.2 and s_good < s_bad
     ps, _ = model.predict_batch(["u"] * 5, ["py-loops"] * 5, [1, 2, 3, 4, 5], np.stack([encode(HistoryFeatures())] * 5))
     assert ps[0] > ps[4]
