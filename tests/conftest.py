@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.needs import missing
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_PROJECT = "demo-cognitive-core-test"
 _STATE = Path(tempfile.mkdtemp(prefix="cc-test-state-"))
@@ -157,7 +159,7 @@ def server_dir() -> Iterator[Callable[[str], Path]]:
 @pytest.fixture()
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data sets not found at {SHARED_DATA} (set SHARED_DATA_DIR)")
+        missing(f"shared data sets not found at {SHARED_DATA} (set SHARED_DATA_DIR)")
     return SHARED_DATA
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.chat.fallbacks import INTENTS
+from tests.needs import missing
 
 GOLDEN = Path(__file__).resolve().parent / "golden_queries.json"
 QUERIES: list[dict] = json.loads(GOLDEN.read_text(encoding="utf-8"))["queries"]
@@ -28,7 +29,7 @@ def intent_model(tmp_path_factory: pytest.TempPathFactory):
 
     store = open_store(get_settings().model_store)
     if read_current(store) is None:
-        pytest.skip(
+        missing(
             f"no model version is published in {store.uri}: run "
             "`.venv-train/bin/python -m model_export build` (make models) first"
         )

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from local.stack import DEMO_COURSE
 from shared.curriculum import load_course_file
+from tests.needs import missing
 
 
 @pytest.fixture()
@@ -23,7 +24,7 @@ def embedded_course(db):
     reset_registry()
     reset_embedding_service()
     if get_registry().version is None:
-        pytest.skip("no model version published (run `make models`)")
+        missing("no model version published (run `make models`)")
     service = get_embedding_service()
     with db.begin() as conn:
         load_course_file(conn, DEMO_COURSE, embed=service.embed, embedding_model=service.model_name)

@@ -17,6 +17,7 @@ from tests.deploy.terraform_hcl import (
     ENVIRONMENTS,
     MODULE,
     REF,
+    REPO,
     TF,
     blocks,
     load_dir,
@@ -25,12 +26,13 @@ from tests.deploy.terraform_hcl import (
     strings,
     unquote,
 )
+from tests.needs import missing
 
 
 def test_terraform_fmt_is_clean():
     terraform = shutil.which("terraform")
     if terraform is None:
-        pytest.skip("terraform binary not installed")
+        missing("terraform binary not installed")
     proc = subprocess.run(
         [terraform, "fmt", "-check", "-recursive", "-diff", str(TF)],
         capture_output=True,
@@ -163,3 +165,22 @@ def test_artifacts_bucket_and_events():
     assert unquote(groups["nightly"]["models"]) == "datasets" and groups["nightly"]["publish"] in (True, "true")
     writer = res["google_storage_bucket_iam_member.datasets_writer"]
     assert "/objects/datasets/" in writer["condition"][0]["expression"]
+
+
+def test_roots_pin_the_provider_to_one_version():
+    """A root (each environment, the bootstrap) pins the google provider exactly, so a
+    deploy never picks up a newer provider on its own; the module states the range it
+    works with. The lock file (checksums) is made where the registry is reachable."""
+    pinned = re.compile(r'source\s*=\s*"hashicorp/google"\s*\n\s*version\s*=\s*"(\d+\.\d+\.\d+)"')
+    roots = [REPO / "terraform/environments/dev/versions.tf", REPO / "terraform/environments/prod/versions.tf"]
+    roots.append(REPO / "terraform/bootstrap/main.tf")
+    versions = set()
+    for root in roots:
+        found = pinned.search(root.read_text())
+        assert found, f"{root.relative_to(REPO)} does not pin the google provider to one version"
+        versions.add(found.group(1))
+    assert len(versions) == 1, f"the roots pin different provider versions: {sorted(versions)}"
+    module = (REPO / "terraform/modules/cognitive_core/versions.tf").read_text()
+    low, high = re.search(r'version\s*=\s*">=\s*([\d.]+),\s*<\s*([\d.]+)"', module).groups()
+    as_tuple = lambda v: tuple(int(x) for x in v.split("."))  # noqa: E731
+    assert as_tuple(low) <= as_tuple(versions.pop()) < as_tuple(high)

@@ -15,6 +15,7 @@ import pytest
 from shared.grading import score_mapping
 from shared.grading.contract import Question
 from shared.grading.offline import ModelGrader, SimilarityGrader
+from tests.needs import missing
 
 SALT = Question(
     "q-salt",
@@ -41,7 +42,7 @@ def registry() -> Any:
     try:
         reg.get("grader")
     except ModelUnavailableError as exc:
-        pytest.skip(f"no grader model in {reg.store.uri}: {exc}")
+        missing(f"no grader model in {reg.store.uri}: {exc}")
     return reg
 
 
@@ -55,7 +56,7 @@ def encoder_service() -> Any:
     try:
         reg.get("encoder")
     except ModelUnavailableError as exc:
-        pytest.skip(f"no encoder in {reg.store.uri}: {exc}")
+        missing(f"no encoder in {reg.store.uri}: {exc}")
     return EmbeddingService(RegistryEncoderBackend(reg))
 
 

@@ -39,6 +39,7 @@ from shared.grading.check_set import CLASSES, PARTS, grade_all, load_check_set, 
 from shared.grading.contract import Grade, Question
 from shared.grading.offline import LexicalGrader, ModelGrader, OfflineGrader, SimilarityGrader
 from shared.grading.text import is_non_answer, overlap_f1
+from tests.needs import missing
 
 ITEMS = load_check_set()
 
@@ -95,7 +96,7 @@ def embeddings(registry: Any) -> Any:
     try:
         registry.get("encoder")
     except ModelUnavailableError as exc:
-        pytest.skip(f"no encoder in {registry.store.uri}: {exc}")
+        missing(f"no encoder in {registry.store.uri}: {exc}")
     return EmbeddingService(RegistryEncoderBackend(registry))
 
 
@@ -109,7 +110,7 @@ def chains(registry: Any) -> dict[str, Any]:
         try:
             registry.get("grader")
         except ModelUnavailableError as exc:
-            pytest.skip(f"no grader model in {registry.store.uri}: {exc}")
+            missing(f"no grader model in {registry.store.uri}: {exc}")
         return OfflineGrader([ModelGrader(registry, embeddings), SimilarityGrader(embeddings), LexicalGrader()])
 
     return {

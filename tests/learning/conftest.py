@@ -17,6 +17,7 @@ import pytest
 from learning_helpers import TEST_LABELS, publish_fake_version
 
 from local.loopback import free_port
+from tests.needs import missing
 
 
 @pytest.fixture()
@@ -81,7 +82,7 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        pytest.skip("gcloud (with the Pub/Sub emulator) is not installed")
+        missing("gcloud (with the Pub/Sub emulator) is not installed")
     port = free_port()
     data_dir = tmp_path_factory.mktemp("pubsub-data")
     log_path = data_dir.parent / "pubsub-emulator.log"

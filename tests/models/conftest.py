@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.needs import missing
+
 
 @dataclass(frozen=True)
 class Published:
@@ -34,7 +36,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     store = open_store(get_settings().model_store)
     pointer = read_current(store)
     if pointer is None:
-        pytest.skip(
+        missing(
             f"no model version is published in {store.uri}: "
             "run `.venv-train/bin/python -m model_export build` (make models) first"
         )
@@ -61,7 +63,7 @@ def published_registry(published: Published, tmp_path_factory: pytest.TempPathFa
 def encoder(published: Published) -> Any:
     """The published INT8 encoder's serving object."""
     if "encoder" not in published.manifest["models"]:
-        pytest.skip(f"version {published.version} has no encoder")
+        missing(f"version {published.version} has no encoder")
     from shared.models.encoder import EncoderModel
 
     return EncoderModel(published.path, published.manifest["models"]["encoder"])

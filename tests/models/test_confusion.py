@@ -15,6 +15,7 @@ from shared.models.confusion import (
     build_inputs,
     timing_features,
 )
+from tests.needs import missing
 
 
 def test_timing_features_are_bounded_and_monotonic() -> None:
@@ -53,7 +54,7 @@ def test_mismatched_timing_is_an_error() -> None:
 @pytest.fixture(scope="module")
 def confusion(published) -> ConfusionModel:
     if "confusion" not in published.manifest["models"]:
-        pytest.skip(f"version {published.version} has no confusion model")
+        missing(f"version {published.version} has no confusion model")
     return ConfusionModel(published.path, published.manifest["models"]["confusion"])
 
 

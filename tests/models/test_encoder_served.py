@@ -11,6 +11,7 @@ import pytest
 from shared.embeddings.backends import RegistryEncoderBackend
 from shared.embeddings.service import EmbeddingService
 from shared.models.registry import ModelRegistry, ModelUnavailableError
+from tests.needs import missing
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def registry():
     try:
         reg.get("encoder")
     except ModelUnavailableError as exc:
-        pytest.skip(f"no published encoder: {exc}")
+        missing(f"no published encoder: {exc}")
     return reg
 
 

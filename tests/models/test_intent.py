@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from shared.models.intent import DEFAULT_THRESHOLDS, IntentModel, IntentPrediction, action_for
+from tests.needs import missing
 
 
 def test_actions_follow_the_product_thresholds() -> None:
@@ -23,7 +24,7 @@ def test_actions_follow_the_product_thresholds() -> None:
 @pytest.fixture(scope="module")
 def intent(published) -> IntentModel:
     if "intent" not in published.manifest["models"]:
-        pytest.skip(f"version {published.version} has no intent model")
+        missing(f"version {published.version} has no intent model")
     return IntentModel(published.path, published.manifest["models"]["intent"])
 
 

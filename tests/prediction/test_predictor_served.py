@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from shared.prediction.features import HistoryFeatures, RunningHistory, encode
+from tests.needs import missing
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
     store = open_store(get_settings().model_store)
     pointer = read_current(store)
     if pointer is None or "predictor" not in read_manifest(store, pointer.version).get("models", {}):
-        pytest.skip(f"no published version with a predictor in {store.uri} (build with ../shared/data)")
+        missing(f"no published version with a predictor in {store.uri} (build with ../shared/data)")
     classes = {**MODEL_CLASSES, "predictor": "shared.models.predictor:PredictorModel"}
     registry = ModelRegistry(store, cache_dir=Path(tmp_path_factory.mktemp("cache")), ttl_s=3600, classes=classes)
     registry.refresh()

@@ -13,6 +13,7 @@ import pytest
 
 from local.loopback import free_port
 from tests.fakes import CountingEmbedder
+from tests.needs import missing
 
 
 @pytest.fixture()
@@ -29,7 +30,7 @@ def make_embedder():
 def firestore_emulator():
     """`gcloud beta emulators firestore start` on a free loopback port, stopped after."""
     if not shutil.which("gcloud"):
-        pytest.skip("gcloud (with the Firestore emulator) is not installed")
+        missing("gcloud (with the Firestore emulator) is not installed")
     port = free_port()
     host = f"127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -46,7 +47,7 @@ def firestore_emulator():
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip("the Firestore emulator did not start")
+                    missing("the Firestore emulator did not start")
                 time.sleep(0.5)
         previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
         os.environ["FIRESTORE_EMULATOR_HOST"] = host

@@ -14,6 +14,7 @@ import pytest
 from local.stack import DEMO_COURSE
 from shared.curriculum import load_course_file
 from shared.rag.health_check import DEFAULT_QUERIES, index_recall, run_queries, sample_node_queries
+from tests.needs import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,7 @@ def embedded_demo(db):
     reset_registry()
     reset_embedding_service()
     if get_registry().version is None:
-        pytest.skip("no model version published (run `make models`)")
+        missing("no model version published (run `make models`)")
     service = get_embedding_service()
     with db.begin() as conn:
         load_course_file(conn, DEMO_COURSE, embed=service.embed, embedding_model=service.model_name)

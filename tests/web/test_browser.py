@@ -23,6 +23,7 @@ import requests
 
 from local.launcher import start_stack
 from local.tokens import mint_emulator_token
+from tests.needs import missing
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / ".state" / "screenshots"
@@ -44,9 +45,7 @@ CONFUSED_CANDIDATES = ["what", "idk", "huh?? i'm lost", "i don't get it at all",
 
 
 def _missing(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: the browser tests must run here; `make test` installs chromium as root)")
-    pytest.skip(reason)
+    missing(f"{reason}; `make test` installs chromium as root")
 
 
 def _chromium() -> str:

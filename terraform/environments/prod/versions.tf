@@ -4,7 +4,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.20, < 8.0"
+      version = "6.49.3" # a root pins exactly (the module keeps a range); see docs/deploy.md: the lock file
     }
   }
 
