@@ -1,15 +1,38 @@
 """Servers on loopback for tests and benchmarks: a free port, waiting for a child
 process to listen, and a throwaway `redis-server` (the shared embedding cache's stand-in
 for Memorystore). One home for what the embedding-cache tests, the cache benchmark and
-the emulator fixtures all did by hand."""
+the emulator fixtures all did by hand, and an HTTP stub server for the API stand-ins."""
 
 from __future__ import annotations
 
 import shutil
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def serve_http(handler: type[BaseHTTPRequestHandler], *, on_stop: Callable[[], None] | None = None) -> Iterator[str]:
+    """Serve `handler` on 127.0.0.1 (a random port) in a thread; yields the base URL and
+    stops the server when the block ends (`on_stop` first: e.g. release handlers that
+    hold a request open). The stubs of the Vertex, OpenAI and Anthropic APIs use it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        if on_stop is not None:
+            on_stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 class LoopbackServerError(RuntimeError):

@@ -6,14 +6,14 @@ the Vertex `:predict` REST shape, so the URL and body the SDK really sends are c
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
 import pytest
 
+from local.loopback import serve_http
 from shared.embeddings.backends import VertexBackend
 from shared.embeddings.service import EmbeddingService
 
@@ -89,15 +89,8 @@ class _PredictStub(BaseHTTPRequestHandler):
 @pytest.fixture
 def vertex_stub():
     _PredictStub.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PredictStub)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_http(_PredictStub) as url:
+        yield url
 
 
 def test_google_genai_sends_the_vertex_predict_request(vertex_stub):

@@ -15,8 +15,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from local.loopback import serve_http
 
 JOBS = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+)/customJobs$")
 JOB = re.compile(r"^/v1/(projects/[^/]+/locations/[^/]+/customJobs/[^/?]+)$")
@@ -100,14 +102,6 @@ def _handler(stub: VertexStub) -> type[BaseHTTPRequestHandler]:
 def vertex_stub() -> Iterator[VertexStub]:
     """A stub on 127.0.0.1 (random port), stopped on exit."""
     stub = VertexStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-    server.daemon_threads = True
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serve_http(_handler(stub)) as url:
+        stub.url = url
         yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
