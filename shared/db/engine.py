@@ -7,7 +7,8 @@ Resolution order:
 3. Otherwise the embedded server in `<state_dir>/pgdata` (the local default).
 
 Every connection gets pgvector's adapters, so numpy arrays go in as `vector`
-and come back as float32 arrays, in raw SQL as well as through SQLAlchemy.
+and come back as float32 arrays, in raw SQL as well as through SQLAlchemy, and
+retrieval's HNSW settings, so a chat turn does not spend a statement on them.
 """
 
 from __future__ import annotations
@@ -68,6 +69,28 @@ def _register_pgvector(dbapi_conn: Any, _record: Any) -> None:
     if row is None or row[0] is None:
         return  # extension not created yet: migrate.upgrade() recycles the pool after it
     dbapi_conn.register_in_adapter(row[0], lambda text: np.asarray(Vector.from_text(text).to_list(), dtype=np.float32))
+
+
+def _apply_search_settings(dbapi_conn: Any, record: Any) -> None:
+    """Retrieval's HNSW settings for the life of the connection (committed, so no rollback
+    undoes them), recorded in the pool record's info where `retrieval` looks before it
+    spends a statement per turn on them. Before pgvector is loaded in the session the
+    names are placeholders, which Postgres applies when the extension loads."""
+    from shared.rag.retrieval import SESSION_SETTINGS, SESSION_SETTINGS_KEY
+
+    cursor = dbapi_conn.cursor()
+    try:
+        for name, value in SESSION_SETTINGS.items():
+            cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+    finally:
+        cursor.close()
+    dbapi_conn.commit()
+    record.info[SESSION_SETTINGS_KEY] = dict(SESSION_SETTINGS)
+
+
+def _on_connect(dbapi_conn: Any, record: Any) -> None:
+    _register_pgvector(dbapi_conn, record)
+    _apply_search_settings(dbapi_conn, record)
 
 
 def _cloud_sql_creator(settings: Settings) -> Any:
@@ -160,7 +183,7 @@ def create_engine(settings: Settings | None = None) -> Engine:
         url = database_url(settings)
         check_vector_extension(settings, url)
         engine = sa.create_engine(url, **pool)
-    sa.event.listen(engine, "connect", _register_pgvector)
+    sa.event.listen(engine, "connect", _on_connect)
     log.info("database engine created", extra={"db_source": source_name(settings)})
     return engine
 

@@ -39,6 +39,17 @@ import sqlalchemy as sa
 # chunks 0.977 with 64, 0.989 with 100 (+1-3 ms under load), falling with size; 100 keeps
 # the 0.95 goal with margin at 100k.
 DEFAULT_EF_SEARCH = 100
+DEFAULT_ITERATIVE_SCAN = "relaxed_order"
+
+#: The search settings every pooled connection starts with (`shared.db.engine` applies them
+#: once per connection and records them under SESSION_SETTINGS_KEY in the connection's
+#: info): a turn with the default parameters then needs no `set_config` statement of its
+#: own (one round trip, ~1.7 ms p50 a turn at 100k chunks, docs/chat.md).
+SESSION_SETTINGS: dict[str, str] = {
+    "hnsw.ef_search": str(DEFAULT_EF_SEARCH),
+    "hnsw.iterative_scan": DEFAULT_ITERATIVE_SCAN,
+}
+SESSION_SETTINGS_KEY = "search_settings"
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,7 @@ class RetrievalParams:
     text_match_cap: int = 1000  # full-text matches ranked at most (bounds latency on big bases)
     max_query_terms: int = 12  # distinct terms ORed on the full-text side (bounds long messages)
     text_work: int = 4000  # terms x matches ranked at most: more terms, fewer matches ranked
-    iterative_scan: str = "relaxed_order"  # pgvector 0.8: keep scanning when filters remove rows
+    iterative_scan: str = DEFAULT_ITERATIVE_SCAN  # pgvector 0.8: keep scanning when filters remove rows
 
 
 @dataclass(frozen=True)
@@ -232,10 +243,15 @@ def text_match_cap(params: RetrievalParams, n_terms: int) -> int:
 
 
 def _configure_hnsw(conn: sa.Connection, params: RetrievalParams) -> None:
-    # set_config(..., is_local => true) scopes the settings to this transaction.
+    """The HNSW settings `params` ask for, unless the connection already has them (set
+    once when it was opened); otherwise set_config(..., is_local => true) scopes them to
+    this transaction, so the connection goes back to the pool as it came."""
+    wanted = {"hnsw.ef_search": str(params.ef_search), "hnsw.iterative_scan": params.iterative_scan}
+    if conn.info.get(SESSION_SETTINGS_KEY) == wanted:
+        return
     conn.execute(
         sa.text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', :scan, true)"),
-        {"ef": str(params.ef_search), "scan": params.iterative_scan},
+        {"ef": wanted["hnsw.ef_search"], "scan": wanted["hnsw.iterative_scan"]},
     )
 
 

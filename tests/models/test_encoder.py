@@ -100,3 +100,12 @@ def test_a_description_without_optional_fields_takes_the_defaults() -> None:
     from shared.models.encoder import EncoderDescription
 
     assert EncoderDescription.from_config({"dimension": "384"}) == EncoderDescription(384, 256, "all-MiniLM-L6-v2")
+
+
+def test_sessions_do_not_spin_between_runs() -> None:
+    """A turn runs three sessions back to back on 1-2 vCPUs: idle threads must sleep."""
+    from shared.models.onnx_model import session_options
+
+    options = session_options(2)
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

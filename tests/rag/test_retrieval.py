@@ -198,3 +198,31 @@ def test_query_terms_prefers_identifiers_then_repeated_words():
     text = "alpha beta gamma delta epsilon zeta eta theta my_list.append gamma gamma delta IndexError"
     assert query_terms(text, 4) == ["gamma", "delta", "my_list.append", "IndexError"]
     assert all(len(t) <= 40 for t in query_terms("x" * 500 + " loop", 24))
+
+
+def test_connections_start_with_the_search_settings_so_a_turn_does_not_send_them(kb):
+    """The pool sets hnsw.ef_search / iterative_scan once per connection; a search with
+    the defaults sends no set_config, another ef_search is scoped to its transaction, and
+    a rolled-back transaction does not undo the connection's settings."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(kb, "before_cursor_execute", record)
+    try:
+        with kb.begin() as conn:
+            assert hybrid_search(conn, "loop", unit((0, 1)), RetrievalParams(k=2))
+            assert conn.execute(sa.text("SHOW hnsw.ef_search")).scalar() == "100"
+            assert conn.execute(sa.text("SHOW hnsw.iterative_scan")).scalar() == "relaxed_order"
+        assert not any("set_config" in s for s in statements)
+        with kb.begin() as conn:
+            hybrid_search(conn, "loop", unit((0, 1)), RetrievalParams(k=2, ef_search=200))
+            assert conn.execute(sa.text("SHOW hnsw.ef_search")).scalar() == "200"
+        assert any("set_config" in s for s in statements)
+        with kb.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+            conn.rollback()
+            assert conn.execute(sa.text("SHOW hnsw.ef_search")).scalar() == "100"
+    finally:
+        sa.event.remove(kb, "before_cursor_execute", record)
