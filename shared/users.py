@@ -14,7 +14,6 @@ import sqlalchemy as sa
 
 from shared.errors import NotFoundError
 from shared.identity import Principal
-from shared.personalisation import Profile
 
 PROFILE_FIELDS = ("grade", "level", "learning_style")
 
@@ -54,14 +53,6 @@ def ensure_user(conn: sa.Connection, principal: Principal) -> None:
 def ensure_user_id(conn: sa.Connection, user_id: str) -> None:
     """A users row for `user_id` if none exists (foreign keys need it); nothing else changes."""
     conn.execute(sa.text("INSERT INTO users (id) VALUES (:id) ON CONFLICT (id) DO NOTHING"), {"id": user_id})
-
-
-def load_profile(conn: sa.Connection, user_id: str) -> Profile | None:
-    """The profile the prompts use; None when the user has no row yet (no error: a new student)."""
-    row = conn.execute(
-        sa.text("SELECT grade, level, learning_style FROM users WHERE id = :id"), {"id": user_id}
-    ).one_or_none()
-    return None if row is None else Profile(row.level, row.learning_style, row.grade)
 
 
 def read_profile(conn: sa.Connection, principal: Principal, user_id: str) -> dict[str, Any]:

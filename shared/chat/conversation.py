@@ -27,10 +27,41 @@ def topic_title(conn: sa.Connection, topic_id: str) -> str | None:
     return conn.execute(sa.text("SELECT title FROM topics WHERE id = :id"), {"id": topic_id}).scalar()
 
 
+@dataclass(frozen=True)
+class SessionView:
+    """A chat session as a turn sees it."""
+
+    session_id: uuid.UUID
+    topic_id: str | None
+    topic_title: str | None  # the title of topic_id when it was read with the session (else None)
+    history: list[PastMessage]  # the student's last messages in the session, oldest first
+
+
+# The session, its topic's title and the student's last messages in one statement: a
+# follow-up turn's whole read of the conversation (three statements before, docs/chat.md).
+_SESSION_READ = sa.text(
+    """SELECT s.user_id, s.topic_id, t.title AS topic_title, h.content, h.embedding, h.created_at
+         FROM chat_sessions s
+         LEFT JOIN topics t ON t.id = s.topic_id
+         LEFT JOIN LATERAL (
+              SELECT m.id, m.content, m.embedding, m.created_at FROM chat_messages m
+               WHERE m.session_id = s.id AND m.role = 'user'
+               ORDER BY m.created_at DESC, m.id DESC LIMIT :n) h ON true
+        WHERE s.id = :id
+        ORDER BY h.created_at, h.id"""
+)
+
+
 def open_session(
-    conn: sa.Connection, principal: Principal, session_id: uuid.UUID | None, topic_id: str | None, first_message: str
-) -> tuple[uuid.UUID, str | None]:
-    """The caller's session (created when none is given) and its topic.
+    conn: sa.Connection,
+    principal: Principal,
+    session_id: uuid.UUID | None,
+    topic_id: str | None,
+    first_message: str,
+    history: int = 0,
+) -> SessionView:
+    """The caller's session (created when none is given), its topic and the student's last
+    `history` messages in it.
 
     Only the owner may add to a session, admins included: a chat is the student's.
     The session row is read without a lock (FOR UPDATE would give every turn a
@@ -45,33 +76,20 @@ def open_session(
             ),
             {"u": principal.uid, "t": topic_id, "title": first_message[:80]},
         ).scalar_one()
-        return new_id, topic_id
-    row = conn.execute(
-        sa.text("SELECT user_id, topic_id FROM chat_sessions WHERE id = :id"), {"id": session_id}
-    ).one_or_none()
-    if row is None:
+        return SessionView(new_id, topic_id, None, [])
+    rows = conn.execute(_SESSION_READ, {"id": session_id, "n": history}).all()
+    if not rows:
         raise NotFoundError("No such chat session.")
-    if row.user_id != principal.uid:
+    head = rows[0]
+    if head.user_id != principal.uid:
         raise ForbiddenError("You can only write to your own chat sessions.")
-    if topic_id and topic_id != row.topic_id:
+    past = [PastMessage(r.content, r.embedding, r.created_at) for r in rows if r.created_at is not None]
+    if topic_id and topic_id != head.topic_id:
         conn.execute(
             sa.text("UPDATE chat_sessions SET topic_id = :t WHERE id = :id"), {"t": topic_id, "id": session_id}
         )
-        return session_id, topic_id
-    return session_id, row.topic_id
-
-
-def recent_user_messages(conn: sa.Connection, session_id: uuid.UUID, limit: int) -> list[PastMessage]:
-    """The student's last `limit` messages in the session, oldest first."""
-    rows = conn.execute(
-        sa.text(
-            """SELECT content, embedding, created_at FROM chat_messages
-                WHERE session_id = :s AND role = 'user'
-                ORDER BY created_at DESC, id DESC LIMIT :n"""
-        ),
-        {"s": session_id, "n": limit},
-    ).all()
-    return [PastMessage(r.content, r.embedding, r.created_at) for r in reversed(rows)]
+        return SessionView(session_id, topic_id, None, past)
+    return SessionView(session_id, head.topic_id, head.topic_title, past)
 
 
 def log_interaction(conn: sa.Connection, row: dict[str, Any]) -> uuid.UUID:

@@ -30,11 +30,11 @@ from shared.identity import Principal
 from shared.intent_thresholds import HUMAN_REVIEW_BELOW, REPHRASE_BELOW
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source, StreamReset
 from shared.logs import log_event
-from shared.mastery.store import current_mastery, is_measured
+from shared.mastery.store import student_on_topic
 from shared.models.confusion import MessageTiming
 from shared.personalisation import Profile
 from shared.rag.retrieval import RetrievedNode, hybrid_search, query_terms
-from shared.users import ensure_user, load_profile
+from shared.users import ensure_user
 
 log = logging.getLogger(__name__)
 
@@ -286,12 +286,12 @@ class ChatPipeline:
                 turn.topic_title = conversation.topic_title(conn, inp.topic_id)
                 if turn.topic_title is None:
                     raise TopicNotFoundError("No such topic.")
-            turn.session_id, turn.topic_id = conversation.open_session(
-                conn, turn.user, inp.session_id, inp.topic_id, turn.message
-            )
+            view = conversation.open_session(conn, turn.user, inp.session_id, inp.topic_id, turn.message, HISTORY)
+            turn.session_id, turn.topic_id = view.session_id, view.topic_id
+            turn.topic_title = turn.topic_title or view.topic_title
             if turn.topic_id and turn.topic_title is None:
                 turn.topic_title = conversation.topic_title(conn, turn.topic_id)
-            return conversation.recent_user_messages(conn, turn.session_id, HISTORY)
+            return view.history
         except DomainError:
             raise
         except Exception:
@@ -414,10 +414,8 @@ class ChatPipeline:
         if db.conn is None:
             return
         try:
-            turn.profile = load_profile(db.conn, turn.user.uid)
-            if turn.topic_id is not None:
-                turn.mastery = current_mastery(db.conn, turn.user.uid, turn.topic_id)
-                turn.mastery_measured = is_measured(db.conn, turn.user.uid, turn.topic_id)
+            student = student_on_topic(db.conn, turn.user.uid, turn.topic_id)
+            turn.profile, turn.mastery, turn.mastery_measured = student.profile, student.mastery, student.measured
         except Exception:
             log.error("mastery unavailable", exc_info=True)
             turn.degraded.append("mastery")

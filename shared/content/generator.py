@@ -25,9 +25,9 @@ from shared.errors import InvalidError, UpstreamError
 from shared.identity import Principal
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source
 from shared.mastery.bkt import level as mastery_level
-from shared.mastery.store import current_mastery, is_measured
+from shared.mastery.store import student_on_topic
 from shared.personalisation import LEVEL_HINTS, STYLE_HINTS, Level, Style, grade_hint
-from shared.users import ensure_user, load_profile
+from shared.users import ensure_user
 
 _BY_MASTERY = {"low": "beginner", "medium": "intermediate", "high": "advanced"}
 _DIFFICULTY = {"beginner": 1, "intermediate": 2, "advanced": 3}
@@ -94,13 +94,12 @@ def plan(conn: sa.Connection, user: Principal, req: ContentRequest) -> Plan:
     title = conn.execute(sa.text("SELECT title FROM topics WHERE id = :t"), {"t": req.topic_id}).scalar()
     if title is None:
         raise TopicNotFoundError("No such topic.")
-    mastery = current_mastery(conn, user.uid, req.topic_id)
-    profile = load_profile(conn, user.uid)
+    student = student_on_topic(conn, user.uid, req.topic_id)
+    mastery, profile, measured = student.mastery, student.profile, student.measured
     # The request, then measured mastery on the topic, then the level the student stated,
     # then the topic's prior (evidence beats self-assessment, which beats a default).
     stated = profile.level if profile is not None else None
     by_mastery = _BY_MASTERY[mastery_level(mastery if mastery is not None else 0.0)]
-    measured = is_measured(conn, user.uid, req.topic_id)
     lvl: Level = req.level or (by_mastery if measured else stated or by_mastery)  # type: ignore[assignment]
     wanted = req.style or (profile.learning_style if profile is not None else None)
     style: Style | None = wanted if wanted in STYLE_HINTS else None

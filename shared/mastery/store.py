@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from shared.mastery.bkt import BKTParams, update
+from shared.personalisation import Profile
 
 
 def mastery_by_topic(conn: sa.Connection, user_id: str) -> list[dict[str, Any]]:
@@ -51,13 +53,33 @@ def current_mastery(conn: sa.Connection, user_id: str, topic_id: str) -> float |
     return None if value is None else float(value)
 
 
-def is_measured(conn: sa.Connection, user_id: str, topic_id: str) -> bool:
-    """Has this student answered anything on the topic (else their mastery is only the prior)?"""
-    found = conn.execute(
-        sa.text("SELECT 1 FROM mastery_state WHERE user_id = :user_id AND topic_id = :topic_id"),
+@dataclass(frozen=True)
+class StudentOnTopic:
+    """What a writer for this student needs before writing: who they said they are and
+    how well they know the topic."""
+
+    profile: Profile | None  # None: no users row yet (a new student)
+    mastery: float | None  # stored P(known), else the topic's prior; None without a topic
+    measured: bool  # has the student answered anything on the topic (else mastery is the prior)
+
+
+def student_on_topic(conn: sa.Connection, user_id: str, topic_id: str | None) -> StudentOnTopic:
+    """The profile and the mastery of `topic_id` in one statement (a chat turn and a
+    content plan read both; three statements before, docs/chat.md). The rows are owned by
+    `shared.users` (profile) and this module (mastery); this only reads them."""
+    row = conn.execute(
+        sa.text(
+            """SELECT u.id IS NOT NULL AS has_user, u.grade, u.level, u.learning_style,
+                      COALESCE(m.p_mastery, t.bkt_p_init) AS mastery, m.user_id IS NOT NULL AS measured
+                 FROM (SELECT 1) AS one
+                 LEFT JOIN users u ON u.id = :user_id
+                 LEFT JOIN topics t ON t.id = :topic_id
+                 LEFT JOIN mastery_state m ON m.user_id = :user_id AND m.topic_id = :topic_id"""
+        ),
         {"user_id": user_id, "topic_id": topic_id},
-    ).first()
-    return found is not None
+    ).one()
+    profile = Profile(row.level, row.learning_style, row.grade) if row.has_user else None
+    return StudentOnTopic(profile, None if row.mastery is None else float(row.mastery), bool(row.measured))
 
 
 def record_answer(

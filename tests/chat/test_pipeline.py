@@ -10,6 +10,7 @@ from shared.db import get_engine
 from shared.errors import DomainError
 from shared.http.auth import Principal
 from shared.llm.router import get_router
+from shared.personalisation import Profile
 
 ALICE = Principal("alice")
 
@@ -182,3 +183,45 @@ def test_a_session_that_cannot_be_committed_degrades_the_turn_instead_of_failing
     assert out["session_id"] is None and out["interaction_id"] is None and out["sources"] == []
     with course.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM chat_sessions")).scalar() == 0
+
+
+def test_a_follow_up_turn_sends_few_statements(course, stubs):
+    """The latency budget (docs/chat.md): a follow-up turn on the session's topic reads the
+    caller, the session with its topic and history, the knowledge base, the named topics
+    and the student's profile and mastery: five statements, each one round trip."""
+    reg = stubs["StubRegistry"](
+        intent=stubs["FixedIntent"]("concept_explanation", 0.9), confusion=stubs["FixedConfusion"](0.2)
+    )
+    p = pipeline(reg, stubs["HashEncoder"](), engine=lambda: course)
+    first = p.run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r1")
+    p.run(ALICE, ChatInput("and a while loop?", session_id=first["session_id"]), "r2")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split())[:60])
+
+    sa.event.listen(course, "before_cursor_execute", record)
+    try:
+        turn = p.prepare(ALICE, ChatInput("how do for loops end?", session_id=first["session_id"]), "r3")
+    finally:
+        sa.event.remove(course, "before_cursor_execute", record)
+    assert turn.topic_id == "py-loops" and not turn.degraded
+    assert len(statements) == 5, statements
+    assert turn.mastery == pytest.approx(0.2)  # the topic's prior
+    assert turn.profile == Profile()  # the row exists, nothing set yet
+
+
+def test_a_follow_up_turn_sees_the_last_messages_oldest_first(course, stubs):
+    from shared.chat import conversation
+
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    p = pipeline(reg, stubs["HashEncoder"](), engine=lambda: course)
+    first = p.run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r1")
+    for text in ("second", "third", "fourth"):
+        p.run(ALICE, ChatInput(text, session_id=first["session_id"]), text)
+    with course.begin() as conn:
+        view = conversation.open_session(conn, ALICE, first["session_id"], None, "x", history=2)
+        assert [m.content for m in view.history] == ["third", "fourth"]
+        assert all(m.embedding is not None and m.embedding.shape == (384,) for m in view.history)
+        assert (view.topic_id, view.topic_title) == ("py-loops", "Loops")
+        assert conversation.open_session(conn, ALICE, first["session_id"], None, "x").history == []

@@ -169,3 +169,24 @@ def test_concurrent_answers_all_count(db, topic):
 def test_record_answer_unknown_topic(db):
     with pytest.raises(LookupError), db.begin() as conn:
         record_answer(conn, "alice", "nope", True)
+
+
+def test_student_on_topic_reads_profile_and_mastery_together(db):
+    """One statement for the profile and the topic's mastery: the prior until an answer."""
+    from shared.mastery.store import student_on_topic
+    from shared.personalisation import Profile
+
+    topic = "t-student"
+    with db.begin() as conn:
+        conn.execute(sa.text("INSERT INTO courses (id, title) VALUES ('c', 'C')"))
+        conn.execute(
+            sa.text("INSERT INTO topics (id, course_id, title, bkt_p_init) VALUES (:t, 'c', 'T', 0.3)"), {"t": topic}
+        )
+        nobody = student_on_topic(conn, "nobody", topic)
+        assert nobody == type(nobody)(None, pytest.approx(0.3), False)
+        conn.execute(sa.text("INSERT INTO users (id, level, grade) VALUES ('bob', 'advanced', 9)"))
+        assert student_on_topic(conn, "bob", None) == type(nobody)(Profile("advanced", None, 9), None, False)
+        record_answer(conn, "bob", topic, True)
+        bob = student_on_topic(conn, "bob", topic)
+        assert bob.measured and bob.mastery == pytest.approx(current_mastery(conn, "bob", topic))
+        assert student_on_topic(conn, "bob", "no-such-topic").mastery is None
