@@ -119,9 +119,18 @@ class _Stage:
         self.turn.timings[self.name] = round((time.perf_counter() - self.t0) * 1000, 3)
 
 
+_ASYNC_COMMIT = sa.text("SELECT set_config('synchronous_commit', 'off', true)")
+
+
 class _TurnTransaction:
     """The turn's one connection and transaction, opened by the session stage; `conn` is
-    None when the database is unavailable (the turn then answers without it)."""
+    None when the database is unavailable (the turn then answers without it).
+
+    Its commits do not wait for the WAL flush (`synchronous_commit = off`, this
+    transaction only): what a turn writes before the LLM is a new session row or the
+    session's topic, and a commit that waits costs ~4 ms against ~0.3 ms (docs/chat.md).
+    A database server crash can lose the last fraction of a second of such writes, never
+    corrupt them; the interaction log after the reply is committed durably."""
 
     def __init__(self, engine: Callable[[], sa.Engine]) -> None:
         self._engine = engine
@@ -130,8 +139,13 @@ class _TurnTransaction:
 
     def begin(self) -> sa.Connection:
         self.conn = self._engine().connect()
-        self._trans = self.conn.begin()
+        self._begin()
         return self.conn
+
+    def _begin(self) -> None:
+        assert self.conn is not None
+        self._trans = self.conn.begin()
+        self.conn.execute(_ASYNC_COMMIT)
 
     def commit(self) -> None:
         if self.conn is None or self._trans is None:
@@ -145,7 +159,7 @@ class _TurnTransaction:
         """Commit what was written so far and go on in a new transaction."""
         assert self.conn is not None and self._trans is not None
         self._trans.commit()
-        self._trans = self.conn.begin()
+        self._begin()
 
     def restart(self) -> None:
         """After a failed statement: roll back (the transaction is unusable) and begin anew;
@@ -155,7 +169,7 @@ class _TurnTransaction:
         try:
             if self._trans is not None and self._trans.is_active:
                 self._trans.rollback()
-            self._trans = self.conn.begin()
+            self._begin()
         except Exception:
             log.warning("could not restart the turn's transaction", exc_info=True)
             self._close()

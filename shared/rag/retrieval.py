@@ -6,7 +6,8 @@ which full-text search matches exactly. Reciprocal rank fusion (Cormack et al.,
 2009) combines the two rankings without calibrating their scores against each
 other: score = sum over lists of w / (k + rank).
 
-One SQL statement does both searches and the fusion. The vector side applies
+One SQL statement does both searches and the fusion, and reads the rows of the top k
+only (the vector side's distances are reused; only a full-text-only hit's is computed). The vector side applies
 the topic filter inside the HNSW scan (pgvector 0.8 iterative scans), so a
 filter never starves the result list; the similarity floor drops vector-only
 hits too far from the query (a full-text hit stands on its exact match).
@@ -214,12 +215,15 @@ HYBRID_SQL = sa.text(
              + COALESCE(CAST(:wt AS float8) / (CAST(:rrf_k AS float8) + fts.rank), 0) AS score
           FROM vec FULL OUTER JOIN fts ON fts.id = vec.id
          WHERE fts.id IS NOT NULL OR vec.similarity >= CAST(:floor AS float8)
+    ),
+    top AS (
+        SELECT * FROM fused ORDER BY score DESC, id LIMIT :k
     )
     SELECT n.id, n.title, n.topic_id, n.kind, n.content, f.score,
-           1 - (n.embedding <=> CAST(:qvec AS vector)) AS similarity, f.text_rank, f.vector_rank
-      FROM fused f JOIN knowledge_nodes n ON n.id = f.id
+           COALESCE(f.similarity, 1 - (n.embedding <=> CAST(:qvec AS vector))) AS similarity,
+           f.text_rank, f.vector_rank
+      FROM top f JOIN knowledge_nodes n ON n.id = f.id
      ORDER BY f.score DESC, n.id
-     LIMIT :k
     """
 )
 

@@ -186,9 +186,10 @@ def test_a_session_that_cannot_be_committed_degrades_the_turn_instead_of_failing
 
 
 def test_a_follow_up_turn_sends_few_statements(course, stubs):
-    """The latency budget (docs/chat.md): a follow-up turn on the session's topic reads the
-    caller, the session with its topic and history, the knowledge base, the named topics
-    and the student's profile and mastery: five statements, each one round trip."""
+    """The latency budget (docs/chat.md): a follow-up turn on the session's topic sets its
+    commit not to wait for the WAL flush, reads the caller, the session with its topic and
+    history, the knowledge base, the named topics and the student's profile and mastery:
+    six statements, each one round trip. Its writes commit asynchronously, nothing else's."""
     reg = stubs["StubRegistry"](
         intent=stubs["FixedIntent"]("concept_explanation", 0.9), confusion=stubs["FixedConfusion"](0.2)
     )
@@ -206,7 +207,10 @@ def test_a_follow_up_turn_sends_few_statements(course, stubs):
     finally:
         sa.event.remove(course, "before_cursor_execute", record)
     assert turn.topic_id == "py-loops" and not turn.degraded
-    assert len(statements) == 5, statements
+    assert len(statements) == 6, statements
+    assert "synchronous_commit" in statements[0]
+    with course.connect() as conn:
+        assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
     assert turn.mastery == pytest.approx(0.2)  # the topic's prior
     assert turn.profile == Profile()  # the row exists, nothing set yet
 
