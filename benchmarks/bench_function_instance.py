@@ -13,6 +13,9 @@ encoder) and the published models. Reported per function:
 - cold start: from `Popen` to the first answered real request (a chat turn, a
   prediction, a grading, the review queue), i.e. interpreter start, imports, model and
   pool set-up, and the first request itself;
+- CPU seconds the instance used until then (user + system, gunicorn's master and
+  worker): unlike the wall time it hardly moves when another process shares the CPUs,
+  so it is the figure to compare across runs on a busy machine;
 - peak RSS of the instance (sampled every 50 ms until it stops).
 
 With `--runs N` every function is cold-started N times (interleaved) and the median of
@@ -145,6 +148,19 @@ class PeakRss(threading.Thread):
             time.sleep(0.05)
 
 
+def instance_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def first_request(name: str, ids: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None, bool]:
     """(method, path, body, admin) of the real request that ends the cold start."""
     return {
@@ -200,10 +216,15 @@ def cold_start(name: str, env: dict[str, str], ids: dict[str, Any], tokens: dict
                     raise SystemExit(f"{name} did not start (exit {proc.poll()})") from None
                 time.sleep(0.01)
         seconds = time.perf_counter() - started
+        cpu = instance_cpu_s(proc.pid)
         if response.status_code != 200:
             raise SystemExit(f"{name}: first request answered {response.status_code}: {response.text[:300]}")
         time.sleep(0.3)
-        out = {"cold_start_s": round(seconds, 2), "peak_rss_mb_after_first": round(rss.peak / 2**20)}
+        out = {
+            "cold_start_s": round(seconds, 2),
+            "cpu_s": round(cpu, 2),
+            "peak_rss_mb_after_first": round(rss.peak / 2**20),
+        }
         if name == "chat":
             out["provider"] = response.json().get("provider")  # "openai": the stub answered
         return out
@@ -214,18 +235,18 @@ def cold_start(name: str, env: dict[str, str], ids: dict[str, Any], tokens: dict
 
 BREAKDOWN = """
 import json, sys, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 import functions.chat.main as main
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 from shared.models.registry import get_registry
 loaded = get_registry().loaded
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 import functions_framework
 app = functions_framework.create_app(target="chat", source=main.__file__)
-t3 = time.perf_counter()
+t3, c3 = time.perf_counter(), time.process_time()
 response = app.test_client().post("/", json={"message": "how does a for loop work?"},
                                   headers={"Authorization": "Bearer " + sys.argv[1]})
-t4 = time.perf_counter()
+t4, c4 = time.perf_counter(), time.process_time()
 assert response.status_code == 200, response.get_data(as_text=True)[:300]
 print(json.dumps({
     "imports_s": round(t1 - t0, 3),
@@ -233,6 +254,10 @@ print(json.dumps({
     "models": sorted(loaded.models) if loaded else [],
     "create_app_s": round(t3 - t2, 3),
     "first_request_s": round(t4 - t3, 3),
+    "first_request_llm_s": round(response.get_json()["timings_ms"]["generate"] / 1000, 3),
+    "imports_cpu_s": round(c1 - c0, 3),
+    "registry_cpu_s": round(c2 - c1, 3),
+    "first_request_cpu_s": round(c4 - c3, 3),
 }))
 """
 
@@ -364,6 +389,7 @@ def main() -> int:
             results[name] = {
                 **measured[-1],
                 "cold_start_s": median([r["cold_start_s"] for r in measured]),
+                "cpu_s": median([r["cpu_s"] for r in measured]),
                 "peak_rss_mb_after_first": median([r["peak_rss_mb_after_first"] for r in measured]),
                 "cold_start_runs_s": [r["cold_start_s"] for r in measured],
             }
@@ -376,7 +402,7 @@ def main() -> int:
             row = results[name]
             print(
                 f"MEDIAN {name:<11} cold start {row['cold_start_s']:.2f} s (runs {row['cold_start_runs_s']}), "
-                f"peak RSS {row['peak_rss_mb_after_first']:.0f} MB",
+                f"CPU {row['cpu_s']:.2f} s, peak RSS {row['peak_rss_mb_after_first']:.0f} MB",
                 file=sys.stderr,
             )
         if breakdowns:
