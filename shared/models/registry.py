@@ -7,8 +7,8 @@ process serves: SERVED_MODELS if set, else what its functions declare next to th
 entry points (`serve_models` in functions/<name>/main.py; the union when one process
 imports several, as the local server does), else all of them (CLIs, scripts, tests).
 A model outside that set is unavailable (`ModelUnavailableError`, the caller's fallback)
-in every version, so a hot swap loads the same subset. Afterwards, at most once per TTL, a call to
-`get()` re-reads the pointer; when it names another version, that version is loaded
+in every version, so a hot swap loads the same subset. Afterwards, at most once per TTL,
+a call to `get()` re-reads the pointer; when it names another version, that version is loaded
 completely off to the side and then swapped in with one reference assignment, so a
 request sees either the old version or the new one, never a mix. A version that fails
 to verify or load is refused with a logged error and the previous one stays in service.
@@ -61,6 +61,7 @@ def serve_models(*names: str) -> tuple[str, ...]:
     unknown = sorted(set(names) - set(MODEL_CLASSES))
     if unknown:
         raise ValueError(f"serve_models: unknown model(s) {unknown}; known: {sorted(MODEL_CLASSES)}")
+    _configured()  # a bad SERVED_MODELS fails the instance's start, not its first request
     with _registry_lock:
         _declared.update(names)
         _declared_by.append(",".join(names))
@@ -71,18 +72,26 @@ def serve_models(*names: str) -> tuple[str, ...]:
     return names
 
 
-def served_models() -> tuple[str, ...]:
-    """The models this process serves (see the module docstring), in MODEL_CLASSES order."""
+def _configured() -> tuple[str, ...] | None:
+    """SERVED_MODELS, checked (None when unset)."""
     from shared.config import get_settings
 
     configured = get_settings().served_models
+    if configured is None:
+        return None
+    if [n.lower() for n in configured] == ["all"]:
+        return tuple(MODEL_CLASSES)
+    unknown = sorted(set(configured) - set(MODEL_CLASSES))
+    if unknown:
+        raise ValueError(f"SERVED_MODELS names unknown model(s) {unknown}; known: {sorted(MODEL_CLASSES)} or all")
+    return tuple(n for n in MODEL_CLASSES if n in configured)
+
+
+def served_models() -> tuple[str, ...]:
+    """The models this process serves (see the module docstring), in MODEL_CLASSES order."""
+    configured = _configured()
     if configured is not None:
-        if [n.lower() for n in configured] == ["all"]:
-            return tuple(MODEL_CLASSES)
-        unknown = sorted(set(configured) - set(MODEL_CLASSES))
-        if unknown:
-            raise ValueError(f"SERVED_MODELS names unknown model(s) {unknown}; known: {sorted(MODEL_CLASSES)} or all")
-        return tuple(n for n in MODEL_CLASSES if n in configured)
+        return configured
     if _declared_by:
         return tuple(n for n in MODEL_CLASSES if n in _declared)
     return tuple(MODEL_CLASSES)

@@ -332,6 +332,8 @@ def test_served_models_setting_overrides_the_declarations(fresh_declarations, mo
     reset_settings_cache()
     with pytest.raises(ValueError, match="SERVED_MODELS names unknown"):
         module.served_models()
+    with pytest.raises(ValueError, match="SERVED_MODELS names unknown"):
+        module.serve_models("intent")  # at the function's import: the instance does not start
     monkeypatch.setenv("SERVED_MODELS", "")
     reset_settings_cache()
     assert module.served_models() == ("predictor",), "empty is unset"
