@@ -2,7 +2,7 @@
 chat throughput at the configured concurrency with the LLM stubbed at a fixed latency.
 
     .venv/bin/python benchmarks/bench_function_instance.py [--functions chat grading prediction feedback]
-        [--duration 30] [--concurrency 8] [--llm-ms 500]
+        [--runs 1] [--duration 30] [--concurrency 8] [--llm-ms 500]
 
 Each function is started as the platform starts it: `functions-framework --target <name>`
 (gunicorn, one worker, THREADS = the concurrency; terraform's
@@ -13,7 +13,18 @@ encoder) and the published models. Reported per function:
 - cold start: from `Popen` to the first answered real request (a chat turn, a
   prediction, a grading, the review queue), i.e. interpreter start, imports, model and
   pool set-up, and the first request itself;
+- CPU seconds the instance used until then (user + system, gunicorn's master and
+  worker): unlike the wall time it hardly moves when another process shares the CPUs,
+  so it is the figure to compare across runs on a busy machine;
 - peak RSS of the instance (sampled every 50 ms until it stops).
+
+With `--runs N` every function is cold-started N times (interleaved) and the median of
+each figure is reported next to the runs. For chat a breakdown follows, each run in a
+fresh interpreter without gunicorn (the same environment): importing
+`functions/chat/main.py`, loading the model registry, and the first turn through
+functions-framework's app (first database connection included); the rest of the cold
+start is the interpreter, functions-framework and gunicorn starting. The load average
+is printed before and after: the machine may be shared.
 
 Then, for chat: `--concurrency` simulated students posting chat turns for `--duration`
 seconds; the LLM is the OpenAI provider pointed at a loopback stub that answers after
@@ -137,6 +148,19 @@ class PeakRss(threading.Thread):
             time.sleep(0.05)
 
 
+def instance_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def first_request(name: str, ids: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None, bool]:
     """(method, path, body, admin) of the real request that ends the cold start."""
     return {
@@ -192,16 +216,72 @@ def cold_start(name: str, env: dict[str, str], ids: dict[str, Any], tokens: dict
                     raise SystemExit(f"{name} did not start (exit {proc.poll()})") from None
                 time.sleep(0.01)
         seconds = time.perf_counter() - started
+        cpu = instance_cpu_s(proc.pid)
         if response.status_code != 200:
             raise SystemExit(f"{name}: first request answered {response.status_code}: {response.text[:300]}")
         time.sleep(0.3)
-        out = {"cold_start_s": round(seconds, 2), "peak_rss_mb_after_first": round(rss.peak / 2**20)}
+        out = {
+            "cold_start_s": round(seconds, 2),
+            "cpu_s": round(cpu, 2),
+            "peak_rss_mb_after_first": round(rss.peak / 2**20),
+        }
         if name == "chat":
             out["provider"] = response.json().get("provider")  # "openai": the stub answered
         return out
     finally:
         rss.running = False
         stop_instance(proc)
+
+
+BREAKDOWN = """
+import json, sys, time
+t0, c0 = time.perf_counter(), time.process_time()
+import functions.chat.main as main
+t1, c1 = time.perf_counter(), time.process_time()
+from shared.models.registry import get_registry
+loaded = get_registry().loaded
+t2, c2 = time.perf_counter(), time.process_time()
+import functions_framework
+app = functions_framework.create_app(target="chat", source=main.__file__)
+t3, c3 = time.perf_counter(), time.process_time()
+response = app.test_client().post("/", json={"message": "how does a for loop work?"},
+                                  headers={"Authorization": "Bearer " + sys.argv[1]})
+t4, c4 = time.perf_counter(), time.process_time()
+assert response.status_code == 200, response.get_data(as_text=True)[:300]
+print(json.dumps({
+    "imports_s": round(t1 - t0, 3),
+    "registry_s": round(t2 - t1, 3),
+    "models": sorted(loaded.models) if loaded else [],
+    "create_app_s": round(t3 - t2, 3),
+    "first_request_s": round(t4 - t3, 3),
+    "first_request_llm_s": round(response.get_json()["timings_ms"]["generate"] / 1000, 3),
+    "imports_cpu_s": round(c1 - c0, 3),
+    "registry_cpu_s": round(c2 - c1, 3),
+    "first_request_cpu_s": round(c4 - c3, 3),
+}))
+"""
+
+
+def chat_breakdown(env: dict[str, str], token: str) -> dict:
+    """Where chat's cold start goes, in a fresh interpreter (see the module docstring)."""
+    started = time.perf_counter()
+    out = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-c", BREAKDOWN, token],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"chat breakdown failed: {out.stderr[-1500:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["process_s"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def median(values: list[float]) -> float:
+    return round(float(np.median(values)), 3)
 
 
 def throughput(env: dict[str, str], token: str, concurrency: int, duration: float) -> dict:
@@ -265,7 +345,8 @@ def throughput(env: dict[str, str], token: str, concurrency: int, duration: floa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--functions", nargs="+", default=["chat", "grading", "prediction", "feedback"])
-    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--runs", type=int, default=1, help="cold starts per function (median reported)")
+    parser.add_argument("--duration", type=float, default=30.0, help="chat throughput seconds (0: skip)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--llm-ms", type=float, default=500.0)
     args = parser.parse_args()
@@ -293,11 +374,40 @@ def main() -> int:
         "admin": mint_emulator_token("bench-admin", PROJECT, admin=True),
     }
     results: dict[str, Any] = {"llm_ms": args.llm_ms, "load_average": os.getloadavg()}
+    print(f"load average before: {results['load_average']}", file=sys.stderr)
     try:
+        runs: dict[str, list[dict]] = {name: [] for name in args.functions}
+        breakdowns: list[dict] = []
+        for _ in range(args.runs):
+            for name in args.functions:
+                runs[name].append(cold_start(name, env, ids, tokens, args.concurrency))
+                print(f"{name:<11} {runs[name][-1]}  load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+            if "chat" in args.functions:
+                breakdowns.append(chat_breakdown(env, tokens["student"]))
+                print(f"chat breakdown {breakdowns[-1]}  load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+        for name, measured in runs.items():
+            results[name] = {
+                **measured[-1],
+                "cold_start_s": median([r["cold_start_s"] for r in measured]),
+                "cpu_s": median([r["cpu_s"] for r in measured]),
+                "peak_rss_mb_after_first": median([r["peak_rss_mb_after_first"] for r in measured]),
+                "cold_start_runs_s": [r["cold_start_s"] for r in measured],
+            }
+        if breakdowns:
+            results["chat_breakdown"] = {
+                key: median([b[key] for b in breakdowns]) for key in breakdowns[0] if key != "models"
+            } | {"models": breakdowns[-1]["models"], "runs": len(breakdowns)}
+        print(f"load average after cold starts: {os.getloadavg()}", file=sys.stderr)
         for name in args.functions:
-            results[name] = cold_start(name, env, ids, tokens, args.concurrency)
-            print(f"{name:<11} {results[name]}", file=sys.stderr)
-        if "chat" in args.functions:
+            row = results[name]
+            print(
+                f"MEDIAN {name:<11} cold start {row['cold_start_s']:.2f} s (runs {row['cold_start_runs_s']}), "
+                f"CPU {row['cpu_s']:.2f} s, peak RSS {row['peak_rss_mb_after_first']:.0f} MB",
+                file=sys.stderr,
+            )
+        if breakdowns:
+            print(f"MEDIAN chat breakdown {results['chat_breakdown']}", file=sys.stderr)
+        if "chat" in args.functions and args.duration > 0:
             results["chat_throughput"] = throughput(env, tokens["student"], args.concurrency, args.duration)
             print(f"chat throughput {results['chat_throughput']}", file=sys.stderr)
     finally:

@@ -129,6 +129,15 @@ class Settings(BaseSettings):
         description="gs://bucket/models or a local folder; defaults to <state_dir>/models.",
     )
     model_pointer_ttl_s: float = Field(30.0, ge=0, validation_alias="MODEL_POINTER_TTL_S")
+    served_models: Annotated[list[str], NoDecode] | None = Field(
+        None,
+        validation_alias="SERVED_MODELS",
+        description=(
+            "Comma-separated models this process loads from each version (e.g. encoder,intent), or `all`. "
+            "Unset: what the imported functions declare next to their entry points "
+            "(functions/<name>/main.py, serve_models), or every model when none declares any (CLIs, scripts)."
+        ),
+    )
 
     # --- embeddings ---------------------------------------------------------
     embedding_backend: Literal["onnx", "vertex"] = Field(
@@ -389,7 +398,7 @@ class Settings(BaseSettings):
             return (init_settings, env_settings, file_secret_settings)
         return (init_settings, env_settings, dotenv_settings, file_secret_settings)
 
-    @field_validator("cors_origins", "llm_providers", mode="before")
+    @field_validator("cors_origins", "llm_providers", "served_models", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         """Accept a comma-separated list, the natural shape of an env variable."""
@@ -426,6 +435,7 @@ class Settings(BaseSettings):
         "training_staging_uri",
         "training_shared_data_uri",
         "vertex_api_endpoint",
+        "served_models",
         mode="before",
     )
     @classmethod

@@ -45,6 +45,9 @@ os.environ.update(
         # launcher of their own; every other launch fails at once, visibly, as 'failed'.
         "TRAINING_PYTHON": "/nonexistent/no-training-jobs-in-tests",
         "RATE_LIMITS": "off",  # per-user LLM limits: tests/drills/test_drill_abuse.py turns them on
+        # One process imports every function (their declared models are a union that depends on
+        # import order): tests serve every model; tests/models/test_registry.py tests the subsets.
+        "SERVED_MODELS": "all",
     }
 )
 os.environ.setdefault("MODEL_STORE_URI", str(REPO / ".state" / "models"))

@@ -24,8 +24,12 @@ from shared.http.idempotency import idempotent
 from shared.http.limits import rate_limited
 from shared.http.sse import sse_response
 from shared.logs import configure_logging
+from shared.models.registry import serve_models
 
 configure_logging()
+#: The published models this function loads (the tutor pipeline: retrieval, intent, confusion; /embeddings);
+#: the others are neither fetched nor loaded (shared/models/registry.py).
+SERVED_MODELS = serve_models("encoder", "intent", "confusion")
 router = Router("chat", openapi=True)
 pipeline = ChatPipeline()
 

@@ -26,10 +26,14 @@ from shared.learning.operators import (
 from shared.learning.outbox import sweep_after_commit
 from shared.learning.signals import current_taxonomy, label_confusion, label_history
 from shared.logs import configure_logging
+from shared.models.registry import serve_models
 from shared.personalisation import Level, Style
 from shared.users import ensure_user, read_profile, update_profile
 
 configure_logging()
+#: The published models this function loads (none: the intent taxonomy is read from the store, not a model);
+#: the others are neither fetched nor loaded (shared/models/registry.py).
+SERVED_MODELS = serve_models()
 router = Router("feedback", openapi=True)
 
 

@@ -24,8 +24,12 @@ from shared.http import Request, Router
 from shared.http.idempotency import idempotent
 from shared.http.limits import rate_limited
 from shared.logs import configure_logging
+from shared.models.registry import serve_models
 
 configure_logging()
+#: The published models this function loads (short answers: the grader model on the encoder's similarities);
+#: the others are neither fetched nor loaded (shared/models/registry.py).
+SERVED_MODELS = serve_models("grader", "encoder")
 router = Router("grading", openapi=True)
 
 

@@ -17,8 +17,12 @@ from cloudevents.http import CloudEvent
 from shared.db import get_engine
 from shared.learning.nightly import run_nightly
 from shared.logs import configure_logging
+from shared.models.registry import serve_models
 
 configure_logging()
+#: The published models this function loads (none: silver labels come from an LLM);
+#: the others are neither fetched nor loaded (shared/models/registry.py).
+SERVED_MODELS = serve_models()
 log = logging.getLogger("functions.nightly")
 
 

@@ -20,10 +20,14 @@ from shared.http.idempotency import idempotent
 from shared.learning.outbox import sweep_after_commit
 from shared.logs import configure_logging
 from shared.mastery.store import mastery_by_topic
+from shared.models.registry import serve_models
 from shared.prediction.service import predict_and_record, questions_for
 from shared.users import ensure_user
 
 configure_logging()
+#: The published models this function loads (P(correct) and expected time);
+#: the others are neither fetched nor loaded (shared/models/registry.py).
+SERVED_MODELS = serve_models("predictor")
 router = Router("prediction", openapi=True)
 
 

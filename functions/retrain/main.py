@@ -25,8 +25,12 @@ from shared.db import get_engine
 from shared.learning.launchers import LauncherNotConfigured, choose_launcher, reconcile_runs
 from shared.learning.runs import RECONCILE, BadRetrainMessage, Launcher, accept, dispatch, parse_pubsub_event
 from shared.logs import configure_logging
+from shared.models.registry import serve_models
 
 configure_logging()
+#: The published models this function loads (none: training runs elsewhere);
+#: the others are neither fetched nor loaded (shared/models/registry.py).
+SERVED_MODELS = serve_models()
 log = logging.getLogger("functions.retrain")
 
 

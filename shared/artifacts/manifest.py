@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,8 +82,26 @@ def dumps(manifest: dict) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
 
 
-def verify_version(folder: Path, manifest: dict | None = None) -> dict:
-    """Check every file the manifest lists against its size and sha256; return the manifest.
+def model_files(manifest: dict, models: Iterable[str] | None = None) -> list[str]:
+    """The files `models` need (each entry's file and extra_files), in the manifest's
+    order; every listed file when `models` is None. A model the manifest does not have
+    needs nothing."""
+    files = list(manifest.get("files") or {})
+    if models is None:
+        return files
+    entries = manifest.get("models", {})
+    needed = {
+        f
+        for name in models
+        if name in entries
+        for f in [entries[name].get("file"), *entries[name].get("extra_files", [])]
+    }
+    return [f for f in files if f in needed]
+
+
+def verify_version(folder: Path, manifest: dict | None = None, *, models: Iterable[str] | None = None) -> dict:
+    """Check every file the manifest lists (only those of `models` when given) against
+    its size and sha256; return the manifest.
 
     Raises CorruptArtifactError naming every bad file, so an operator sees the whole
     problem at once.
@@ -99,7 +118,10 @@ def verify_version(folder: Path, manifest: dict | None = None) -> dict:
     if not isinstance(files, dict) or not files:
         raise CorruptArtifactError(f"{folder}/{MANIFEST} lists no files")
     problems = []
+    checked = set(model_files(manifest, models))
     for name, meta in files.items():
+        if name not in checked:
+            continue
         path = folder / name
         if not path.is_file():
             problems.append(f"{name}: missing")

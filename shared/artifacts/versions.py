@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from shared.artifacts.manifest import (
     VERSION_RE,
     CorruptArtifactError,
     dumps,
+    model_files,
     sha256_bytes,
     verify_version,
     version_number,
@@ -172,12 +174,16 @@ def fetch_version(
     cache_dir: Path,
     *,
     expected_manifest_sha256: str | None = None,
+    models: Iterable[str] | None = None,
 ) -> tuple[Path, dict]:
-    """A local, verified folder holding `version`, and its manifest.
+    """A local, verified folder holding `version` (only the files of `models` when
+    given: a function that serves two models neither downloads nor hashes the others'),
+    and its manifest.
 
     A local store is verified in place; a remote one is downloaded into
-    `cache_dir/<version>` (through a temp folder renamed into place, so a crash mid-way
-    leaves nothing that looks complete). Raises CorruptArtifactError on any mismatch.
+    `cache_dir/<version>` (`cache_dir/<version>+<models>` for a subset; through a temp
+    folder renamed into place, so a crash mid-way leaves nothing that looks complete).
+    Raises CorruptArtifactError on any mismatch.
     """
     raw = store.read_bytes(f"{version}/{MANIFEST}")
     if expected_manifest_sha256 and sha256_bytes(raw) != expected_manifest_sha256:
@@ -186,28 +192,33 @@ def fetch_version(
         manifest = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise CorruptArtifactError(f"{version}/{MANIFEST} is not valid JSON: {exc}") from exc
+    served = None
+    if models is not None:
+        wanted = set(models)
+        if not set(manifest.get("models", {})) <= wanted:  # a true subset of this version's models
+            served = sorted(wanted & set(manifest.get("models", {})))
     local = store.local_path(version)
     if local is not None:
-        return local, verify_version(local, manifest)
+        return local, verify_version(local, manifest, models=served)
 
     cache_dir = Path(cache_dir)
-    target = cache_dir / version
+    target = cache_dir / (version if served is None else f"{version}+{'+'.join(served) or 'none'}")
     if target.is_dir():
         try:
-            return target, verify_version(target, manifest)
+            return target, verify_version(target, manifest, models=served)
         except CorruptArtifactError:
             shutil.rmtree(target, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{version}-"))
     try:
-        for name in manifest.get("files", {}):
+        for name in model_files(manifest, served):
             store.download_file(f"{version}/{name}", tmp / name)
         (tmp / MANIFEST).write_bytes(raw)
-        verify_version(tmp, manifest)
+        verify_version(tmp, manifest, models=served)
         try:
             os.rename(tmp, target)
         except OSError:  # another process of this machine won the race: use its copy
             pass
-        return target, verify_version(target, manifest)
+        return target, verify_version(target, manifest, models=served)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,9 +1,14 @@
 """The models in service: load the version current.json names, swap when it moves.
 
 A function instance holds one `ModelRegistry`. At cold start it reads the pointer,
-fetches and verifies the version (every file's sha256 against the manifest), and builds
-one serving object per manifest entry. Afterwards, at most once per TTL, a call to
-`get()` re-reads the pointer; when it names another version, that version is loaded
+fetches and verifies the files of the models it serves (each file's sha256 against the
+manifest), and builds one serving object per served manifest entry. Which models a
+process serves: SERVED_MODELS if set, else what its functions declare next to their
+entry points (`serve_models` in functions/<name>/main.py; the union when one process
+imports several, as the local server does), else all of them (CLIs, scripts, tests).
+A model outside that set is unavailable (`ModelUnavailableError`, the caller's fallback)
+in every version, so a hot swap loads the same subset. Afterwards, at most once per TTL,
+a call to `get()` re-reads the pointer; when it names another version, that version is loaded
 completely off to the side and then swapped in with one reference assignment, so a
 request sees either the old version or the new one, never a mix. A version that fails
 to verify or load is refused with a logged error and the previous one stays in service.
@@ -43,6 +48,53 @@ MODEL_CLASSES: dict[str, str] = {
     "predictor": "shared.models.predictor:PredictorModel",
     "grader": "shared.models.grader:GraderModel",
 }
+
+
+_declared: set[str] = set()
+_declared_by: list[str] = []
+
+
+def serve_models(*names: str) -> tuple[str, ...]:
+    """Declare the models a function serves (called once at import, next to its entry
+    point); returns `names`. Declaring none (`serve_models()`) means the function loads
+    no model. A name that is not a model is a programming error, raised at import."""
+    unknown = sorted(set(names) - set(MODEL_CLASSES))
+    if unknown:
+        raise ValueError(f"serve_models: unknown model(s) {unknown}; known: {sorted(MODEL_CLASSES)}")
+    _configured()  # a bad SERVED_MODELS fails the instance's start, not its first request
+    with _registry_lock:
+        _declared.update(names)
+        _declared_by.append(",".join(names))
+        if _registry is not None and not set(names) <= set(_registry.classes):
+            # A registry built before this declaration would miss these models: rebuild.
+            log.warning("serve_models(%s) after the registry was built: it will be rebuilt", ",".join(names))
+            _reset_locked()
+    return names
+
+
+def _configured() -> tuple[str, ...] | None:
+    """SERVED_MODELS, checked (None when unset)."""
+    from shared.config import get_settings
+
+    configured = get_settings().served_models
+    if configured is None:
+        return None
+    if [n.lower() for n in configured] == ["all"]:
+        return tuple(MODEL_CLASSES)
+    unknown = sorted(set(configured) - set(MODEL_CLASSES))
+    if unknown:
+        raise ValueError(f"SERVED_MODELS names unknown model(s) {unknown}; known: {sorted(MODEL_CLASSES)} or all")
+    return tuple(n for n in MODEL_CLASSES if n in configured)
+
+
+def served_models() -> tuple[str, ...]:
+    """The models this process serves (see the module docstring), in MODEL_CLASSES order."""
+    configured = _configured()
+    if configured is not None:
+        return configured
+    if _declared_by:
+        return tuple(n for n in MODEL_CLASSES if n in _declared)
+    return tuple(MODEL_CLASSES)
 
 
 class ModelUnavailableError(LookupError):
@@ -134,6 +186,11 @@ class ModelRegistry:
             )
         if name in current.models:
             return current.models[name]
+        if name not in self.classes and name in current.manifest.get("models", {}):
+            raise ModelUnavailableError(
+                f"model {name!r} is not served by this process (it serves {sorted(self.classes) or 'none'}; "
+                "see serve_models / SERVED_MODELS)"
+            )
         reason = current.errors.get(name) or f"version {current.version} has no model {name!r}"
         raise ModelUnavailableError(reason)
 
@@ -143,6 +200,7 @@ class ModelRegistry:
         return {
             "store": self.store.uri,
             "version": current.version if current else None,
+            "serves": sorted(self.classes),
             "models": sorted(current.models) if current else [],
             "unavailable": dict(current.errors) if current else {},
             "last_error": self.last_error,
@@ -240,6 +298,7 @@ class ModelRegistry:
             pointer.version,
             self._writable_cache_dir(),
             expected_manifest_sha256=pointer.manifest_sha256,
+            models=self.classes,  # only the served models' files are fetched and verified
         )
         models: dict[str, Any] = {}
         errors: dict[str, str] = {}
@@ -270,17 +329,22 @@ _registry_lock = threading.Lock()
 
 
 def get_registry() -> ModelRegistry:
-    """The process-wide registry over settings.model_store (created on first use)."""
+    """The process-wide registry over settings.model_store, serving `served_models()`
+    (created on first use)."""
     global _registry
     if _registry is None:
         with _registry_lock:
             if _registry is None:
-                _registry = ModelRegistry()
+                _registry = ModelRegistry(classes={name: MODEL_CLASSES[name] for name in served_models()})
     return _registry
+
+
+def _reset_locked() -> None:
+    global _registry
+    _registry = None
 
 
 def reset_registry() -> None:
     """Forget the process-wide registry (tests, or after changing settings)."""
-    global _registry
     with _registry_lock:
-        _registry = None
+        _reset_locked()

@@ -223,3 +223,134 @@ def test_a_store_outage_is_retried_after_the_ttl(store, tmp_path, clock, monkeyp
     down["on"] = False
     clock.now = 200
     assert registry.get("a").text == "a:two", "a transient failure must not block the version"
+
+
+# --- the models a process serves (per-function subsets) ---------------------------------------
+class RemoteLikeStore(LocalStore):
+    """A store read through downloads, as GCS is (no local path): records what it fetched."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.downloaded: list[str] = []
+
+    def local_path(self, version: str) -> Path | None:
+        return None
+
+    def download_file(self, key: str, path: Path) -> None:
+        self.downloaded.append(key)
+        super().download_file(key, path)
+
+
+def test_a_subset_registry_fetches_and_loads_only_its_models(tmp_path, clock) -> None:
+    store = RemoteLikeStore(tmp_path / "models")
+    publish(store, tmp_path, "one", models=("a", "b", "c"))
+    registry = make_registry(store, tmp_path, clock, a=TextModel)
+    assert registry.get("a").text == "a:one"
+    assert store.downloaded == ["v1/a.onnx"], "b and c are neither downloaded nor hashed"
+    assert registry.describe()["models"] == ["a"] and registry.describe()["serves"] == ["a"]
+    with pytest.raises(ModelUnavailableError, match="not served by this process"):
+        registry.get("b")  # the clear unavailable path: the caller's fallback answers
+    with pytest.raises(ModelUnavailableError, match="no model 'z'"):
+        registry.get("z")
+
+
+def test_a_hot_swap_loads_the_same_subset(tmp_path, clock) -> None:
+    store = RemoteLikeStore(tmp_path / "models")
+    publish(store, tmp_path, "one", models=("a", "b"))
+    registry = make_registry(store, tmp_path, clock, b=TextModel)
+    assert registry.get("b").text == "b:one"
+    publish(store, tmp_path, "two", models=("a", "b"))
+    clock.now = 100
+    assert registry.get("b").text == "b:two" and registry.version == "v2"
+    assert sorted(registry.loaded.models) == ["b"]
+    assert store.downloaded == ["v1/b.onnx", "v2/b.onnx"]
+    with pytest.raises(ModelUnavailableError, match="not served"):
+        registry.get("a")
+
+
+def test_a_damaged_model_outside_the_subset_does_not_block_the_served_ones(store, tmp_path, clock) -> None:
+    publish(store, tmp_path, "one", models=("a", "b"))
+    (store.root / "v1" / "b.onnx").write_text("b:ONE")  # corrupt, but this process does not serve b
+    registry = make_registry(store, tmp_path, clock, a=TextModel)
+    assert registry.get("a").text == "a:one" and registry.last_error is None
+    full = make_registry(store, tmp_path, clock)  # a process serving b refuses the version
+    with pytest.raises(ModelUnavailableError, match=r"b\.onnx: sha256"):
+        full.get("a")
+
+
+@pytest.fixture()
+def fresh_declarations(monkeypatch):
+    """The process-wide declarations and registry as in a fresh function instance."""
+    from shared.config import reset_settings_cache
+    from shared.models import registry as module
+
+    monkeypatch.setattr(module, "_declared", set())
+    monkeypatch.setattr(module, "_declared_by", [])
+    monkeypatch.setattr(module, "_registry", None)
+    monkeypatch.delenv("SERVED_MODELS", raising=False)
+    reset_settings_cache()
+    yield module
+    reset_settings_cache()
+
+
+def test_served_models_follow_the_declarations_of_the_imported_functions(fresh_declarations, monkeypatch) -> None:
+    module = fresh_declarations
+    assert module.served_models() == tuple(module.MODEL_CLASSES), "nothing declared (a CLI): every model"
+    module.serve_models()
+    assert module.served_models() == (), "a function that declares none loads none"
+    module.serve_models("intent", "encoder")
+    assert module.served_models() == ("encoder", "intent")
+    module.serve_models("grader", "encoder")  # a second function in the same process: the union
+    assert module.served_models() == ("encoder", "intent", "grader")
+    assert sorted(module.get_registry().classes) == ["encoder", "grader", "intent"]
+    with pytest.raises(ValueError, match="unknown model"):
+        module.serve_models("encoder", "gradr")
+
+
+def test_a_declaration_after_the_registry_was_built_rebuilds_it(fresh_declarations) -> None:
+    module = fresh_declarations
+    module.serve_models("predictor")
+    first = module.get_registry()
+    module.serve_models("predictor")  # nothing new: kept
+    assert module.get_registry() is first
+    module.serve_models("encoder")
+    assert sorted(module.get_registry().classes) == ["encoder", "predictor"]
+
+
+def test_served_models_setting_overrides_the_declarations(fresh_declarations, monkeypatch) -> None:
+    from shared.config import reset_settings_cache
+
+    module = fresh_declarations
+    module.serve_models("predictor")
+    monkeypatch.setenv("SERVED_MODELS", "all")
+    reset_settings_cache()
+    assert module.served_models() == tuple(module.MODEL_CLASSES)
+    monkeypatch.setenv("SERVED_MODELS", " intent , confusion")
+    reset_settings_cache()
+    assert module.served_models() == ("intent", "confusion")
+    monkeypatch.setenv("SERVED_MODELS", "intent,bogus")
+    reset_settings_cache()
+    with pytest.raises(ValueError, match="SERVED_MODELS names unknown"):
+        module.served_models()
+    with pytest.raises(ValueError, match="SERVED_MODELS names unknown"):
+        module.serve_models("intent")  # at the function's import: the instance does not start
+    monkeypatch.setenv("SERVED_MODELS", "")
+    reset_settings_cache()
+    assert module.served_models() == ("predictor",), "empty is unset"
+
+
+@pytest.mark.parametrize(
+    ("function", "models"),
+    [
+        ("chat", ("encoder", "intent", "confusion")),
+        ("grading", ("grader", "encoder")),
+        ("prediction", ("predictor",)),
+        ("feedback", ()),
+        ("nightly", ()),
+        ("retrain", ()),
+    ],
+)
+def test_each_function_declares_the_models_it_serves(function: str, models: tuple[str, ...]) -> None:
+    import importlib
+
+    assert importlib.import_module(f"functions.{function}.main").SERVED_MODELS == models
