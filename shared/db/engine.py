@@ -82,9 +82,16 @@ def _apply_search_settings(dbapi_conn: Any, record: Any) -> None:
     try:
         for name, value in SESSION_SETTINGS.items():
             cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+        dbapi_conn.commit()
+    except Exception:
+        # e.g. a pgvector older than 0.8 refusing `hnsw.iterative_scan`: the connection
+        # stays usable, and retrieval sets what it needs per transaction (and degrades
+        # to full text if the server refuses it there too).
+        dbapi_conn.rollback()
+        log.warning("could not apply the search settings to a new connection", exc_info=True)
+        return
     finally:
         cursor.close()
-    dbapi_conn.commit()
     record.info[SESSION_SETTINGS_KEY] = dict(SESSION_SETTINGS)
 
 

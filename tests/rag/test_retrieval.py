@@ -226,3 +226,21 @@ def test_connections_start_with_the_search_settings_so_a_turn_does_not_send_them
             assert conn.execute(sa.text("SHOW hnsw.ef_search")).scalar() == "100"
     finally:
         sa.event.remove(kb, "before_cursor_execute", record)
+
+
+def test_a_server_refusing_the_search_settings_still_gives_a_working_connection(monkeypatch):
+    """Fail soft: a setting the server refuses leaves the connection usable and unmarked,
+    so retrieval sets what it needs per transaction. (Unknown `hnsw.*` names are accepted
+    as placeholders before pgvector loads, so the refusal is forced with a bad value.)"""
+    from shared.db import engine as engine_module
+    from shared.rag import retrieval
+
+    monkeypatch.setattr(retrieval, "SESSION_SETTINGS", {"statement_timeout": "not a duration"})
+    eng = engine_module.create_engine()
+    try:
+        with eng.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))  # the connect hook ran first
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+            assert retrieval.SESSION_SETTINGS_KEY not in conn.info
+    finally:
+        eng.dispose()
