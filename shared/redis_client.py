@@ -5,7 +5,22 @@ cloud Memorystore's rediss:// with the AUTH string in the URL and the instance C
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+
+_clients: dict[tuple[str, str | None, float], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(url: str, *, ca_cert: str | None = None, timeout_s: float = 0.1) -> Any:
+    """The process's one client for this Redis: the embedding cache and the rate limiter
+    draw on one connection pool instead of opening one each (redis-py clients are
+    thread-safe and reconnect after a failure)."""
+    key = (url, ca_cert, timeout_s)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = connect(url, ca_cert=ca_cert, timeout_s=timeout_s)
+        return _clients[key]
 
 
 def connect(url: str, *, ca_cert: str | None = None, timeout_s: float = 0.1) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.redis_client import connect
+from shared.redis_client import shared_client
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class RedisEmbeddingCache:
         it (see `shared.redis_client.pinned_ca_connection`); without it rediss:// verifies chain and host name
         against the system store, as any TLS client would.
         """
-        client = connect(url, ca_cert=ca_cert, timeout_s=timeout_s)
+        client = shared_client(url, ca_cert=ca_cert, timeout_s=timeout_s)
         return cls(client, **kw)
 
     def key(self, model: str, text_key: str) -> str:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.http.errors import ApiError
-from shared.redis_client import connect
+from shared.redis_client import shared_client
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class RedisRateLimiter:
         cls, limits: dict[str, Limit], url: str, *, ca_cert: str | None = None, timeout_s: float = 0.1, **kw: Any
     ) -> RedisRateLimiter:
         """Over the same Redis (and TLS/AUTH settings) as the embedding cache."""
-        client = connect(url, ca_cert=ca_cert, timeout_s=timeout_s)
+        client = shared_client(url, ca_cert=ca_cert, timeout_s=timeout_s)
         return cls(limits, client, **kw)
 
     def key(self, bucket: str, user: str) -> str:

@@ -155,3 +155,13 @@ def test_over_http_a_new_instance_continues_the_users_budget(
     redis_server.stop()
     new_instance()
     assert turn() == 200
+
+
+def test_the_limiter_and_the_embedding_cache_share_one_redis_pool():
+    """One Redis, one client (one connection pool) per process, whoever asks first."""
+    from shared.embeddings.shared_cache import RedisEmbeddingCache
+
+    url = "redis://127.0.0.1:1/7"  # never dialled: clients connect on their first command
+    cache = RedisEmbeddingCache.from_url(url)
+    assert instance(url).client is cache.client
+    assert RedisEmbeddingCache.from_url(url, timeout_s=2).client is not cache.client  # other options, other client
