@@ -40,12 +40,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,8 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+
+from local.loopback import free_port, serve_http  # noqa: E402
 
 PROJECT = "demo-bench-instance"
 COMPLETION = {
@@ -72,8 +73,9 @@ COMPLETION = {
 }
 
 
-def llm_stub(latency_ms: float) -> ThreadingHTTPServer:
-    """An OpenAI-compatible endpoint answering every completion after `latency_ms`."""
+def llm_stub(latency_ms: float) -> type[BaseHTTPRequestHandler]:
+    """An OpenAI-compatible endpoint answering every completion after `latency_ms`
+    (served on loopback by `local.loopback.serve_http`)."""
     body = json.dumps(COMPLETION).encode()
 
     class Handler(BaseHTTPRequestHandler):
@@ -91,16 +93,7 @@ def llm_stub(latency_ms: float) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return Handler
 
 
 def prepare_database() -> tuple[str, dict[str, Any]]:
@@ -355,27 +348,26 @@ def main() -> int:
 
     configure_logging("WARNING")
     url, ids = prepare_database()
-    stub = llm_stub(args.llm_ms)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "DATABASE_URL": url,
-        "DB_VECTOR_SELFTEST": "false",
-        "GOOGLE_CLOUD_PROJECT": PROJECT,
-        "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
-        "LLM_PROVIDERS": "openai,offline",
-        "OPENAI_API_KEY": "stub-key",
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{stub.server_address[1]}/v1",
-        "RATE_LIMITS": "off",
-        "LOG_LEVEL": "WARNING",
-    }
-    tokens = {
-        "student": mint_emulator_token("bench-student", PROJECT),
-        "admin": mint_emulator_token("bench-admin", PROJECT, admin=True),
-    }
-    results: dict[str, Any] = {"llm_ms": args.llm_ms, "load_average": os.getloadavg()}
-    print(f"load average before: {results['load_average']}", file=sys.stderr)
-    try:
+    with serve_http(llm_stub(args.llm_ms)) as stub_url:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "DATABASE_URL": url,
+            "DB_VECTOR_SELFTEST": "false",
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
+            "LLM_PROVIDERS": "openai,offline",
+            "OPENAI_API_KEY": "stub-key",
+            "OPENAI_BASE_URL": f"{stub_url}/v1",
+            "RATE_LIMITS": "off",
+            "LOG_LEVEL": "WARNING",
+        }
+        tokens = {
+            "student": mint_emulator_token("bench-student", PROJECT),
+            "admin": mint_emulator_token("bench-admin", PROJECT, admin=True),
+        }
+        results: dict[str, Any] = {"llm_ms": args.llm_ms, "load_average": os.getloadavg()}
+        print(f"load average before: {results['load_average']}", file=sys.stderr)
         runs: dict[str, list[dict]] = {name: [] for name in args.functions}
         breakdowns: list[dict] = []
         for _ in range(args.runs):
@@ -410,9 +402,6 @@ def main() -> int:
         if "chat" in args.functions and args.duration > 0:
             results["chat_throughput"] = throughput(env, tokens["student"], args.concurrency, args.duration)
             print(f"chat throughput {results['chat_throughput']}", file=sys.stderr)
-    finally:
-        stub.shutdown()
-        stub.server_close()
     results["load_average_after"] = os.getloadavg()
     print(json.dumps(results, indent=1))
     return 0

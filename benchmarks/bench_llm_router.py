@@ -20,9 +20,8 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +79,9 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
-def loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
-    """Serve `handler` on 127.0.0.1 (a free port) from a daemon thread; the caller shuts it down."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+def stub_handler(status_body: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+    """Answers every POST with `status_body["reply"]` (status, body), changeable mid-run."""
 
-
-def serve(status_body: dict[str, Any]) -> tuple[ThreadingHTTPServer, str]:
     class Handler(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -99,7 +92,7 @@ def serve(status_body: dict[str, Any]) -> tuple[ThreadingHTTPServer, str]:
             self.end_headers()
             self.wfile.write(body)
 
-    return loopback(Handler)
+    return Handler
 
 
 def main() -> None:
@@ -109,6 +102,7 @@ def main() -> None:
 
     from google.oauth2.credentials import Credentials
 
+    from local.loopback import serve_http
     from shared.llm import Grounding, LLMRouter, Prompt, Source
     from shared.llm.providers.offline import OfflineProvider
     from shared.llm.providers.vertex import VertexProvider
@@ -137,8 +131,7 @@ def main() -> None:
         print(f"{label:28s} {summary(timings)}")
 
     state = {"reply": (200, GEMINI_OK)}
-    server, url = serve(state)
-    try:
+    with serve_http(stub_handler(state)) as url:
         vertex = VertexProvider("bench", "us-central1", base_url=url, credentials=Credentials(token="t"))
         router = LLMRouter(
             {"vertex": vertex, "offline": OfflineProvider()},
@@ -169,9 +162,6 @@ def main() -> None:
             f"{'503 outage → offline':28s} {(time.perf_counter() - t0) * 1000:8.1f} ms "
             f"(3 tries with backoff, then fallback; provider={generation.provider})"
         )
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 if __name__ == "__main__":

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
+
+from local.loopback import serve_http
 
 DIM = 384
 
@@ -145,11 +146,6 @@ def cert_server(certificates: dict[str, str]) -> Iterator[CertServer]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    served.url = f"http://127.0.0.1:{server.server_address[1]}/certs"
-    try:
+    with serve_http(Handler) as base:
+        served.url = f"{base}/certs"
         yield served
-    finally:
-        server.shutdown()
-        server.server_close()
