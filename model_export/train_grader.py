@@ -38,14 +38,17 @@ from torch import nn
 from model_export.base_model import minilm_dir
 from model_export.calibration import fit_temperature, nll, softmax
 from model_export.grader_data import (
+    HELD_OUT_DOMAINS,
     LABELS,
     Answer,
     GraderDataMissing,
+    beetle_dir,
     classification_metrics,
+    grader_split,
     label_counts,
     load_answers,
+    load_beetle,
     sciEntsBank_dir,
-    split_by_question,
 )
 from model_export.train_intent import export_onnx
 from model_export.trained import LOGITS, TrainedModel
@@ -59,11 +62,14 @@ from model_export.training import (
     tokenize,
 )
 from shared.grading import score_mapping
+from shared.models.grader import INPUT_FORMATS, grader_input
 
 log = logging.getLogger(__name__)
 
 MAX_LENGTH = 128
 LABELS_FILE = "grader_labels.json"
+
+BUDGET = "see the train_grader docstring: the default config's measured wall time"
 
 __all__ = ["GraderConfig", "GraderDataMissing", "classification_metrics", "fit_grader", "train"]
 
@@ -91,10 +97,67 @@ class GraderConfig:
     #: keep the word/position embeddings as pretrained: 12M fewer parameters for AdamW to
     #: update each step (faster on CPU) and no drift of rare-word vectors on 3.5k pairs
     freeze_embeddings: bool = True
+    #: how (question, reference, answer) becomes the pair (shared.models.grader.INPUT_FORMATS)
+    input_format: str = "reference"
+    #: train on Beetle 3-way too (when its folder exists)
+    use_beetle: bool = True
+    #: add pairs made from the references: reference vs another reference of the same
+    #: question = correct, a negation edit of a reference = contradictory
+    augment_references: bool = False
 
 
-def pairs(answers: list[Answer]) -> list[tuple[str, str]]:
-    return [(a.reference, a.answer) for a in answers]
+def pairs(answers: list[Answer], input_format: str = "reference") -> list[tuple[str, str]]:
+    return [grader_input(input_format, a.question, a.reference, a.answer) for a in answers]
+
+
+_NEGATIONS = (
+    (" is not ", " is "),
+    (" are not ", " are "),
+    (" was not ", " was "),
+    (" were not ", " were "),
+    (" does not ", " does "),
+    (" do not ", " do "),
+    (" cannot ", " can "),
+    (" will not ", " will "),
+    (" is ", " is not "),
+    (" are ", " are not "),
+    (" was ", " was not "),
+    (" were ", " were not "),
+    (" can ", " cannot "),
+    (" will ", " will not "),
+    (" has ", " does not have "),
+    (" have ", " do not have "),
+)
+
+
+def negate(text: str) -> str | None:
+    """A simple negation edit (first rule that applies), or None when none does."""
+    padded = f" {text} "
+    for old, new in _NEGATIONS:
+        if old in padded:
+            return padded.replace(old, new, 1).strip()
+    return None
+
+
+def reference_pairs(answers: list[Answer]) -> list[Answer]:
+    """Augmentation from the training questions' references: every other reference of
+    the question as a correct answer, a negation edit of each as a contradictory one."""
+    out: list[Answer] = []
+    seen: set[str] = set()
+    for a in answers:
+        if a.question_id in seen:
+            continue
+        seen.add(a.question_id)
+        for i in range(len(a.references)):
+            for j, other in enumerate(a.references):
+                if j != i:
+                    out.append(Answer(a.question_id, a.question, a.references, other, "correct", a.corpus, a.domain, i))
+            negated = negate(a.references[i])
+            if negated:
+                out.append(
+                    Answer(a.question_id, a.question, a.references, negated, "contradictory", a.corpus, a.domain, i)
+                )
+    return out
 
 
 def predict_pair_logits(
@@ -115,6 +178,8 @@ class GraderFit:
 def fit_grader(train_set: list[Answer], val_set: list[Answer], config: GraderConfig = GraderConfig()) -> GraderFit:
     """Fine-tune on train_set; fit the temperature on val_set (whole held-out questions)."""
     seed_everything(config.seed, config.threads)
+    if config.input_format not in INPUT_FORMATS:
+        raise ValueError(f"unknown input_format {config.input_format!r}")
     index = {label: i for i, label in enumerate(LABELS)}
     tokenizer = load_training_tokenizer(config.max_length)
     model = MiniLMClassifier(len(LABELS), config.dropout)
@@ -128,14 +193,14 @@ def fit_grader(train_set: list[Answer], val_set: list[Answer], config: GraderCon
         model,
         tokenizer,
         train_set,
-        inputs=lambda a: (a.reference, a.answer),
+        inputs=lambda a: grader_input(config.input_format, a.question, a.reference, a.answer),
         target=lambda a: index[a.label],
         config=config,
         loss_fn=nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32)),
         name="grader",
         log_every=50,
     )
-    val_logits = predict_pair_logits(model, tokenizer, pairs(val_set))
+    val_logits = predict_pair_logits(model, tokenizer, pairs(val_set, config.input_format))
     val_y = np.array([index[a.label] for a in val_set])
     temperature = fit_temperature(val_logits, val_y) if len(val_y) else 1.0
     log.info("grader: temperature %.3f fitted on %d held-out-question answers", temperature, len(val_y))
@@ -164,7 +229,8 @@ def write_label_file(path: Path, temperature: float, config: GraderConfig) -> Pa
                 "labels": list(LABELS),
                 "temperature": round(temperature, 6),
                 "max_length": config.max_length,
-                "input": "pair: [CLS] reference answer [SEP] student answer [SEP]",
+                "input_format": config.input_format,
+                "input": INPUT_FORMATS[config.input_format],
                 "inputs": ["input_ids", "attention_mask", "token_type_ids"],
                 "output": "logits (divide by temperature, then softmax)",
                 "score_mapping": score_mapping.describe(),
@@ -187,44 +253,69 @@ def train(work_dir: Path, *, seed: int = 42, config: GraderConfig | None = None)
     folder = sciEntsBank_dir()  # GraderDataMissing on a fresh clone
     config = config or GraderConfig(seed=seed)
     answers = load_answers(folder)
-    split = split_by_question(answers, seed=config.seed)
+    beetle: list[Answer] = []
+    if config.use_beetle:
+        try:
+            beetle = load_beetle(folder.parents[3])
+        except GraderDataMissing as exc:
+            log.warning("grader: training without Beetle: %s", exc)
+    split = grader_split(answers, beetle, seed=config.seed)
     train_set = split.train[: config.max_train] if config.max_train else split.train
-    log.info("grader: %d answers, split %s", len(answers), split.sizes())
-    val, test, unseen = (
-        part[: config.max_eval] if config.max_eval else part for part in (split.val, split.test, split.unseen_answers)
+    augmented = reference_pairs(train_set) if config.augment_references else []
+    log.info(
+        "grader: %d + %d answers, split %s, %d augmented pairs",
+        len(answers),
+        len(beetle),
+        split.sizes(),
+        len(augmented),
     )
-    fit = fit_grader(train_set, val, config)
+    val, test, unseen, domains = (
+        part[: config.max_eval] if config.max_eval else part
+        for part in (split.val, split.test, split.unseen_answers, split.unseen_domains)
+    )
+    fit = fit_grader(train_set + augmented, val, config)
     tokenizer = load_training_tokenizer(config.max_length)
     metrics: dict = {}
-    for name, part in (("val_unseen_questions", val), ("test_unseen_questions", test), ("test_unseen_answers", unseen)):
-        metrics[name] = evaluate_logits(predict_pair_logits(fit.model, tokenizer, pairs(part)), part, fit.temperature)
+    for name, part in (
+        ("val_unseen_questions", val),
+        ("test_unseen_questions", test),
+        ("test_unseen_answers", unseen),
+        ("test_unseen_domains", domains),
+    ):
+        logits = predict_pair_logits(fit.model, tokenizer, pairs(part, config.input_format))
+        metrics[name] = evaluate_logits(logits, part, fit.temperature)
     metrics |= {
         "temperature": round(fit.temperature, 4),
         "train_seconds": round(fit.train_seconds, 1),
         "history": fit.history,
         "class_weights": dict(zip(LABELS, fit.class_weights, strict=True)),
         "config": asdict(config),
-        "budget": "2 epochs, embeddings frozen; over the ~2-3 min CI budget (see train_grader docstring)",
+        "budget": BUDGET,
     }
     log.info("grader: test (unseen questions) %s", metrics["test_unseen_questions"])
+    log.info("grader: unseen domains %s", metrics["test_unseen_domains"])
     onnx_path = export_onnx(fit.model, work_dir / "grader.onnx", tokenizer)
     labels_path = write_label_file(work_dir / LABELS_FILE, fit.temperature, config)
-    check_pairs = pairs(test)
+    check_pairs = pairs(test, config.input_format)
     check_feeds = [tokenize(tokenizer, check_pairs[i : i + 32]) for i in range(0, len(check_pairs), 32)]
     data = {
-        "source": "SemEval-2013 Task 7 SciEntsBank training XML, 3-way labels "
-        "(../shared/data/semeval2013/training/3way/sciEntsBank), CC-BY-SA",
+        "source": "SemEval-2013 Task 7 training XML, 3-way labels: SciEntsBank "
+        "(../shared/data/semeval2013/training/3way/sciEntsBank) and Beetle (.../3way/beetle), CC-BY-SA",
         "sha256": folder_sha256(folder, "*.xml"),
-        "size": len(answers),
-        "per_label": label_counts(answers),
+        "size": len(answers) + len(beetle),
+        "per_label": label_counts(answers + beetle),
         "split": {
-            "method": "whole questions held out for val and test (seeded), 10% of the "
-            "remaining answers held out as unseen answers",
+            "method": "SciEntsBank: whole questions held out for val and test (seeded), 10% of the "
+            "remaining answers held out as unseen answers, whole domains held out as unseen domains; "
+            "Beetle: all trained on",
             "seed": config.seed,
+            "held_out_domains": list(HELD_OUT_DOMAINS),
         }
         | split.sizes(),
-        "trained_on": len(train_set),
+        "trained_on": len(train_set) + len(augmented),
     }
+    if beetle:
+        data["sha256_beetle"] = folder_sha256(beetle_dir(folder.parents[3]), "*.xml")
     return TrainedModel(
         name="grader",
         fp32_onnx=onnx_path,
