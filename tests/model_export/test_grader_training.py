@@ -173,3 +173,21 @@ def test_build_without_the_data_set_publishes_the_version_without_the_grader(
     result = build_module.build(store=store, work_root=tmp_path / "work")
     assert set(read_manifest(store, result.version)["models"]) == {"encoder"}
     assert "skipped grader" in capsys.readouterr().out
+
+
+def test_reference_augmentation_pairs_references_and_negates_them() -> None:
+    from model_export.grader_data import Answer
+    from model_export.train_grader import negate, reference_pairs
+
+    assert negate("Terminals 1 and 2 are connected") == "Terminals 1 and 2 are not connected"
+    assert negate("The switch is not closed") == "The switch is closed"
+    assert negate("Light bulbs") is None
+    refs = ("Terminals 1 and 2 are connected", "There is no gap between them")
+    a = Answer("q", "Why 0 V?", refs, "they are connected", "correct", "beetle", "FaultFinding", 0)
+    made = reference_pairs([a, a])  # one question: made once
+    assert {(x.reference, x.answer, x.label) for x in made} == {
+        (refs[0], refs[1], "correct"),
+        (refs[1], refs[0], "correct"),
+        (refs[0], "Terminals 1 and 2 are not connected", "contradictory"),
+        (refs[1], "There is not no gap between them", "contradictory"),
+    }
