@@ -20,11 +20,11 @@ accuracy, macro-F1, weighted-F1 and per-class F1 on unseen answers, unseen quest
 (val, test) and unseen domains, all from this one model.
 
 Default config (measured 2026-12-02 on the 2-core machine, docs/grading.md): 1 epoch over
-~7.2k pairs (450 steps of 16), embeddings frozen, inverse-frequency class weights
-(power 1.0), length-bucketed batches: ~3.5-4 min of wall time for the whole `train()`
-when the machine is idle (208-244 s measured), ~9 min when another engineer's jobs hold
-a core. Two epochs would take ~6.5 min idle, over the ~6 min budget; the question as
-context doubles the sequence length (mean 32 -> 69 tokens) and so the cost.
+~7.2k pairs (450 steps of 16), encoder lr 8e-5, embeddings frozen, inverse-frequency
+class weights (power 1.0), length-bucketed batches: the whole `train()` took 195 s of
+wall time on the idle machine (its variants 208-244 s), ~9 min when another engineer's
+jobs held a core. Two epochs would take ~6.5 min idle, over the ~6 min budget; the
+question as context doubles the sequence length (mean 32 -> 69 tokens) and so the cost.
 
 When the SemEval folder is absent (a fresh clone), `train` raises GraderDataMissing:
 the build skips the model and serving falls back to embedding similarity. Without the
@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 MAX_LENGTH = 128
 LABELS_FILE = "grader_labels.json"
 
-BUDGET = "1 epoch over ~7.2k pairs: ~3.5-4 min wall for train() on the idle 2-core machine (train_grader docstring)"
+BUDGET = "1 epoch over ~7.2k pairs: 195 s wall for train() on the idle 2-core machine (train_grader docstring)"
 
 __all__ = ["GraderConfig", "GraderDataMissing", "classification_metrics", "fit_grader", "train"]
 
@@ -96,7 +96,8 @@ class GraderConfig:
     threads: int = 2
     seed: int = 42
     #: class weights = (n / count)^power, normalised to mean 1; 1.0 = inverse frequency
-    #: (0.5, the first grader's, never predicted contradictory on held-out questions)
+    #: (0.5, the first grader's: contradictory F1 0.00 on the validation questions, 0.11
+    #: with 1.0; docs/grading.md)
     class_weight_power: float = 1.0
     #: cap on training pairs (None = all); tests use a small number
     max_train: int | None = None
