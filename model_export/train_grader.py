@@ -104,7 +104,8 @@ class GraderConfig:
     #: cap on answers evaluated per held-out set (None = all); tests use a small number
     max_eval: int | None = None
     #: keep the word/position embeddings as pretrained: 12M fewer parameters for AdamW to
-    #: update each step (faster on CPU) and no drift of rare-word vectors on 3.5k pairs
+    #: update each step and no drift of rare-word vectors on ~7k pairs (training them: better
+    #: unseen answers, not better new questions or domains; docs/grading.md E7)
     freeze_embeddings: bool = True
     #: how (question, reference, answer) becomes the pair (shared.models.grader.INPUT_FORMATS)
     input_format: str = "reference"
