@@ -23,8 +23,9 @@ Default config (measured 2026-12-02 on the 2-core machine, docs/grading.md): 1 e
 ~7.2k pairs (450 steps of 16), encoder lr 8e-5, embeddings frozen, inverse-frequency
 class weights (power 1.0), length-bucketed batches: the whole `train()` took 195 s of
 wall time on the idle machine (its variants 208-244 s), ~9 min when another engineer's
-jobs held a core. Two epochs would take ~6.5 min idle, over the ~6 min budget; the
-question as context doubles the sequence length (mean 32 -> 69 tokens) and so the cost.
+jobs held a core. Two epochs took 348 s and were worse on new questions and domains
+(better on unseen answers: they fit the training questions); the question as context
+doubles the sequence length (mean 32 -> 69 tokens) and so the cost, for no gain.
 
 When the SemEval folder is absent (a fresh clone), `train` raises GraderDataMissing:
 the build skips the model and serving falls back to embedding similarity. Without the
