@@ -1,21 +1,26 @@
-"""The short-answer graders on SemEval-2013 SciEntsBank 3-way, held-out questions.
+"""The short-answer graders on SemEval-2013 3-way (SciEntsBank held-out sets).
 
     .venv-train/bin/python benchmarks/bench_grader_semeval.py [--work DIR] [--models DIR] [--out FILE]
     .venv-train/bin/python benchmarks/bench_grader_semeval.py --fallbacks-only --models DIR   # no model rows
 
-Split (model_export.grader_data.split_by_question, seed 42, the trainer's own): whole
-questions are held out from the SciEntsBank training XML, 14 for validation (the
-temperature is fitted there, which cannot change an arg-max, so its 14 questions are
-reported too as a second unseen-questions sample) and 14 for test, imitating the task's "unseen questions"
-test set; 10% of the answers to the remaining 107 questions are held out as "unseen
-answers". Nothing below is tuned on the test questions.
+Split (model_export.grader_data.grader_split, seed 42, the trainer's own): whole
+SciEntsBank questions are held out, 14 for validation (the temperature is fitted there,
+which cannot change an arg-max, so its 14 questions are reported too as a second
+unseen-questions sample) and 14 for test, imitating the task's "unseen questions" test
+set (the same questions as every earlier measurement); 10% of the answers to the
+remaining questions are "unseen answers"; the SciEntsBank domains FN, LF and VB are held
+out whole ("unseen domains"); the model trains on Beetle + what is left. Nothing below
+is tuned on the test questions.
 
 Reported in one run, for the 3-way task (correct / contradictory / incorrect):
 - grader model FP32: the trainer's ONNX export (`--work DIR` with grader.onnx and
   grader_labels.json from `python -m model_export.train_grader DIR`; trained here into a
-  temporary folder when not given), arg-max of the calibrated probabilities;
+  temporary folder when not given), arg-max of the calibrated probabilities, its input
+  built by the serving class from question, reference and answer (label file's
+  input_format), the best reference (highest P(correct)) kept as serving does;
 - grader model INT8: the same graph quantized by `model_export.quantize.quantize_best`,
-  exactly as the build does;
+  exactly as the build does; plus its ms per answer on one core (onnxruntime
+  intra_op_num_threads=1, one answer per call as served) and the parameter count;
 - grader model INT8, 10*P(correct) bands: the model alone through the verdict bands (how
   it was served before the check-set mapping);
 - model chain INT8 (served mapping): what serving answers - the INT8 model's
@@ -49,11 +54,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from model_export.grader_data import (  # noqa: E402
+    HELD_OUT_DOMAINS,
     LABELS,
     Answer,
+    GraderDataMissing,
     classification_metrics,
+    grader_split,
     load_answers,
-    split_by_question,
+    load_beetle,
 )
 from shared.grading import score_mapping  # noqa: E402
 from shared.grading.contract import Question  # noqa: E402
@@ -85,16 +93,19 @@ def quantized(work: Path, check: list[Answer]) -> tuple[Path, dict]:
     from model_export.quantize import quantize_best
     from model_export.trained import LOGITS, TrainedModel
     from model_export.training import load_training_tokenizer, tokenize
+    from shared.models.grader import LEGACY_INPUT_FORMAT, grader_input
 
-    tokenizer = load_training_tokenizer()
-    items = [(a.reference, a.answer) for a in check]
+    meta = json.loads((work / "grader_labels.json").read_text())
+    fmt = meta.get("input_format", LEGACY_INPUT_FORMAT)
+    tokenizer = load_training_tokenizer(int(meta.get("max_length", 128)))
+    items = [grader_input(fmt, a.question, a.reference, a.answer) for a in check]
     feeds = [tokenize(tokenizer, items[i : i + 32]) for i in range(0, len(items), 32)]
     model = TrainedModel("grader", work / "grader.onnx", [], {}, {}, feeds, LOGITS)
     path, agreement, _ = quantize_best(model, work / "bench-int8")
     return path, agreement.as_dict()
 
 
-def served(work: Path, onnx_file: Path) -> object:
+def served(work: Path, onnx_file: Path, threads: int | None = None) -> object:
     """The serving class on a folder laid out like a published version."""
     from model_export.base_model import minilm_dir
     from shared.models.grader import GraderModel
@@ -103,26 +114,49 @@ def served(work: Path, onnx_file: Path) -> object:
     folder.mkdir(exist_ok=True)
     for src in (onnx_file, work / "grader_labels.json", minilm_dir() / "tokenizer.json"):
         shutil.copyfile(src, folder / src.name)
-    return GraderModel(folder, {"file": onnx_file.name})
+    return GraderModel(folder, {"file": onnx_file.name}, threads=threads)
+
+
+def model_probs(model: object, answers: list[Answer]) -> np.ndarray:
+    """Calibrated probabilities per answer, columns in LABELS order: every reference of
+    the question scored (input built by the serving class) and the one with the highest
+    P(correct) kept, as serving keeps the best-matching reference."""
+    columns = [model.labels.index(label) for label in LABELS]  # to the data's label order
+    rows = []
+    for a in answers:
+        probs = model.probabilities([model.pair(a.question, ref, a.answer) for ref in a.references])[:, columns]
+        rows.append(probs[int(probs[:, INDEX["correct"]].argmax())])
+    return np.stack(rows)
 
 
 def eval_model(model: object, answers: list[Answer]) -> dict:
-    pairs = [(a.reference, a.answer) for a in answers]
+    return classification_metrics(_truth(answers), model_probs(model, answers).argmax(-1))
+
+
+def ms_per_answer(model: object, answers: list[Answer], n: int = 300) -> float:
+    """Wall ms per answer, one answer (one reference) per call, as served."""
+    items = [model.pair(a.question, a.reference, a.answer) for a in answers[:n]]
+    model.probabilities(items[:5])  # warm-up
     started = time.perf_counter()
-    probs = np.concatenate([model.probabilities(pairs[i : i + 32]) for i in range(0, len(pairs), 32)])
-    seconds = time.perf_counter() - started
-    columns = [model.labels.index(label) for label in LABELS]  # to the data's label order
-    out = classification_metrics(_truth(answers), probs[:, columns].argmax(-1))
-    out["ms_per_answer"] = round(1000 * seconds / max(1, len(pairs)), 2)
-    return out
+    for item in items:
+        model.probabilities([item])
+    return round(1000 * (time.perf_counter() - started) / max(1, len(items)), 2)
+
+
+def parameter_count(onnx_file: Path) -> int:
+    """Elements of the graph's weight tensors (INT8 weights count once, scales too)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_file)).graph
+    return int(sum(numpy_helper.to_array(t).size for t in graph.initializer))
 
 
 def eval_model_bands(model: object, answers: list[Answer]) -> dict:
     """The model alone through 10 * P(correct) and the verdict bands (how it was served
     before the check-set mapping): correct >= 7, contradictory when most likely, else incorrect."""
-    pairs = [(a.reference, a.answer) for a in answers]
-    probs = np.concatenate([model.probabilities([p]) for p in pairs])
-    verdicts = [score_mapping.from_class_probs(row, model.labels)[1] for row in probs]
+    probs = model_probs(model, answers)  # columns in LABELS order
+    verdicts = [score_mapping.from_class_probs(row, list(LABELS))[1] for row in probs]
     pred = np.array(
         [INDEX["contradictory"] if v == "contradictory" else INDEX["correct" if v == "correct" else "incorrect"]
          for v in verdicts]
@@ -185,7 +219,7 @@ class _Registry:
 
 
 def _question(a: Answer) -> Question:
-    return Question(a.question_id, "semeval", "short_answer", a.question, 2, references=(a.reference,))
+    return Question(a.question_id, "semeval", "short_answer", a.question, 2, references=a.references)
 
 
 def eval_served(grader: object, answers: list[Answer]) -> dict:
@@ -201,7 +235,7 @@ def eval_served(grader: object, answers: list[Answer]) -> dict:
 
 def eval_similarity(encoder: object, answers: list[Answer]) -> dict:
     embeddings = _Embeddings(encoder)
-    embeddings.warm([t for a in answers for t in (a.answer, a.question, a.reference)])
+    embeddings.warm([t for a in answers for t in (a.answer, a.question, *a.references)])
     return eval_served(SimilarityGrader(embeddings), answers)
 
 
@@ -211,7 +245,7 @@ def eval_lexical(answers: list[Answer]) -> dict:
 
 def eval_model_served(model: object, encoder: object, answers: list[Answer]) -> dict:
     embeddings = _Embeddings(encoder)
-    embeddings.warm([t for a in answers for t in (a.answer, a.question, a.reference)])
+    embeddings.warm([t for a in answers for t in (a.answer, a.question, *a.references)])
     return eval_served(ModelGrader(_Registry(model), embeddings), answers)
 
 
@@ -234,11 +268,20 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"SKIP: {exc}")
         return 0
-    split = split_by_question(answers)
+    try:
+        beetle = load_beetle()
+    except GraderDataMissing:
+        beetle = []
+    split = grader_split(answers, beetle)
     # The validation questions are unseen too: only the temperature was fitted there, which
     # cannot change an arg-max, so they are a second, independent unseen-questions sample.
-    sets = {"unseen_questions": split.test, "unseen_q_val": split.val, "unseen_answers": split.unseen_answers}
-    results: dict = {"split": split.sizes(), "methods": {}}
+    sets = {
+        "unseen_answers": split.unseen_answers,
+        "unseen_q_test": split.test,
+        "unseen_q_val": split.val,
+        "unseen_domains": split.unseen_domains,
+    }
+    results: dict = {"split": split.sizes(), "held_out_domains": list(HELD_OUT_DOMAINS), "methods": {}}
 
     encoder = find_encoder(args.models)
     if not args.fallbacks_only:
@@ -248,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, onnx_file in (("grader model FP32", work / "grader.onnx"), ("grader model INT8", int8_path)):
             model = served(work, onnx_file)
             results["methods"][name] = {s: eval_model(model, part) for s, part in sets.items()}
+        one_core = served(work, int8_path, threads=1)
+        results["int8_one_core_ms_per_answer"] = ms_per_answer(one_core, split.test)
+        results["parameters"] = {
+            "fp32_graph": parameter_count(work / "grader.onnx"),
+            "int8_graph": parameter_count(int8_path),
+            "int8_file_mb": round(int8_path.stat().st_size / 2**20, 1),
+        }
+        results["input_format"] = model.input_format
         results["methods"]["grader model INT8, 10*P(correct) bands"] = {
             s: eval_model_bands(model, p) for s, p in sets.items()
         }
@@ -264,8 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     results["methods"]["lexical overlap (last fallback)"] = {s: eval_lexical(p) for s, p in sets.items()}
     results["methods"]["majority class"] = {s: eval_majority(split.train, p) for s, p in sets.items()}
 
-    print(f"\nSciEntsBank 3-way, split {results['split']}")
-    print(f"INT8 vs FP32 on validation answers: {results.get('int8_agreement_on_val', 'not run')}\n")
+    print(f"\nSemEval-2013 3-way, split {results['split']}, held-out domains {results['held_out_domains']}")
+    print(f"input format: {results.get('input_format', 'not run')}")
+    print(f"INT8 vs FP32 on validation answers: {results.get('int8_agreement_on_val', 'not run')}")
+    print(f"INT8 one core: {results.get('int8_one_core_ms_per_answer', 'not run')} ms per answer")
+    print(f"parameters: {results.get('parameters', 'not run')}\n")
     header = f"{'method':40s} | {'set':16s} | {'acc':>6s} | {'macroF1':>7s} | {'wF1':>6s} | per-class F1 (c/contra/i)"
     print(header)
     print("-" * len(header))

@@ -159,7 +159,12 @@ class ModelGrader:
         # One pair per call: dynamic INT8 scales activations per batch, so batching a
         # short reference with a long one would make an answer's grade depend on the
         # question's other references.
-        probs = [score_mapping.class_probs(model.probabilities([(ref, answer)])[0], model.labels) for ref in refs]
+        # The model's input per its label file's input_format (the question text as
+        # context for newer models): the builder training used, so the two agree.
+        probs = [
+            score_mapping.class_probs(model.probabilities([model.pair(question.prompt, ref, answer)])[0], model.labels)
+            for ref in refs
+        ]
         signals = [
             {
                 "model_logit": score_mapping.model_logit(p["correct"]),
