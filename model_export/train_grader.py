@@ -269,7 +269,7 @@ def train(work_dir: Path, *, seed: int = 42, config: GraderConfig | None = None)
     beetle: list[Answer] = []
     if config.use_beetle:
         try:
-            beetle = load_beetle(folder.parents[3])
+            beetle = load_beetle()  # beside SciEntsBank under data_root()
         except GraderDataMissing as exc:
             log.warning("grader: training without Beetle: %s", exc)
     split = grader_split(answers, beetle, seed=config.seed)
@@ -328,7 +328,7 @@ def train(work_dir: Path, *, seed: int = 42, config: GraderConfig | None = None)
         "trained_on": len(train_set) + len(augmented),
     }
     if beetle:
-        data["sha256_beetle"] = folder_sha256(beetle_dir(folder.parents[3]), "*.xml")
+        data["sha256_beetle"] = folder_sha256(beetle_dir(), "*.xml")
     return TrainedModel(
         name="grader",
         fp32_onnx=onnx_path,

@@ -302,9 +302,9 @@ class ChatPipeline:
                     raise TopicNotFoundError("No such topic.")
             view = conversation.open_session(conn, turn.user, inp.session_id, inp.topic_id, turn.message, HISTORY)
             turn.session_id, turn.topic_id = view.session_id, view.topic_id
+            # The session's topic title comes with the session (chat_sessions.topic_id
+            # references topics); a requested topic's was read above.
             turn.topic_title = turn.topic_title or view.topic_title
-            if turn.topic_id and turn.topic_title is None:
-                turn.topic_title = conversation.topic_title(conn, turn.topic_id)
             return view.history
         except DomainError:
             raise
