@@ -10,11 +10,13 @@ answered, in `model_versions`, `provider` and `degraded`.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,8 +34,9 @@ from shared.llm.types import Generation, Grounding, Message, Prompt, Source, Str
 from shared.logs import log_event
 from shared.mastery.store import student_on_topic
 from shared.models.confusion import MessageTiming
+from shared.models.intent import IntentPrediction
 from shared.personalisation import Profile
-from shared.rag.retrieval import RetrievedNode, hybrid_search, query_terms
+from shared.rag.retrieval import RetrievalParams, RetrievedNode, full_text_ranks, fused_search, query_terms
 from shared.users import ensure_user
 
 log = logging.getLogger(__name__)
@@ -191,6 +194,85 @@ class _TurnTransaction:
             conn.close()
 
 
+@dataclass
+class _IntentReading:
+    """The intent model's reading of a message (or the keyword rules', `degraded`)."""
+
+    prediction: IntentPrediction | None = None
+    source: str = "keyword-rules"
+    known_words: float = 1.0
+    degraded: bool = False
+    ms: float = 0.0
+
+    def apply(self, turn: Turn) -> None:
+        assert self.prediction is not None
+        turn.intent, turn.confidence, turn.probs = (
+            self.prediction.label,
+            self.prediction.confidence,
+            self.prediction.probs,
+        )
+        turn.intent_source, turn.known_words = self.source, self.known_words
+        turn.timings["intent"] = self.ms
+        if self.degraded:
+            turn.degraded.append("intent")
+
+
+@dataclass
+class _VectorReading:
+    """The encoder's vector of a message (None, `degraded`, when the encoder failed)."""
+
+    vector: np.ndarray | None = None
+    degraded: bool = False
+    ms: float = 0.0
+
+    def apply(self, turn: Turn) -> None:
+        turn.query_vector = self.vector
+        turn.timings["encode"] = self.ms
+        if self.degraded:
+            turn.degraded.append("encoder")
+
+
+# One reader thread per request thread the function serves at once (its concurrency,
+# terraform's default 8); a request beyond that waits for a reader, never fails.
+_READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chat-models")
+
+
+class _MessageReader:
+    """The models read the message in a worker thread while the request thread works in
+    the database: ONNX Runtime and the database socket both release the GIL, so the two
+    transformer passes run while the Postgres backend works (docs/chat.md).
+
+    The intent comes first, since the full-text search depends on it (which node kinds
+    the intent wants, whether to search at all) but not on the vector; the vector search
+    waits for the encoder, which runs meanwhile. Each part degrades on its own and never
+    raises. The worker runs in a copy of the request's context (request id, trace)."""
+
+    def __init__(self, pipeline: ChatPipeline, message: str, registry: Any, model_version: str | None) -> None:
+        self.intent: Future[_IntentReading] = Future()
+        self._args = (pipeline, message, registry, model_version)
+        self.vector: Future[_VectorReading] = _READERS.submit(contextvars.copy_context().run, self._run)
+
+    def _run(self) -> _VectorReading:
+        pipeline, message, registry, model_version = self._args
+        try:
+            self.intent.set_result(pipeline._read_intent(message, registry, model_version))
+        except BaseException as exc:  # never leave the request thread waiting
+            self.intent.set_exception(exc)
+            raise
+        return pipeline._read_vector(message)
+
+
+@dataclass(frozen=True)
+class _TextSide:
+    """What the first half of retrieval found: the full-text ids, best first, and the
+    topics the message names, with the parameters the second half uses."""
+
+    params: RetrievalParams
+    readable: bool
+    ids: list[str]
+    named: dict[str, grounding.NamedTopic]
+
+
 class ChatPipeline:
     """One per process; dependencies are looked up lazily so tests can swap them."""
 
@@ -223,20 +305,27 @@ class ChatPipeline:
         turn = Turn(request_id=request_id, user=user, message=inp.message, started=time.perf_counter())
         registry = self._registry()
         turn.model_version = _safe(lambda: registry.version)
-        with _Stage(turn, "encode"):
-            self._encode(turn)
-        with _Stage(turn, "intent"):
-            self._intent(turn, registry)
+        reader = _MessageReader(self, turn.message, registry, turn.model_version)
         db = _TurnTransaction(self._engine)
         try:
-            with _Stage(turn, "session"):
-                history = self._session(turn, inp, db)
-                if db.conn is not None and (inp.session_id is None or inp.topic_id is not None):
-                    self._checkpoint(turn, inp, db)
+            try:
+                with _Stage(turn, "session"):
+                    history = self._session(turn, inp, db)
+                    if db.conn is not None and (inp.session_id is None or inp.topic_id is not None):
+                        self._checkpoint(turn, inp, db)
+                with _Stage(turn, "named_topics"):
+                    named = self._named_topics(turn, db, requested_topic=inp.topic_id)
+            finally:
+                with _Stage(turn, "intent_wait"):
+                    reader.intent.result().apply(turn)  # never raises: the model degrades on its own
+            with _Stage(turn, "full_text"):
+                text_side = self._search_text(turn, db, named, requested_topic=inp.topic_id)
+            with _Stage(turn, "encode_wait"):
+                reader.vector.result().apply(turn)
             with _Stage(turn, "confusion"):
                 self._confusion(turn, registry, history)
             with _Stage(turn, "retrieval"):
-                self._retrieve(turn, db, requested_topic=inp.topic_id)
+                self._retrieve(turn, db, text_side, requested_topic=inp.topic_id)
             with _Stage(turn, "mastery"):
                 self._mastery(turn, db)
                 self._commit(turn, db)
@@ -270,27 +359,32 @@ class ChatPipeline:
             log.error("could not commit the chat turn", exc_info=True)
             turn.degraded.append("database")
 
-    def _encode(self, turn: Turn) -> None:
-        try:
-            turn.query_vector = self._embeddings().embed_one(turn.message)
-        except Exception:
-            log.warning("encoder unavailable; retrieval falls back to full text", exc_info=True)
-            turn.degraded.append("encoder")
-
-    def _intent(self, turn: Turn, registry: Any) -> None:
+    def _read_intent(self, message: str, registry: Any, model_version: str | None) -> _IntentReading:
+        t0 = time.perf_counter()
+        reading = _IntentReading()
         try:
             model = registry.get("intent")
-            prediction = model.predict([turn.message])[0]
-            turn.intent_source = f"intent-model@{turn.model_version}"
-            turn.known_words = _safe(lambda: float(model.known_word_share(turn.message)))
-            if turn.known_words is None:
-                turn.known_words = 1.0
+            reading.prediction = model.predict([message])[0]
+            reading.source = f"intent-model@{model_version}"
+            known = _safe(lambda: float(model.known_word_share(message)))
+            reading.known_words = 1.0 if known is None else known
         except Exception:
             log.warning("intent model unavailable; using keyword rules", exc_info=True)
-            prediction = keyword_intent(turn.message)
-            turn.intent_source = "keyword-rules"
-            turn.degraded.append("intent")
-        turn.intent, turn.confidence, turn.probs = prediction.label, prediction.confidence, prediction.probs
+            reading.prediction = keyword_intent(message)
+            reading.degraded = True
+        reading.ms = round((time.perf_counter() - t0) * 1000, 3)
+        return reading
+
+    def _read_vector(self, message: str) -> _VectorReading:
+        t0 = time.perf_counter()
+        reading = _VectorReading()
+        try:
+            reading.vector = self._embeddings().embed_one(message)
+        except Exception:
+            log.warning("encoder unavailable; retrieval falls back to full text", exc_info=True)
+            reading.degraded = True
+        reading.ms = round((time.perf_counter() - t0) * 1000, 3)
+        return reading
 
     def _session(self, turn: Turn, inp: ChatInput, db: _TurnTransaction) -> list[conversation.PastMessage]:
         try:
@@ -340,7 +434,58 @@ class ChatPipeline:
             if "confusion" not in turn.degraded:
                 turn.degraded.append("confusion")
 
-    def _retrieve(self, turn: Turn, db: _TurnTransaction, requested_topic: str | None = None) -> None:
+    def _named_topics(
+        self, turn: Turn, db: _TurnTransaction, requested_topic: str | None
+    ) -> dict[str, grounding.NamedTopic] | None:
+        """The course topics the message names, which retrieval weighs against its hits
+        (none asked for when the student chose the topic). It needs the message only, so
+        it is read while the intent model still works; None when it cannot be read (the
+        turn then answers without sources, as when retrieval fails)."""
+        if db.conn is None:
+            return None
+        if requested_topic:
+            return {}
+        try:
+            # Every intent's retrieval reads at most the default number of query terms.
+            terms = " ".join(query_terms(turn.message, RetrievalParams.max_query_terms))
+            return grounding.named_topics(db.conn, terms)
+        except Exception:
+            log.error("topic naming failed; answering without sources", exc_info=True)
+            self._retrieval_failed(turn, db)
+            return None
+
+    def _search_text(
+        self,
+        turn: Turn,
+        db: _TurnTransaction,
+        named: dict[str, grounding.NamedTopic] | None,
+        requested_topic: str | None,
+    ) -> _TextSide | None:
+        """The first half of retrieval, which needs the intent but not the vector: what the
+        intent asks for and the full-text side's ranked ids (run while the encoder still
+        works). None when there is nothing to retrieve."""
+        turn.spec = spec_for(turn.intent, [requested_topic] if requested_topic else None)
+        readable = turn.known_words >= grounding.KNOWN_WORD_SHARE
+        probe = turn.intent == "off_topic" or not readable
+        if requested_topic:
+            turn.topic_reason = "requested"
+        conn = db.conn
+        if conn is None or named is None or (turn.spec.retrieval.k == 0 and not probe):
+            return None
+        params = turn.spec.retrieval
+        # Wide enough to see the session topic and its rivals in one statement.
+        wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
+        try:
+            text_ids = full_text_ranks(conn, turn.message, wide)
+        except Exception:
+            log.error("full-text search failed; answering without sources", exc_info=True)
+            self._retrieval_failed(turn, db)
+            return None
+        return _TextSide(wide, readable, text_ids, named)
+
+    def _retrieve(
+        self, turn: Turn, db: _TurnTransaction, text: _TextSide | None, requested_topic: str | None = None
+    ) -> None:
         """Retrieve, check the message is about the course, decide the turn's topic (sticky,
         see `shared.chat.grounding`) and keep the sources relevant to the question.
 
@@ -350,21 +495,12 @@ class ChatPipeline:
         message it cannot read ("asdf qwer zxcv"), or a first question that neither names
         nor resembles any course material, gets a low confidence and a rephrase request.
         """
-        turn.spec = spec_for(turn.intent, [requested_topic] if requested_topic else None)
-        readable = turn.known_words >= grounding.KNOWN_WORD_SHARE
-        probe = turn.intent == "off_topic" or not readable
-        if requested_topic:
-            turn.topic_reason = "requested"
         conn = db.conn
-        if conn is None or (turn.spec.retrieval.k == 0 and not probe):
+        if text is None or conn is None or turn.spec is None:
             return
-        params = turn.spec.retrieval
-        # Wide enough to see the session topic and its rivals in one statement.
-        wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
+        readable, named = text.readable, text.named
         try:
-            hits = hybrid_search(conn, turn.message, turn.query_vector, wide)
-            terms = " ".join(query_terms(turn.message, params.max_query_terms))
-            named = {} if requested_topic else grounding.named_topics(conn, terms)
+            hits = fused_search(conn, text.ids, turn.query_vector, text.params)
             similar = grounding.grounded(hits)
             about_course = similar or any(n.fully for n in named.values())
             if not readable and not about_course:
@@ -397,8 +533,12 @@ class ChatPipeline:
             turn.sources = grounding.relevant_sources(hits, turn.topic_id, turn.spec.retrieval.k)
         except Exception:
             log.error("retrieval failed; answering without sources", exc_info=True)
-            turn.degraded.append("retrieval")
-            db.restart()
+            self._retrieval_failed(turn, db)
+
+    @staticmethod
+    def _retrieval_failed(turn: Turn, db: _TurnTransaction) -> None:
+        turn.degraded.append("retrieval")
+        db.restart()
 
     def _about_the_course(self, turn: Turn) -> None:
         """The intent model said off_topic, but the message is as close to the course material

@@ -6,8 +6,11 @@ which full-text search matches exactly. Reciprocal rank fusion (Cormack et al.,
 2009) combines the two rankings without calibrating their scores against each
 other: score = sum over lists of w / (k + rank).
 
-One SQL statement does both searches and the fusion, and reads the rows of the top k
-only (the vector side's distances are reused; only a full-text-only hit's is computed). The vector side applies
+Two SQL statements: the full-text side's ranked ids (`full_text_ranks`), then the
+vector side, the fusion and the rows of the top k only (`fused_search`; the vector
+side's distances are reused, only a full-text-only hit's is computed). They are apart
+so the chat can run the first while the encoder still works on the message (the text
+side needs the message only); `hybrid_search` runs both. The vector side applies
 the topic filter inside the HNSW scan (pgvector 0.8 iterative scans), so a
 filter never starves the result list; the similarity floor drops vector-only
 hits too far from the query (a full-text hit stands on its exact match).
@@ -183,8 +186,9 @@ FTS_CTES = f"""
          LIMIT :text_match_cap
     ),
     fts_candidates AS (
-        SELECT m.id, ts_rank(m.search_tsv, q, 1) AS ts
-          FROM fts_matches m, {QUERY_TSQUERY} q
+        SELECT m.id, ts_rank(m.search_tsv, r.q, 1) AS ts
+          FROM fts_matches m,
+               (SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) AS q FROM q_lexemes) r
          ORDER BY ts DESC, m.id
          LIMIT :candidates
     ),
@@ -192,12 +196,24 @@ FTS_CTES = f"""
         SELECT id, row_number() OVER (ORDER BY ts DESC, id) AS rank FROM fts_candidates
     )"""
 
-HYBRID_SQL = sa.text(
+# The full-text side: candidate ids in rank order (its first statement).
+FULL_TEXT_SQL = sa.text(
     f"""
+    WITH {FTS_CTES}
+    SELECT id FROM fts ORDER BY rank
+    """
+)
+
+# The vector side, fused with the full-text side's ranked ids (:text_ids, rank = position),
+# and the rows of the top k. Without a query vector (:qvec NULL) the vector side is empty
+# (a one-time filter: the HNSW index is not scanned) and the full-text ranks alone decide.
+FUSED_SQL = sa.text(
+    """
     WITH vec_candidates AS (
         SELECT id, embedding <=> CAST(:qvec AS vector) AS distance
           FROM knowledge_nodes
-         WHERE embedding IS NOT NULL
+         WHERE CAST(:qvec AS vector) IS NOT NULL
+           AND embedding IS NOT NULL
            AND (CAST(:topics AS text[]) IS NULL OR topic_id = ANY(CAST(:topics AS text[])))
            AND (CAST(:kinds AS text[]) IS NULL OR kind = ANY(CAST(:kinds AS text[])))
          ORDER BY embedding <=> CAST(:qvec AS vector)
@@ -207,7 +223,9 @@ HYBRID_SQL = sa.text(
         SELECT id, 1 - distance AS similarity, row_number() OVER (ORDER BY distance) AS rank
           FROM vec_candidates
     ),
-    {FTS_CTES},
+    fts AS (
+        SELECT id, rank FROM unnest(CAST(:text_ids AS text[])) WITH ORDINALITY AS t(id, rank)
+    ),
     fused AS (
         SELECT COALESCE(vec.id, fts.id) AS id, vec.similarity, vec.rank AS vector_rank,
                fts.rank AS text_rank,
@@ -224,19 +242,6 @@ HYBRID_SQL = sa.text(
            f.text_rank, f.vector_rank
       FROM top f JOIN knowledge_nodes n ON n.id = f.id
      ORDER BY f.score DESC, n.id
-    """
-)
-
-
-TEXT_ONLY_SQL = sa.text(
-    f"""
-    WITH {FTS_CTES}
-    SELECT n.id, n.title, n.topic_id, n.kind, n.content,
-           CAST(:wt AS float8) / (CAST(:rrf_k AS float8) + fts.rank) AS score,
-           CAST(NULL AS float8) AS similarity, fts.rank AS text_rank, CAST(NULL AS bigint) AS vector_rank
-      FROM fts JOIN knowledge_nodes n ON n.id = fts.id
-     ORDER BY score DESC, n.id
-     LIMIT :k
     """
 )
 
@@ -259,27 +264,48 @@ def _configure_hnsw(conn: sa.Connection, params: RetrievalParams) -> None:
     )
 
 
-def hybrid_search(
-    conn: sa.Connection, query_text: str, query_vector: np.ndarray | None, params: RetrievalParams
-) -> list[RetrievedNode]:
-    """Top-k nodes for the query; call inside a transaction (settings are SET LOCAL).
-
-    Without a query vector (the encoder is unavailable) only the full-text side
-    runs: retrieval degrades to exact terms instead of failing.
-    """
+def full_text_ranks(conn: sa.Connection, query_text: str, params: RetrievalParams) -> list[str]:
+    """The full-text side: ids of at most `candidates` matching nodes, best first."""
     if params.k <= 0:
         return []
     terms = query_terms(query_text, params.max_query_terms)
-    _configure_hnsw(conn, params)
+    return list(
+        conn.execute(
+            FULL_TEXT_SQL,
+            {
+                "qtext": " ".join(terms),
+                "topics": list(params.topic_ids) if params.topic_ids else None,
+                "kinds": list(params.kinds) if params.kinds else None,
+                "candidates": params.candidates,
+                "text_match_cap": text_match_cap(params, len(terms)),
+            },
+        ).scalars()
+    )
+
+
+def fused_search(
+    conn: sa.Connection, text_ids: Sequence[str], query_vector: np.ndarray | None, params: RetrievalParams
+) -> list[RetrievedNode]:
+    """Top-k nodes: the vector side fused with `full_text_ranks`' ids (the same `params`).
+
+    Without a query vector (the encoder is unavailable) the full-text ranks alone decide:
+    retrieval degrades to exact terms instead of failing. Call inside a transaction
+    (non-default HNSW settings are SET LOCAL).
+    """
+    if params.k <= 0:
+        return []
+    if query_vector is not None:
+        _configure_hnsw(conn, params)
     rows = conn.execute(
-        TEXT_ONLY_SQL if query_vector is None else HYBRID_SQL,
+        FUSED_SQL,
         {
-            "qvec": None if query_vector is None else np.asarray(query_vector, dtype=np.float32),
-            "qtext": " ".join(terms),
+            # One text rendering for the statement's two uses of the vector (pgvector's
+            # text form is ~7 KB; each rendering costs ~0.2 ms of Python).
+            "qvec": None if query_vector is None else _vector_text(query_vector),
+            "text_ids": list(text_ids),
             "topics": list(params.topic_ids) if params.topic_ids else None,
             "kinds": list(params.kinds) if params.kinds else None,
             "candidates": params.candidates,
-            "text_match_cap": text_match_cap(params, len(terms)),
             "rrf_k": float(params.rrf_k),
             "wv": params.vector_weight,
             "wt": params.text_weight,
@@ -301,6 +327,21 @@ def hybrid_search(
         )
         for r in rows
     ]
+
+
+def hybrid_search(
+    conn: sa.Connection, query_text: str, query_vector: np.ndarray | None, params: RetrievalParams
+) -> list[RetrievedNode]:
+    """Top-k nodes for the query: `full_text_ranks`, then `fused_search`."""
+    if params.k <= 0:
+        return []
+    return fused_search(conn, full_text_ranks(conn, query_text, params), query_vector, params)
+
+
+def _vector_text(vector: np.ndarray) -> str:
+    from pgvector import Vector
+
+    return str(Vector(np.asarray(vector, dtype=np.float32)).to_text())
 
 
 def vector_search(

@@ -141,7 +141,7 @@ def test_failed_retrieval_costs_the_sources_only_not_the_turns_session(course, s
     def failing_search(conn, *args, **kwargs):
         conn.execute(sa.text("SELECT 1 / 0"))  # aborts what it runs in, as a real failure would
 
-    monkeypatch.setattr(pipeline_module, "hybrid_search", failing_search)
+    monkeypatch.setattr(pipeline_module, "fused_search", failing_search)
     reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
     out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r")
     assert "retrieval" in out["degraded"] and "database" not in out["degraded"] and out["sources"] == []
@@ -150,6 +150,68 @@ def test_failed_retrieval_costs_the_sources_only_not_the_turns_session(course, s
         assert conn.execute(sa.text("SELECT count(*) FROM chat_sessions")).scalar() == 1
         assert conn.execute(sa.text("SELECT count(*) FROM chat_messages")).scalar() == 2
     assert out["interaction_id"] is not None
+
+
+def test_a_failed_full_text_search_costs_the_sources_only(course, stubs, monkeypatch):
+    import shared.chat.pipeline as pipeline_module
+
+    def failing_search(conn, *args, **kwargs):
+        conn.execute(sa.text("SELECT 1 / 0"))
+
+    monkeypatch.setattr(pipeline_module, "full_text_ranks", failing_search)
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r")
+    assert "retrieval" in out["degraded"] and "database" not in out["degraded"] and out["sources"] == []
+    assert out["mastery"] == pytest.approx(0.2) and out["interaction_id"] is not None
+
+
+def test_failed_topic_naming_costs_the_sources_only(course, stubs, monkeypatch):
+    from shared.chat import grounding
+
+    def failing_naming(conn, *args, **kwargs):
+        conn.execute(sa.text("SELECT 1 / 0"))
+
+    monkeypatch.setattr(grounding, "named_topics", failing_naming)
+    reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop"), "r")
+    assert "retrieval" in out["degraded"] and "database" not in out["degraded"] and out["sources"] == []
+    assert out["session_id"] is not None and out["interaction_id"] is not None
+
+
+def test_the_models_read_the_message_in_a_worker_in_the_requests_context(course, stubs):
+    """The encoder and intent run beside the session read, intent first (the full-text
+    search waits for it), in a copy of the request's context (its request id in logs)."""
+    import threading
+
+    from shared.logs import request_id_var
+
+    seen: list[tuple[str, str | None, int]] = []
+
+    class Spy:
+        def __init__(self, name, inner):
+            self.name, self.inner = name, inner
+
+        def __getattr__(self, attr):
+            return getattr(self.inner, attr)
+
+        def predict(self, texts):
+            seen.append((self.name, request_id_var.get(), threading.get_ident()))
+            return self.inner.predict(texts)
+
+        def embed_one(self, text):
+            seen.append((self.name, request_id_var.get(), threading.get_ident()))
+            return self.inner.embed_one(text)
+
+    reg = stubs["StubRegistry"](intent=Spy("intent", stubs["FixedIntent"]("concept_explanation", 0.9)))
+    token = request_id_var.set("req-42")
+    try:
+        out = pipeline(reg, Spy("encoder", stubs["HashEncoder"]())).run(ALICE, ChatInput("what is a for loop"), "r")
+    finally:
+        request_id_var.reset(token)
+    assert [name for name, _, _ in seen] == ["intent", "encoder"]
+    assert {rid for _, rid, _ in seen} == {"req-42"}
+    assert {tid for _, _, tid in seen} != {threading.get_ident()}
+    assert out["intent"] == "concept_explanation" and out["sources"] and out["degraded"] == ["confusion"]
 
 
 def test_a_follow_up_turn_reads_without_taking_a_transaction_id(course, stubs):
@@ -188,8 +250,10 @@ def test_a_session_that_cannot_be_committed_degrades_the_turn_instead_of_failing
 def test_a_follow_up_turn_sends_few_statements(course, stubs):
     """The latency budget (docs/chat.md): a follow-up turn on the session's topic sets its
     commit not to wait for the WAL flush, reads the caller, the session with its topic and
-    history, the knowledge base, the named topics and the student's profile and mastery:
-    six statements, each one round trip. Its writes commit asynchronously, nothing else's."""
+    history, the knowledge base's full-text side, the named topics, the vector side fused
+    with the text side, and the student's profile and mastery: seven statements, each one
+    round trip (the full-text side is apart so it runs while the encoder works). Its
+    writes commit asynchronously, nothing else's."""
     reg = stubs["StubRegistry"](
         intent=stubs["FixedIntent"]("concept_explanation", 0.9), confusion=stubs["FixedConfusion"](0.2)
     )
@@ -207,7 +271,7 @@ def test_a_follow_up_turn_sends_few_statements(course, stubs):
     finally:
         sa.event.remove(course, "before_cursor_execute", record)
     assert turn.topic_id == "py-loops" and not turn.degraded
-    assert len(statements) == 6, statements
+    assert len(statements) == 7, statements
     assert "synchronous_commit" in statements[0]
     with course.connect() as conn:
         assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
