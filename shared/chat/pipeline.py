@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -232,9 +233,15 @@ class _VectorReading:
             turn.degraded.append("encoder")
 
 
-# One reader thread per request thread the function serves at once (its concurrency,
-# terraform's default 8); a request beyond that waits for a reader, never fails.
-_READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chat-models")
+def _request_threads() -> int:
+    """How many requests the function serves at once: functions-framework's gunicorn runs
+    THREADS request threads (default four per CPU), so the same formula sizes the readers."""
+    return max(1, int(os.environ.get("THREADS", (os.cpu_count() or 1) * 4)))
+
+
+# One reader thread per request thread, so no turn waits for another's models; threads
+# start on first use (none at import, nothing added to the cold start).
+_READERS = ThreadPoolExecutor(max_workers=_request_threads(), thread_name_prefix="chat-models")
 
 
 class _MessageReader:
