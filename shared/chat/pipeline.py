@@ -303,7 +303,10 @@ class ChatPipeline:
 
     # -- before the LLM ----------------------------------------------------------------
     def prepare(self, user: Principal, inp: ChatInput, request_id: str) -> Turn:
-        """Everything before the LLM. The database stages (session, retrieval, mastery) share
+        """Everything before the LLM. The models read the message in a worker thread
+        (`_MessageReader`) while this thread reads the session and the topics the message
+        names, then the full-text side once the intent is known, then the vector side once
+        the encoder's vector is. The database stages (session, retrieval, mastery) share
         one connection and one transaction: one pool checkout and one commit per turn
         instead of three. A turn that may have written in the session stage (a new session,
         a requested topic) commits that first, so a failed retrieval (whose transaction is
