@@ -33,7 +33,7 @@ from shared.identity import Principal
 from shared.intent_thresholds import HUMAN_REVIEW_BELOW, REPHRASE_BELOW
 from shared.llm.types import Generation, Grounding, Message, Prompt, Source, StreamReset
 from shared.logs import log_event
-from shared.mastery.store import student_on_topic
+from shared.mastery.store import StudentOnTopic, student_on_topic
 from shared.models.confusion import MessageTiming
 from shared.models.intent import IntentPrediction
 from shared.personalisation import Profile
@@ -330,6 +330,7 @@ class ChatPipeline:
                     reader.intent.result().apply(turn)  # never raises: the model degrades on its own
             with _Stage(turn, "full_text"):
                 text_side = self._search_text(turn, db, named, requested_topic=inp.topic_id)
+            early = self._student_while_waiting(turn, db, reader.vector)
             with _Stage(turn, "encode_wait"):
                 reader.vector.result().apply(turn)
             with _Stage(turn, "confusion"):
@@ -337,7 +338,7 @@ class ChatPipeline:
             with _Stage(turn, "retrieval"):
                 self._retrieve(turn, db, text_side, requested_topic=inp.topic_id)
             with _Stage(turn, "mastery"):
-                self._mastery(turn, db)
+                self._mastery(turn, db, early)
                 self._commit(turn, db)
         except BaseException:
             db.rollback()
@@ -573,12 +574,34 @@ class ChatPipeline:
         turn.rephrase_reason = reason
         log.info("intent confidence lowered (%s)", reason)
 
-    def _mastery(self, turn: Turn, db: _TurnTransaction) -> None:
-        """The student's mastery of the turn's topic, and their profile (level, style, grade)."""
+    @staticmethod
+    def _student_while_waiting(
+        turn: Turn, db: _TurnTransaction, vector: Future[_VectorReading]
+    ) -> tuple[str, StudentOnTopic] | None:
+        """Mastery needs the turn's topic, which retrieval decides after the vector; most
+        turns keep the session's topic, so while the encoder still works the student is
+        read for that topic and `_mastery` reuses it if the topic stays (one round trip
+        off the critical path). Nothing is read when there is no wait to fill."""
+        if db.conn is None or turn.topic_id is None or vector.done():
+            return None
+        try:
+            with _Stage(turn, "mastery_early"):
+                return turn.topic_id, student_on_topic(db.conn, turn.user.uid, turn.topic_id)
+        except Exception:
+            log.warning("could not read the student early; mastery reads it after retrieval", exc_info=True)
+            db.restart()
+            return None
+
+    def _mastery(self, turn: Turn, db: _TurnTransaction, early: tuple[str, StudentOnTopic] | None = None) -> None:
+        """The student's mastery of the turn's topic, and their profile (level, style, grade):
+        read while the encoder worked (`_student_while_waiting`) when the topic stayed."""
         if db.conn is None:
             return
         try:
-            student = student_on_topic(db.conn, turn.user.uid, turn.topic_id)
+            if early is not None and early[0] == turn.topic_id:
+                student = early[1]
+            else:
+                student = student_on_topic(db.conn, turn.user.uid, turn.topic_id)
             turn.profile, turn.mastery, turn.mastery_measured = student.profile, student.mastery, student.measured
         except Exception:
             log.error("mastery unavailable", exc_info=True)

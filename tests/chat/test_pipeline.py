@@ -279,6 +279,55 @@ def test_a_follow_up_turn_sends_few_statements(course, stubs):
     assert turn.profile == Profile()  # the row exists, nothing set yet
 
 
+class SlowEncoder:
+    """The stand-in encoder, slow enough that the request thread always waits for it."""
+
+    def __init__(self, inner, seconds: float = 0.05) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+    def embed_one(self, text):
+        import time
+
+        time.sleep(self.seconds)
+        return self.inner.embed_one(text)
+
+
+def test_the_student_is_read_while_the_encoder_works_and_reread_when_the_topic_moves(course, stubs):
+    """Mastery is read for the session's topic while the request thread waits for the
+    vector; a turn that stays on the topic uses that read (no statement added), a turn
+    that moves reads the new topic's mastery."""
+    from shared.mastery.store import record_answer
+
+    reg = stubs["StubRegistry"](
+        intent=stubs["FixedIntent"]("concept_explanation", 0.9), confusion=stubs["FixedConfusion"](0.2)
+    )
+    p = pipeline(reg, SlowEncoder(stubs["HashEncoder"]()), engine=lambda: course)
+    first = p.run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r1")
+    with course.begin() as conn:
+        for _ in range(6):
+            record_answer(conn, "alice", "py-loops", True)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split())[:60])
+
+    sa.event.listen(course, "before_cursor_execute", record)
+    try:
+        stays = p.prepare(ALICE, ChatInput("how do for loops end?", session_id=first["session_id"]), "r2")
+    finally:
+        sa.event.remove(course, "before_cursor_execute", record)
+    assert stays.topic_id == "py-loops" and "mastery_early" in stays.timings and not stays.degraded
+    assert stays.mastery > 0.8 and len(statements) == 7, statements
+    moves = p.prepare(
+        ALICE, ChatInput("what is a variable", session_id=first["session_id"], topic_id="py-variables"), "r3"
+    )
+    assert moves.topic_id == "py-variables" and "mastery_early" in moves.timings
+    assert moves.mastery == pytest.approx(0.2)  # the new topic's prior, not the loops' mastery
+
+
 def test_a_follow_up_turn_sees_the_last_messages_oldest_first(course, stubs):
     from shared.chat import conversation
 
