@@ -99,13 +99,15 @@ def reusable_vectors(other: Path, texts: Sequence[str], model_name: str) -> dict
 
 
 def _embed_batch(
-    texts: Sequence[str], embed: Callable[[Sequence[str]], np.ndarray], reuse: Mapping[str, np.ndarray]
+    texts: Sequence[str], embed: Callable[[Sequence[str]], np.ndarray], known: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, int]:
-    """(vectors of `texts`, how many were computed): reused vectors where known, the
-    encoder for the rest."""
-    missing = [t for t in texts if t not in reuse]
-    fresh = iter(np.asarray(embed(missing), dtype=np.float32)) if missing else iter(())
-    return np.stack([reuse[t] if t in reuse else next(fresh) for t in texts]).astype(np.float32), len(missing)
+    """(vectors of `texts`, how many were computed): known vectors where there are, the
+    encoder once for each other distinct text, which becomes known (documentation repeats
+    itself: page footers, aggregate pages; a few percent of chunks are duplicates)."""
+    missing = list(dict.fromkeys(t for t in texts if t not in known))
+    if missing:
+        known.update(zip(missing, np.asarray(embed(missing), dtype=np.float32), strict=True))
+    return np.stack([known[t] for t in texts]).astype(np.float32), len(missing)
 
 
 def cached_embeddings(
@@ -123,18 +125,20 @@ def cached_embeddings(
     rest computed (resuming a partial run) and cached.
 
     `reuse` (text -> vector, see `reusable_vectors`) fills the rows whose text it knows
-    instead of the encoder; rows are still produced in `embedding_order`, so a partial
-    cache stays a prefix (a uniform sample) and resumes exactly as without it."""
-    reuse = reuse or {}
+    instead of the encoder, as do rows already done with the same text; rows are still
+    produced in `embedding_order`, so a partial cache stays a prefix (a uniform sample)
+    and resumes exactly as without it."""
     meta = _meta(model_name, texts)
     order = embedding_order(len(texts))
-    _, done = load_embeddings(corpus, texts, model_name)
+    indices, done = load_embeddings(corpus, texts, model_name)
     if len(done) == len(texts):
         return done
+    known = dict(reuse or {})
+    known.update((texts[i], done[k]) for k, i in enumerate(indices))
     parts = [done] if len(done) else []
     start, t0, since, computed = len(done), time.perf_counter(), 0, 0
     for i in range(start, len(texts), batch):
-        vectors, fresh = _embed_batch([texts[j] for j in order[i : i + batch]], embed, reuse)
+        vectors, fresh = _embed_batch([texts[j] for j in order[i : i + batch]], embed, known)
         parts.append(vectors)
         since += len(vectors)
         computed += fresh
@@ -147,7 +151,7 @@ def cached_embeddings(
             seconds = time.perf_counter() - t0
             log(
                 f"embedded {len(stacked)}/{len(texts)} ({computed} computed, {len(stacked) - start - computed} reused"
-                f" this run; {computed / seconds:.1f} computed chunks/s)"
+                f" this run; {computed / seconds:.1f} computed/s)"
             )
             since = 0
     vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
@@ -179,7 +183,9 @@ def main() -> int:
     for other in args.reuse_from:
         reuse.update(reusable_vectors(other, texts, service.model_name))
     if args.reuse_from:
-        print(f"{len(reuse)} of {len(texts)} texts reused from {[str(o) for o in args.reuse_from]}", file=sys.stderr)
+        rows = sum(t in reuse for t in texts)
+        sources = ", ".join(str(o) for o in args.reuse_from)
+        print(f"{rows} of {len(texts)} rows ({len(reuse)} distinct texts) reused from {sources}", file=sys.stderr)
     t0 = time.perf_counter()
     vectors = cached_embeddings(
         args.corpus,

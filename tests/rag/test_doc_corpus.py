@@ -142,7 +142,7 @@ def test_a_bigger_corpus_reuses_the_vectors_of_identical_texts_and_still_resumes
     # the bigger build: the same records first (one lost a held-out sentence), then new ones
     contents = [f"chunk {i}" for i in range(8)]
     contents[3] = "chunk 3 without its query"
-    contents += [f"new chunk {i}" for i in range(6)]
+    contents += [f"new chunk {i}" for i in range(6)] + ["a page footer"] * 4
     big = _write_nodes(tmp_path / "big", contents)
     reuse = corpus_embeddings.reusable_vectors(tmp_path / "small", big, "m")
     assert set(reuse) == set(small) - {small[3]}
@@ -159,6 +159,7 @@ def test_a_bigger_corpus_reuses_the_vectors_of_identical_texts_and_still_resumes
         tmp_path / "big", big, resumed, "m", batch=2, checkpoint=2, reuse=reuse
     )
     assert set(resumed.texts) <= new and set(crashing.texts) | set(resumed.texts) == new  # reused: never encoded
+    assert len(resumed.texts) == len(set(resumed.texts))  # a repeated text is encoded once
     order = corpus_embeddings.embedding_order(len(big))
     assert vectors.dtype == np.float32
     assert np.allclose(vectors, CountingEmbedder()([big[i] for i in order]))  # as if all were embedded here
