@@ -16,7 +16,8 @@ the benchmark can use for any size up to it (`load_embeddings`).
 
 `--reuse-from` takes the vectors of identical texts from another corpus' cache (same
 encoder) instead of embedding them again: a 300k corpus starts with the 100k one's
-records, so only ~200k of its chunks need the encoder (~25 ms each per core). Rows are
+records, so only ~190k of its 300k chunks need the encoder (~18 ms each on one thread,
+~1 h; a text repeated in the corpus, e.g. a page footer, is encoded once). Rows are
 still produced in the same order, so checkpoints, resuming and the meta check behave as
 without it. The 300k corpus, on one core at the lowest priority (see `doc_corpus.py`):
 
