@@ -121,3 +121,45 @@ def test_embedding_cache_resumes_and_is_never_paired_with_other_texts(tmp_path):
     assert len(cached) == 10 and indices.tolist() == order.tolist()
     assert len(corpus_embeddings.load_embeddings(tmp_path, [*texts[:9], "changed"])[1]) == 0
     assert len(corpus_embeddings.load_embeddings(tmp_path, texts, "another-model")[1]) == 0
+
+
+def _write_nodes(folder: Path, contents: list[str]) -> list[str]:
+    """A corpus folder's nodes.json of these contents; their embedded texts."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    nodes = [
+        {"id": f"n{i}", "title": "T", "content": c, "topic_id": "t", "kind": "explanation"}
+        for i, c in enumerate(contents)
+    ]
+    (folder / "nodes.json").write_text(json.dumps({"topics": [], "nodes": nodes}))
+    return corpus_embeddings.corpus_texts(nodes)
+
+
+def test_a_bigger_corpus_reuses_the_vectors_of_identical_texts_and_still_resumes(tmp_path):
+    small = _write_nodes(tmp_path / "small", [f"chunk {i}" for i in range(8)])
+    corpus_embeddings.cached_embeddings(tmp_path / "small", small, CountingEmbedder(), "m")
+    # the bigger build: the same records first (one lost a held-out sentence), then new ones
+    contents = [f"chunk {i}" for i in range(8)]
+    contents[3] = "chunk 3 without its query"
+    contents += [f"new chunk {i}" for i in range(6)] + ["a page footer"] * 4
+    big = _write_nodes(tmp_path / "big", contents)
+    reuse = corpus_embeddings.reusable_vectors(tmp_path / "small", big, "m")
+    assert set(reuse) == set(small) - {small[3]}
+    assert corpus_embeddings.reusable_vectors(tmp_path / "small", big, "another-model") == {}
+    new = set(big) - set(small)
+    crashing = CountingEmbedder(fail_on_call=2)
+    try:
+        corpus_embeddings.cached_embeddings(tmp_path / "big", big, crashing, "m", batch=2, checkpoint=2, reuse=reuse)
+    except RuntimeError:
+        pass
+    assert 0 < len(corpus_embeddings.load_embeddings(tmp_path / "big", big)[1]) < len(big)
+    resumed = CountingEmbedder()
+    vectors = corpus_embeddings.cached_embeddings(
+        tmp_path / "big", big, resumed, "m", batch=2, checkpoint=2, reuse=reuse
+    )
+    assert set(resumed.texts) <= new and set(crashing.texts) | set(resumed.texts) == new  # reused: never encoded
+    assert len(resumed.texts) == len(set(resumed.texts))  # a repeated text is encoded once
+    order = corpus_embeddings.embedding_order(len(big))
+    assert vectors.dtype == np.float32
+    assert np.allclose(vectors, CountingEmbedder()([big[i] for i in order]))  # as if all were embedded here
