@@ -94,6 +94,11 @@ class Turn:
     def needs_rephrase(self) -> bool:
         return self.confidence < REPHRASE_BELOW
 
+    @property
+    def readable(self) -> bool:
+        """Enough of the message's words are ones the intent model can read."""
+        return self.known_words >= grounding.KNOWN_WORD_SHARE
+
     def source_dicts(self, with_content: bool = False) -> list[dict[str, Any]]:
         out = []
         for n in self.sources:
@@ -256,11 +261,11 @@ class _MessageReader:
 
     def __init__(self, pipeline: ChatPipeline, message: str, registry: Any, model_version: str | None) -> None:
         self.intent: Future[_IntentReading] = Future()
-        self._args = (pipeline, message, registry, model_version)
-        self.vector: Future[_VectorReading] = _READERS.submit(contextvars.copy_context().run, self._run)
+        self.vector: Future[_VectorReading] = _READERS.submit(
+            contextvars.copy_context().run, self._run, pipeline, message, registry, model_version
+        )
 
-    def _run(self) -> _VectorReading:
-        pipeline, message, registry, model_version = self._args
+    def _run(self, pipeline: ChatPipeline, message: str, registry: Any, model_version: str | None) -> _VectorReading:
         try:
             self.intent.set_result(pipeline._read_intent(message, registry, model_version))
         except BaseException as exc:  # never leave the request thread waiting
@@ -275,7 +280,6 @@ class _TextSide:
     topics the message names, with the parameters the second half uses."""
 
     params: RetrievalParams
-    readable: bool
     ids: list[str]
     named: dict[str, grounding.NamedTopic]
 
@@ -476,8 +480,7 @@ class ChatPipeline:
         intent asks for and the full-text side's ranked ids (run while the encoder still
         works). None when there is nothing to retrieve."""
         turn.spec = spec_for(turn.intent, [requested_topic] if requested_topic else None)
-        readable = turn.known_words >= grounding.KNOWN_WORD_SHARE
-        probe = turn.intent == "off_topic" or not readable
+        probe = turn.intent == "off_topic" or not turn.readable
         if requested_topic:
             turn.topic_reason = "requested"
         conn = db.conn
@@ -492,7 +495,7 @@ class ChatPipeline:
             log.error("full-text search failed; answering without sources", exc_info=True)
             self._retrieval_failed(turn, db)
             return None
-        return _TextSide(wide, readable, text_ids, named)
+        return _TextSide(wide, text_ids, named)
 
     def _retrieve(
         self, turn: Turn, db: _TurnTransaction, text: _TextSide | None, requested_topic: str | None = None
@@ -509,12 +512,12 @@ class ChatPipeline:
         conn = db.conn
         if text is None or conn is None or turn.spec is None:
             return
-        readable, named = text.readable, text.named
+        named = text.named
         try:
             hits = fused_search(conn, text.ids, turn.query_vector, text.params)
             similar = grounding.grounded(hits)
             about_course = similar or any(n.fully for n in named.values())
-            if not readable and not about_course:
+            if not turn.readable and not about_course:
                 self._doubt(turn, hits, "unreadable")
                 return
             if turn.intent == "off_topic":

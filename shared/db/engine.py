@@ -104,11 +104,11 @@ def memoise_placeholders() -> None:
     """Rewrite each statement's placeholders once per process, not on every execute.
 
     pg8000 turns SQLAlchemy's `%s` placeholders into `$1, $2, ...` by scanning the whole
-    statement text character by character in Python on every execute: 2.5 ms of the
-    4 KB retrieval statement's 8 ms, and a few milliseconds more over a chat turn's other
-    statements (docs/chat.md). For the positional "format" style SQLAlchemy's pg8000
-    dialect uses, the rewritten text depends on the statement text alone and the values
-    pass through unchanged, so the result is cached per text (bounded, thread-safe);
+    statement text character by character in Python on every execute: 0.66 ms for the
+    3 KB retrieval statement alone, ~1-1.5 ms over a chat turn's statements
+    (docs/chat.md). For the positional "format" style SQLAlchemy's pg8000 dialect uses,
+    the rewritten text depends on the statement text alone and the values pass through
+    unchanged, so the result is cached per text (bounded, thread-safe);
     other styles go to pg8000 as before. Idempotent: installed once per process.
     """
     from pg8000 import dbapi, legacy

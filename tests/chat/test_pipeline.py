@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import sqlalchemy as sa
 
@@ -13,6 +15,21 @@ from shared.llm.router import get_router
 from shared.personalisation import Profile
 
 ALICE = Principal("alice")
+
+
+@contextlib.contextmanager
+def recorded_statements(engine):
+    """The statements sent through `engine` inside the block (their first 60 characters)."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split())[:60])
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def pipeline(registry, encoder, engine=get_engine):
@@ -260,16 +277,8 @@ def test_a_follow_up_turn_sends_few_statements(course, stubs):
     p = pipeline(reg, stubs["HashEncoder"](), engine=lambda: course)
     first = p.run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r1")
     p.run(ALICE, ChatInput("and a while loop?", session_id=first["session_id"]), "r2")
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(" ".join(statement.split())[:60])
-
-    sa.event.listen(course, "before_cursor_execute", record)
-    try:
+    with recorded_statements(course) as statements:
         turn = p.prepare(ALICE, ChatInput("how do for loops end?", session_id=first["session_id"]), "r3")
-    finally:
-        sa.event.remove(course, "before_cursor_execute", record)
     assert turn.topic_id == "py-loops" and not turn.degraded
     assert len(statements) == 7, statements
     assert "synchronous_commit" in statements[0]
@@ -309,16 +318,8 @@ def test_the_student_is_read_while_the_encoder_works_and_reread_when_the_topic_m
     with course.begin() as conn:
         for _ in range(6):
             record_answer(conn, "alice", "py-loops", True)
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(" ".join(statement.split())[:60])
-
-    sa.event.listen(course, "before_cursor_execute", record)
-    try:
+    with recorded_statements(course) as statements:
         stays = p.prepare(ALICE, ChatInput("how do for loops end?", session_id=first["session_id"]), "r2")
-    finally:
-        sa.event.remove(course, "before_cursor_execute", record)
     assert stays.topic_id == "py-loops" and "mastery_early" in stays.timings and not stays.degraded
     assert stays.mastery > 0.8 and len(statements) == 7, statements
     moves = p.prepare(
