@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, default=PredictorConfig.epochs)
+    parser.add_argument("--window", type=int, default=PredictorConfig.window, help="steps of the recent sequence")
+    parser.add_argument("--step-dim", type=int, default=PredictorConfig.step_dim, help="GRU state (0: no sequence)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -221,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"data": str(path), "seed": args.seed}
 
     started = time.perf_counter()
-    prepared = prepare(sequences, seed=args.seed, val_fraction=0.08, test_fraction=0.2)
+    config = PredictorConfig(seed=args.seed, epochs=args.epochs, window=args.window, step_dim=args.step_dim)
+    results["config"] = {"window": config.window, "step_dim": config.step_dim, "epochs": config.epochs}
+    prepared = prepare(sequences, seed=args.seed, val_fraction=0.08, test_fraction=0.2, window=config.window)
     results["split"] = prepared.counts
     # the baselines fit on the same 80% (train + early-stopping students), score the same 20%
     train_seqs = prepared.parts["train"] + prepared.parts["val"]
@@ -229,7 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     assert prepared.test is not None
     y = prepared.test.correct
 
-    config = PredictorConfig(seed=args.seed, epochs=args.epochs)
     model, history = fit(prepared.train, prepared.val, len(prepared.users), len(prepared.topics), config)
     p_net, _ = predict(model, prepared.test)
     results["network_fp32"] = correctness_metrics(y, p_net) | {

@@ -217,7 +217,7 @@ def to_rows(
     recent = np.zeros((n, window, len(RECENT_STEP_FEATURES)), dtype=np.float32)
     row = 0
     for si, seq in enumerate(sequences):
-        history = RunningHistory()
+        history = RunningHistory(window)
         uid = users.get(seq.user, 0)
         difficulties = seq.difficulty or [3] * len(seq.topics)
         seconds = seq.seconds or [None] * len(seq.topics)

@@ -224,6 +224,23 @@ class _IntentReading:
 
 
 @dataclass
+class _ConfusionReading:
+    """The confusion model's score of the last messages (or the heuristic's, `degraded`)."""
+
+    score: float = 0.0
+    threshold: float = 0.5
+    source: str = "confusion-heuristic"
+    degraded: bool = False
+    ms: float = 0.0
+
+    def apply(self, turn: Turn) -> None:
+        turn.confusion, turn.confusion_threshold, turn.confusion_source = self.score, self.threshold, self.source
+        turn.timings["confusion"] = self.ms
+        if self.degraded and "confusion" not in turn.degraded:
+            turn.degraded.append("confusion")
+
+
+@dataclass
 class _VectorReading:
     """The encoder's vector of a message (None, `degraded`, when the encoder failed)."""
 
@@ -310,7 +327,8 @@ class ChatPipeline:
         """Everything before the LLM. The models read the message in a worker thread
         (`_MessageReader`) while this thread reads the session and the topics the message
         names, then the full-text side once the intent is known, then the vector side once
-        the encoder's vector is. The database stages (session, retrieval, mastery) share
+        the encoder's vector is, while the confusion model scores the last messages in a
+        reader thread. The database stages (session, retrieval, mastery) share
         one connection and one transaction: one pool checkout and one commit per turn
         instead of three. A turn that may have written in the session stage (a new session,
         a requested topic) commits that first, so a failed retrieval (whose transaction is
@@ -337,10 +355,21 @@ class ChatPipeline:
             early = self._student_while_waiting(turn, db, reader.vector)
             with _Stage(turn, "encode_wait"):
                 reader.vector.result().apply(turn)
-            with _Stage(turn, "confusion"):
-                self._confusion(turn, registry, history)
+            # Confusion needs the vector, retrieval does not need confusion: the model
+            # scores the messages in a reader thread while the fused statement runs.
+            confusion = _READERS.submit(
+                contextvars.copy_context().run,
+                self._read_confusion,
+                turn.message,
+                turn.query_vector,
+                registry,
+                turn.model_version,
+                history,
+            )
             with _Stage(turn, "retrieval"):
                 self._retrieve(turn, db, text_side, requested_topic=inp.topic_id)
+            with _Stage(turn, "confusion_wait"):
+                confusion.result().apply(turn)  # never raises: the heuristic answers instead
             with _Stage(turn, "mastery"):
                 self._mastery(turn, db, early)
                 self._commit(turn, db)
@@ -424,30 +453,41 @@ class ChatPipeline:
             turn.topic_id = inp.topic_id
             return []
 
-    def _confusion(self, turn: Turn, registry: Any, history: list[conversation.PastMessage]) -> None:
-        texts = [m.content for m in history] + [turn.message]
+    @staticmethod
+    def _read_confusion(
+        message: str,
+        vector: np.ndarray | None,
+        registry: Any,
+        model_version: str | None,
+        history: list[conversation.PastMessage],
+    ) -> _ConfusionReading:
+        """Score the last messages (the history and this one) with the confusion model;
+        the heuristic answers when the model or an embedding of the window is missing."""
+        t0 = time.perf_counter()
+        reading = _ConfusionReading()
+        texts = [m.content for m in history] + [message]
         now = dt.datetime.now(dt.UTC)
         times = [m.created_at for m in history] + [now]
         timing = [
             MessageTiming(None if i == 0 else max((times[i] - times[i - 1]).total_seconds(), 0.0), len(texts[i]))
             for i in range(len(texts))
         ]
-        vectors = [m.embedding for m in history] + [turn.query_vector]
-        usable = turn.query_vector is not None and all(v is not None for v in vectors)
+        vectors = [m.embedding for m in history] + [vector]
+        usable = vector is not None and all(v is not None for v in vectors)
         stacked = np.stack([v for v in vectors if v is not None]).astype(np.float32) if usable else None
         try:
             if stacked is None:
                 raise LookupError("no embeddings for the confusion window")
             model = registry.get("confusion")
-            turn.confusion = float(model.predict(stacked, timing))
-            turn.confusion_threshold = float(getattr(model, "threshold", 0.5))
-            turn.confusion_source = f"confusion-model@{turn.model_version}"
+            reading.score = float(model.predict(stacked, timing))
+            reading.threshold = float(getattr(model, "threshold", 0.5))
+            reading.source = f"confusion-model@{model_version}"
         except Exception:
             log.info("confusion model not used; heuristic answers", exc_info=True)
-            turn.confusion = heuristic_confusion(texts, stacked)
-            turn.confusion_source = "confusion-heuristic"
-            if "confusion" not in turn.degraded:
-                turn.degraded.append("confusion")
+            reading.score = heuristic_confusion(texts, stacked)
+            reading.degraded = True
+        reading.ms = round((time.perf_counter() - t0) * 1000, 3)
+        return reading
 
     def _named_topics(
         self, turn: Turn, db: _TurnTransaction, requested_topic: str | None
@@ -541,7 +581,7 @@ class ChatPipeline:
             turn.topic_reason = decision.reason
             if decision.topic_id != turn.topic_id:
                 turn.topic_id = decision.topic_id
-                turn.topic_title = conversation.topic_title(conn, decision.topic_id) if decision.topic_id else None
+                turn.topic_title = _title_of(decision.topic_id, hits, conn)
                 if turn.session_id is not None and decision.topic_id is not None:
                     grounding.save_topic(conn, turn.session_id, decision.topic_id)
             turn.sources = grounding.relevant_sources(hits, turn.topic_id, turn.spec.retrieval.k)
@@ -773,6 +813,15 @@ _REPHRASE_HINTS = {
         '"why does my code ..." or "quiz me on ..."{topic}?'
     ),
 }
+
+
+def _title_of(topic_id: str | None, hits: list[RetrievedNode], conn: sa.Connection) -> str | None:
+    """The title of the topic the turn moved to: the hits carry their topics' titles
+    (one round trip fewer); a topic only named by the message is read."""
+    if topic_id is None:
+        return None
+    known = next((h.topic_title for h in hits if h.topic_id == topic_id and h.topic_title is not None), None)
+    return known if known is not None else conversation.topic_title(conn, topic_id)
 
 
 def rephrase_hint(turn: Turn) -> str:

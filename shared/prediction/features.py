@@ -228,15 +228,16 @@ class RunningHistory:
     """One user's features, updated one completed attempt at a time (oldest first).
 
     `features(topic, difficulty)` gives what `history_features` would return before the
-    next task; `add(...)` records that task's outcome.
+    next task; `add(...)` records that task's outcome. `window` is how many of the newest
+    attempts `recent_attempts` keeps (the network's sequence length).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = RECENT_WINDOW) -> None:
         self.overall = _Tally()
         self.by_topic: dict[object, _Tally] = {}
         self.by_difficulty: dict[int, _Tally] = {}
         self.recent: deque[tuple[float, float | None]] = deque(maxlen=RECENT)
-        self.window: deque[tuple[str, float]] = deque(maxlen=RECENT_WINDOW)
+        self.window: deque[tuple[str, float]] = deque(maxlen=window)
 
     def recent_attempts(self) -> list[tuple[str, float]]:
         """What `recent_attempts` would read before the next task: (topic, credit), oldest first."""

@@ -84,6 +84,7 @@ class RetrievedNode:
     similarity: float | None  # cosine similarity to the question (None without vectors)
     text_rank: int | None
     vector_rank: int | None = None
+    topic_title: str | None = None  # the title of topic_id (the fused statement reads it with the node)
     extra: dict = field(default_factory=dict, compare=False)
 
     def snippet(self, max_chars: int = 280) -> str:
@@ -237,10 +238,11 @@ FUSED_SQL = sa.text(
     top AS (
         SELECT * FROM fused ORDER BY score DESC, id LIMIT :k
     )
-    SELECT n.id, n.title, n.topic_id, n.kind, n.content, f.score,
+    SELECT n.id, n.title, n.topic_id, t.title AS topic_title, n.kind, n.content, f.score,
            COALESCE(f.similarity, 1 - (n.embedding <=> CAST(:qvec AS vector))) AS similarity,
            f.text_rank, f.vector_rank
       FROM top f JOIN knowledge_nodes n ON n.id = f.id
+      LEFT JOIN topics t ON t.id = n.topic_id
      ORDER BY f.score DESC, n.id
     """
 )
@@ -324,6 +326,7 @@ def fused_search(
             similarity=None if r["similarity"] is None else float(r["similarity"]),
             text_rank=r["text_rank"],
             vector_rank=r["vector_rank"],
+            topic_title=r["topic_title"],
         )
         for r in rows
     ]

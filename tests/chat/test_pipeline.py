@@ -288,6 +288,22 @@ def test_a_follow_up_turn_sends_few_statements(course, stubs):
     assert turn.profile == Profile()  # the row exists, nothing set yet
 
 
+def test_a_turn_that_finds_its_topic_takes_the_title_from_the_hits(course, stubs):
+    """Retrieval decides a new session's topic; the fused statement returns each hit's
+    topic title with it, so the title costs no statement of its own."""
+    reg = stubs["StubRegistry"](
+        intent=stubs["FixedIntent"]("concept_explanation", 0.9), confusion=stubs["FixedConfusion"](0.2)
+    )
+    p = pipeline(reg, stubs["HashEncoder"](), engine=lambda: course)
+    with recorded_statements(course) as statements:
+        turn = p.prepare(ALICE, ChatInput("how does a for loop repeat over a list of items?"), "r1")
+    assert turn.topic_reason != "none" and turn.topic_id is not None, turn.topic_reason
+    with course.connect() as conn:
+        title = conn.execute(sa.text("SELECT title FROM topics WHERE id = :id"), {"id": turn.topic_id}).scalar()
+    assert turn.topic_title == title
+    assert not [s for s in statements if s.startswith("SELECT title FROM topics")], statements
+
+
 class SlowEncoder:
     """The stand-in encoder, slow enough that the request thread always waits for it."""
 

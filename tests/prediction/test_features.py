@@ -117,6 +117,16 @@ def test_the_recent_sequence_keeps_only_the_newest_window() -> None:
     assert encode_recent([], "x")[0] == [None] * RECENT_WINDOW
 
 
+def test_running_history_keeps_the_window_it_is_given() -> None:
+    """A network trained on a longer sequence must see that many steps in training too."""
+    default, longer = RunningHistory(), RunningHistory(window=RECENT_WINDOW + 5)
+    for i in range(RECENT_WINDOW + 8):
+        default.add(f"t{i}", 3, 1.0, None)
+        longer.add(f"t{i}", 3, 1.0, None)
+    assert [t for t, _ in default.recent_attempts()] == [f"t{i}" for i in range(8, RECENT_WINDOW + 8)]
+    assert [t for t, _ in longer.recent_attempts()] == [f"t{i}" for i in range(3, RECENT_WINDOW + 8)]
+
+
 def test_the_recent_sequence_clips_credit_to_the_unit_range() -> None:
     _, steps = encode_recent([("a", 1.5), ("a", -0.2)], "b", window=2)
     assert steps[:, 1].tolist() == [1.0, 0.0]
