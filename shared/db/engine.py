@@ -133,6 +133,67 @@ def memoise_placeholders() -> None:
     dbapi.convert_paramstyle = legacy.convert_paramstyle = memoised
 
 
+#: pg8000 releases whose `CoreConnection.execute_unnamed` the pipelined version replaces
+#: (same messages, same handlers; requirements.txt pins the driver)
+PIPELINED_PG8000 = ("1.31.",)
+
+
+def pipeline_unnamed_statements() -> bool:
+    """Send each statement to Postgres in one round trip instead of three.
+
+    pg8000 runs every statement of its DB-API (SQLAlchemy's, and `begin`/`commit` too)
+    through the extended protocol in three round trips: Parse + Sync, then Describe +
+    Sync, then Bind + Execute + Sync, waiting for the server after each. Nothing of what
+    it sends later depends on those answers (the parameters are encoded from their
+    Python types, the row description arrives before the rows either way), so here the
+    five messages go out together with one Sync, as libpq's PQexecParams sends them; the
+    server answers them in order and the same handlers read the answers. A failing
+    Parse or Bind still fails the call: the server skips to the Sync and reports the
+    error. Parameters are encoded before anything is written, so a value pg8000 cannot
+    send leaves the connection clean. Only inside a transaction block: outside one,
+    Postgres runs the messages up to the Sync as one implicit block, which CREATE
+    DATABASE and VACUUM refuse, so there (and for `begin` itself) the driver's own
+    way is kept. A chat turn's ~8 statements after its `begin`: ~16 round trips fewer,
+    on loopback and more so through the Cloud SQL connector, which drives pg8000 too
+    (docs/chat.md). Installed once per process, only on the pg8000 releases it was
+    written against (`PIPELINED_PG8000`); returns whether it is installed.
+    """
+    import pg8000
+    from pg8000 import core
+
+    if getattr(core.CoreConnection.execute_unnamed, "pipelined", False):
+        return True
+    if not str(pg8000.__version__).startswith(PIPELINED_PG8000):
+        log.warning("pg8000 %s: statements keep the driver's three round trips", pg8000.__version__)
+        return False
+
+    driver = core.CoreConnection.execute_unnamed
+
+    def execute_unnamed(self: Any, statement: str, vals: Any = (), oids: Any = (), stream: Any = None) -> Any:
+        if self._transaction_status != core.IN_TRANSACTION:
+            # Outside a transaction block Postgres takes Parse..Sync as one implicit block,
+            # which CREATE DATABASE or VACUUM refuse: the driver's own way (and `begin`).
+            return driver(self, statement, vals, oids, stream)
+        context = core.Context(statement, stream=stream)
+        params = core.make_params(self.py_types, vals)
+        for value in params:  # what send_BIND encodes, checked before a byte is written
+            if value is not None:
+                value.encode(self._client_encoding)
+        self.send_PARSE(core.NULL_BYTE, statement, oids)
+        self.send_DESCRIBE_STATEMENT(core.NULL_BYTE)
+        self.send_BIND(core.NULL_BYTE, params)
+        self.send_EXECUTE()
+        core._write(self._sock, core.SYNC_MSG)
+        core._flush(self._sock)
+        self.handle_messages(context)
+        return context
+
+    execute_unnamed.pipelined = True  # type: ignore[attr-defined]
+    execute_unnamed.driver_version = driver  # type: ignore[attr-defined]
+    core.CoreConnection.execute_unnamed = execute_unnamed
+    return True
+
+
 def _on_connect(dbapi_conn: Any, record: Any) -> None:
     _register_pgvector(dbapi_conn, record)
     _apply_search_settings(dbapi_conn, record)
@@ -217,6 +278,7 @@ def source_name(settings: Settings) -> str:
 def create_engine(settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
     memoise_placeholders()
+    pipeline_unnamed_statements()
     pool = {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
