@@ -23,14 +23,24 @@ onnxruntime; the operating point is chosen once, on FP32, and applied to both. T
 are saved to `<work-dir>/clinc_logits.npz` so the rule can be re-examined without
 retraining. The data set is read from `<repo>/../shared/data/clinc150` (or
 $SHARED_DATA_DIR/clinc150).
+
+`--outliers N` (outlier exposure): N open-domain texts on this machine, none derived from
+CLINC150, are added to the training data as "oos" (`fit_intent(outliers=...)`, each
+weighing `--outlier-weight`, times `--oos-weight`); see `open_domain_outliers` for the
+sources. val.json and its protocol are unchanged; the texts used are written to
+`<work-dir>/outliers.txt` and their hash printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import hashlib
 import json
 import logging
 import os
+import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -70,6 +80,126 @@ def load_clinc(folder: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str
         to_examples(train["train"]) + to_examples(train["oos_train"]),
         to_examples(val["val"]) + to_examples(val["oos_val"]),
     )
+
+
+def normalise(text: str) -> str:
+    """CLINC150's surface form: lower case, no punctuation but apostrophes, single spaces.
+    Outliers keep their final '.' or '?' otherwise, a shortcut that says nothing on val.json."""
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+
+def _wordy(text: str, min_words: int = 3, max_words: int = 25) -> bool:
+    """CLINC-like length, and prose rather than code: most words purely alphabetic."""
+    words = text.split()
+    return min_words <= len(words) <= max_words and sum(w.isalpha() for w in words) >= 0.8 * len(words)
+
+
+def _semeval_texts(root: Path) -> list[str]:
+    """SemEval-2013 Task 7 training questions and student answers (science, school pupils)."""
+    import xml.etree.ElementTree as ET
+
+    texts = []
+    for path in sorted(root.glob("training/3way/*/*.xml")):
+        tree = ET.parse(path)
+        texts += [el.text or "" for el in tree.iter("questionText")]
+        texts += [el.text or "" for el in tree.iter("studentAnswer")]
+    return texts
+
+
+_GROFF_ESCAPE = re.compile(r"\\f(\[[^]]*\]|\(..|.)|\\\(..|\\\[[^]]*\]|\\.")
+
+
+def _degroff(text: str) -> str:
+    """Running text of groff source: hyphens and apostrophes kept, other escapes dropped."""
+    return _GROFF_ESCAPE.sub("", text.replace("\\-", "-").replace("\\(aq", "'"))
+
+
+def _sentences(text: str) -> list[str]:
+    """Whole sentences only: a capital first, a full stop or question mark last."""
+    return [t for t in re.split(r"(?<=[.?!])\s+", text) if re.fullmatch(r"[A-Z].*[.?]", t)]
+
+
+def _man_texts(root: Path) -> list[str]:
+    """Sentences of the English manual pages in sections 1, 5, 7 and 8 (section headings
+    that are questions, and running text), groff requests dropped and escapes removed.
+    The thousands of generated gcloud pages (command listings) are left out."""
+    texts: list[str] = []
+    for path in sorted(root.glob("man[1578]/*.gz")):
+        if path.name.startswith("gcloud"):
+            continue
+        try:
+            source = gzip.open(path, "rt", errors="ignore").read()
+        except (OSError, EOFError):
+            continue
+        paragraph: list[str] = []
+        for line in source.splitlines():
+            if line.startswith((".", "'")):
+                heading = re.match(r'^\.(SH|SS)\s+"?(.*?\?)"?\s*$', line)
+                if heading:
+                    texts.append(_degroff(heading.group(2)))
+                texts += _sentences(_degroff(" ".join(paragraph)))
+                paragraph = []
+            else:
+                paragraph.append(line)
+        texts += _sentences(_degroff(" ".join(paragraph)))
+    return texts
+
+
+def _faq_questions(root: Path) -> list[str]:
+    """Questions (lines ending in '?') of the FAQ files under /usr/share/doc."""
+    texts = []
+    for path in sorted(root.glob("*/*")):
+        if "faq" not in path.name.lower() or not path.is_file():
+            continue
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rt", errors="ignore") as handle:  # type: ignore[operator]
+                texts += [line.strip() for line in handle if line.strip().endswith("?")]
+        except (OSError, EOFError):
+            continue
+    return [re.sub(r"^\s*([0-9.]+\)?|[QA*-]+[.:)]?)\s+", "", t) for t in texts]
+
+
+def _tutoring_queries() -> list[str]:
+    """This project's own tutoring queries (programming study questions), minus the
+    small-talk and feedback classes, which overlap CLINC150's chit-chat intents."""
+    from model_export.intent_data import load_examples
+
+    return [text for text, label in load_examples() if label not in {"off_topic", "tutor_feedback"}]
+
+
+def open_domain_outliers(n: int, seed: int, exclude: set[str]) -> list[str]:
+    """Up to `n` distinct open-domain texts for outlier exposure, none from CLINC150:
+    SemEval-2013 training answers and questions (`<shared data>/semeval2013`), sentences of
+    the Debian manual pages (/usr/share/man) and FAQ questions (/usr/share/doc), and this
+    project's tutoring queries. Normalised to CLINC's surface form, 3-25 words, mostly
+    alphabetic words, deduplicated, anything equal to a CLINC150 text (`exclude`, already
+    normalised) dropped; the sources are taken in turn (seeded shuffle), so the small ones
+    are used whole and the large ones share the rest equally."""
+    sources = {
+        "semeval2013": _semeval_texts(data_dir().parent / "semeval2013"),
+        "man pages": _man_texts(Path("/usr/share/man")),
+        "doc FAQs": _faq_questions(Path("/usr/share/doc")),
+        "tutoring queries": _tutoring_queries(),
+    }
+    rng = random.Random(seed)
+    seen = set(exclude)
+    pools = []
+    for name, texts in sources.items():
+        pool = sorted({t for t in map(normalise, texts) if _wordy(t)} - seen)
+        rng.shuffle(pool)
+        pools.append((name, pool))
+        print(f"outlier source {name}: {len(pool)} distinct usable texts")
+    chosen: list[str] = []
+    while len(chosen) < n and any(pool for _, pool in pools):
+        for _, pool in pools:
+            while pool and len(chosen) < n:
+                text = pool.pop()
+                if text not in seen:
+                    seen.add(text)
+                    chosen.append(text)
+                    break
+    return chosen
 
 
 def decide(probs: np.ndarray, labels: list[str], tau: float) -> list[str]:
@@ -134,6 +264,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--oos-weight", type=float, default=3.0, help="loss weight of the oos class")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--label-smoothing", type=float, default=IntentConfig.label_smoothing)
+    parser.add_argument(
+        "--outliers", type=int, default=0, help="outlier exposure: this many open-domain texts trained as oos"
+    )
+    parser.add_argument(
+        "--outlier-weight", type=float, default=IntentConfig.outlier_weight, help="loss weight of one outlier text"
+    )
     parser.add_argument("--threads", type=int, default=IntentConfig.threads, help="torch threads (1 on a busy machine)")
     parser.add_argument(
         "--per-class", type=int, default=0, help="smoke test: keep only this many training queries per class"
@@ -170,8 +307,28 @@ def main() -> None:
         f"CLINC150: train {len(train_all)} (all of train.json), tuned and evaluated on val.json {len(val)}"
         f" ({sum(g == OOS for _, g in val)} oos); {len(labels)} classes incl. oos, oos loss weight {args.oos_weight}"
     )
-    config = IntentConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, threads=args.threads)
-    fit = fit_intent(train_all, val, labels, config, class_weights={OOS: args.oos_weight})
+    outliers: list[str] = []
+    if args.outliers:
+        clinc_texts = {normalise(t) for t, _ in train_all + val}
+        outliers = open_domain_outliers(args.outliers, args.seed, clinc_texts)
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        listing = "".join(f"{t}\n" for t in outliers)
+        (args.work_dir / "outliers.txt").write_text(listing, encoding="utf-8")
+        print(
+            f"outlier exposure: {len(outliers)} open-domain texts as oos, weight {args.outlier_weight} each"
+            f" (x oos weight); sha256 {hashlib.sha256(listing.encode()).hexdigest()[:16]}"
+        )
+    config = IntentConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        threads=args.threads,
+        label_smoothing=args.label_smoothing,
+        outlier_weight=args.outlier_weight,
+    )
+    fit = fit_intent(
+        train_all, val, labels, config, class_weights={OOS: args.oos_weight}, outliers=outliers, outlier_label=OOS
+    )
     print(
         f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs;"
         f" temperature {fit.temperature:.3f} (fitted on val.json)"
