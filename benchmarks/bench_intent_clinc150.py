@@ -202,10 +202,22 @@ def open_domain_outliers(n: int, seed: int, exclude: set[str]) -> list[str]:
     return chosen
 
 
-def decide(probs: np.ndarray, labels: list[str], tau: float) -> list[str]:
-    """Arg-max label (which may be oos), or oos when the top calibrated probability is below tau."""
+def decide(probs: np.ndarray, labels: list[str], tau: float, confidence: np.ndarray | None = None) -> list[str]:
+    """Arg-max label (which may be oos), or oos when the confidence is below tau. The
+    confidence is the top calibrated probability unless another score is given (`energy`)."""
     best = probs.argmax(-1)
-    return [OOS if probs[i, b] < tau else labels[b] for i, b in enumerate(best)]
+    conf = probs.max(-1) if confidence is None else confidence
+    return [OOS if conf[i] < tau else labels[b] for i, b in enumerate(best)]
+
+
+def energy(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Negative free energy T * logsumexp(logits / T) (Liu et al., NeurIPS 2020): high for
+    inputs like the training data. Unlike the top probability it keeps the logits' scale,
+    which softmax divides away: an out-of-scope query tends to have every logit low, not
+    one logit merely less dominant."""
+    z = logits / temperature
+    top = z.max(-1)
+    return temperature * (top + np.log(np.exp(z - top[:, None]).sum(-1)))
 
 
 def counts(pred: list[str], gold: list[str]) -> tuple[int, int, int, int]:
@@ -227,24 +239,34 @@ def score(pred: list[str], gold: list[str]) -> dict[str, float]:
     return as_scores(counts(pred, gold))
 
 
-def choose_tau(probs: np.ndarray, labels: list[str], gold: list[str], max_drop: float = MAX_INSCOPE_DROP) -> float:
+def choose_tau(
+    probs: np.ndarray,
+    labels: list[str],
+    gold: list[str],
+    max_drop: float = MAX_INSCOPE_DROP,
+    confidence: np.ndarray | None = None,
+) -> float:
     """The tau maximising OOS recall with in-scope accuracy at most `max_drop` points
-    below the arg-max rule's (ties: the smallest such tau). Candidates are the top
-    probabilities themselves, so every distinct decision is considered."""
-    base = score(decide(probs, labels, 0.0), gold)["in_scope_accuracy"]
-    best_tau, best_recall = 0.0, score(decide(probs, labels, 0.0), gold)["oos_recall"]
-    for tau in np.unique(np.round(probs.max(-1), 4)):
-        s = score(decide(probs, labels, float(tau)), gold)
-        if s["in_scope_accuracy"] >= base - max_drop - 1e-9 and s["oos_recall"] > best_recall:
+    below the arg-max rule's (ties: the smallest such tau). Candidates are the
+    confidences themselves (top probabilities by default), so every distinct decision is
+    considered."""
+    conf = probs.max(-1) if confidence is None else confidence
+    floor = 0.0 if confidence is None else -np.inf  # the arg-max rule: nothing rejected
+    argmax = score(decide(probs, labels, floor, conf), gold)
+    best_tau, best_recall = floor, argmax["oos_recall"]
+    for tau in np.unique(np.round(conf, 4)):
+        s = score(decide(probs, labels, float(tau), conf), gold)
+        if s["in_scope_accuracy"] >= argmax["in_scope_accuracy"] - max_drop - 1e-9 and s["oos_recall"] > best_recall:
             best_tau, best_recall = float(tau), s["oos_recall"]
     return best_tau
 
 
 def cross_fitted(
-    probs: np.ndarray, labels: list[str], gold: list[str], seed: int
+    probs: np.ndarray, labels: list[str], gold: list[str], seed: int, confidence: np.ndarray | None = None
 ) -> tuple[dict[str, float], list[float]]:
     """Two-fold estimate of the tuned operating point: tau chosen on one half of the
     data, scored on the other (stratified by label), both ways, counts summed."""
+    conf = probs.max(-1) if confidence is None else confidence
     halves = stratified_split(
         list(zip(map(str, range(len(gold))), gold, strict=True)), seed=seed, val_frac=0.5, test_frac=0.0
     )
@@ -252,9 +274,9 @@ def cross_fitted(
     total = np.zeros(4, dtype=np.int64)
     taus = []
     for tune, held in (folds, folds[::-1]):
-        tau = choose_tau(probs[tune], labels, [gold[i] for i in tune])
+        tau = choose_tau(probs[tune], labels, [gold[i] for i in tune], confidence=conf[tune])
         taus.append(round(tau, 4))
-        total += np.array(counts(decide(probs[held], labels, tau), [gold[i] for i in held]))
+        total += np.array(counts(decide(probs[held], labels, tau, conf[held]), [gold[i] for i in held]))
     return as_scores(tuple(int(x) for x in total)), taus  # type: ignore[arg-type]
 
 
@@ -409,6 +431,25 @@ def report(
         f"  {rule:30s} {cf32['in_scope_accuracy']:>14.2f} {cf32['oos_recall']:>9.2f}"
         f" {cf8['in_scope_accuracy']:>14.2f} {cf8['oos_recall']:>9.2f}   (INT8 taus {taus8})"
     )
+    e32, e8 = energy(fp32_logits, temperature), energy(int8_logits, temperature)
+    tau_e32 = choose_tau(p32, labels, gold, confidence=e32)
+    tau_e8 = choose_tau(p8, labels, gold, confidence=e8)
+    for rule, (t32, t8) in (
+        (f"energy tau_val={tau_e32:.3f}", (tau_e32, tau_e32)),
+        (f"energy each own ({tau_e32:.2f}/{tau_e8:.2f})", (tau_e32, tau_e8)),
+    ):
+        f, q = score(decide(p32, labels, t32, e32), gold), score(decide(p8, labels, t8, e8), gold)
+        print(
+            f"  {rule:30s} {f['in_scope_accuracy']:>14.2f} {f['oos_recall']:>9.2f}"
+            f" {q['in_scope_accuracy']:>14.2f} {q['oos_recall']:>9.2f}"
+        )
+    cf32, taus32 = cross_fitted(p32, labels, gold, seed, e32)
+    cf8, taus8 = cross_fitted(p8, labels, gold, seed, e8)
+    rule = f"energy cross-fitted {taus32}"
+    print(
+        f"  {rule:30s} {cf32['in_scope_accuracy']:>14.2f} {cf32['oos_recall']:>9.2f}"
+        f" {cf8['in_scope_accuracy']:>14.2f} {cf8['oos_recall']:>9.2f}   (INT8 taus {taus8})"
+    )
     for name, logits in (("FP32", fp32_logits), ("INT8", int8_logits)):
         print(
             f"  ECE {name} on val.json (15 bins): calibrated "
@@ -423,7 +464,8 @@ def report(
     )
     print(
         f"tau_val rule: the tau maximising OOS recall with in-scope accuracy within "
-        f"{MAX_INSCOPE_DROP} points of arg-max, chosen on val.json FP32 probabilities"
+        f"{MAX_INSCOPE_DROP} points of arg-max, chosen on val.json FP32 probabilities;"
+        f" energy rows: the same rule with the confidence T*logsumexp(logits/T) in place of the top probability"
     )
 
 
