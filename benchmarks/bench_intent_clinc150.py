@@ -24,6 +24,9 @@ are saved to `<work-dir>/clinc_logits.npz` so the rule can be re-examined withou
 retraining. The data set is read from `<repo>/../shared/data/clinc150` (or
 $SHARED_DATA_DIR/clinc150).
 
+The `energy` rows apply the same tau_val rule (own tau, cross-fitted) with the negative
+free energy T*logsumexp(logits/T) as the confidence instead of the top probability.
+
 `--outliers N` (outlier exposure): N open-domain texts on this machine, none derived from
 CLINC150, are added to the training data as "oos" (`fit_intent(outliers=...)`, each
 weighing `--outlier-weight`, times `--oos-weight`); see `open_domain_outliers` for the
