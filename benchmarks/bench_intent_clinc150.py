@@ -23,14 +23,27 @@ onnxruntime; the operating point is chosen once, on FP32, and applied to both. T
 are saved to `<work-dir>/clinc_logits.npz` so the rule can be re-examined without
 retraining. The data set is read from `<repo>/../shared/data/clinc150` (or
 $SHARED_DATA_DIR/clinc150).
+
+The `energy` rows apply the same tau_val rule (own tau, cross-fitted) with the negative
+free energy T*logsumexp(logits/T) as the confidence instead of the top probability.
+
+`--outliers N` (outlier exposure): N open-domain texts on this machine, none derived from
+CLINC150, are added to the training data as "oos" (`fit_intent(outliers=...)`, each
+weighing `--outlier-weight`, times `--oos-weight`); see `open_domain_outliers` for the
+sources. val.json and its protocol are unchanged; the texts used are written to
+`<work-dir>/outliers.txt` and their hash printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import hashlib
 import json
 import logging
 import os
+import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -72,10 +85,142 @@ def load_clinc(folder: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str
     )
 
 
-def decide(probs: np.ndarray, labels: list[str], tau: float) -> list[str]:
-    """Arg-max label (which may be oos), or oos when the top calibrated probability is below tau."""
+def normalise(text: str) -> str:
+    """CLINC150's surface form: lower case, no punctuation but apostrophes, single spaces.
+    Outliers keep their final '.' or '?' otherwise, a shortcut that says nothing on val.json."""
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+
+def _wordy(text: str, min_words: int = 3, max_words: int = 25) -> bool:
+    """CLINC-like length, and prose rather than code: most words purely alphabetic."""
+    words = text.split()
+    return min_words <= len(words) <= max_words and sum(w.isalpha() for w in words) >= 0.8 * len(words)
+
+
+def _semeval_texts(root: Path) -> list[str]:
+    """SemEval-2013 Task 7 training questions and student answers (science, school pupils)."""
+    import xml.etree.ElementTree as ET
+
+    texts = []
+    for path in sorted(root.glob("training/3way/*/*.xml")):
+        tree = ET.parse(path)
+        texts += [el.text or "" for el in tree.iter("questionText")]
+        texts += [el.text or "" for el in tree.iter("studentAnswer")]
+    return texts
+
+
+_GROFF_ESCAPE = re.compile(r"\\f(\[[^]]*\]|\(..|.)|\\\(..|\\\[[^]]*\]|\\.")
+
+
+def _degroff(text: str) -> str:
+    """Running text of groff source: hyphens and apostrophes kept, other escapes dropped."""
+    return _GROFF_ESCAPE.sub("", text.replace("\\-", "-").replace("\\(aq", "'"))
+
+
+def _sentences(text: str) -> list[str]:
+    """Whole sentences only: a capital first, a full stop or question mark last."""
+    return [t for t in re.split(r"(?<=[.?!])\s+", text) if re.fullmatch(r"[A-Z].*[.?]", t)]
+
+
+def _man_texts(root: Path) -> list[str]:
+    """Sentences of the English manual pages in sections 1, 5, 7 and 8 (section headings
+    that are questions, and running text), groff requests dropped and escapes removed.
+    The thousands of generated gcloud pages (command listings) are left out."""
+    texts: list[str] = []
+    for path in sorted(root.glob("man[1578]/*.gz")):
+        if path.name.startswith("gcloud"):
+            continue
+        try:
+            source = gzip.open(path, "rt", errors="ignore").read()
+        except (OSError, EOFError):
+            continue
+        paragraph: list[str] = []
+        for line in source.splitlines():
+            if line.startswith((".", "'")):
+                heading = re.match(r'^\.(SH|SS)\s+"?(.*?\?)"?\s*$', line)
+                if heading:
+                    texts.append(_degroff(heading.group(2)))
+                texts += _sentences(_degroff(" ".join(paragraph)))
+                paragraph = []
+            else:
+                paragraph.append(line)
+        texts += _sentences(_degroff(" ".join(paragraph)))
+    return texts
+
+
+def _faq_questions(root: Path) -> list[str]:
+    """Questions (lines ending in '?') of the FAQ files under /usr/share/doc."""
+    texts = []
+    for path in sorted(root.glob("*/*")):
+        if "faq" not in path.name.lower() or not path.is_file():
+            continue
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rt", errors="ignore") as handle:  # type: ignore[operator]
+                texts += [line.strip() for line in handle if line.strip().endswith("?")]
+        except (OSError, EOFError):
+            continue
+    return [re.sub(r"^\s*([0-9.]+\)?|[QA*-]+[.:)]?)\s+", "", t) for t in texts]
+
+
+def _tutoring_queries() -> list[str]:
+    """This project's own tutoring queries (programming study questions), minus the
+    small-talk and feedback classes, which overlap CLINC150's chit-chat intents."""
+    from model_export.intent_data import load_examples
+
+    return [text for text, label in load_examples() if label not in {"off_topic", "tutor_feedback"}]
+
+
+def open_domain_outliers(n: int, seed: int, exclude: set[str]) -> list[str]:
+    """Up to `n` distinct open-domain texts for outlier exposure, none from CLINC150:
+    SemEval-2013 training answers and questions (`<shared data>/semeval2013`), sentences of
+    the Debian manual pages (/usr/share/man) and FAQ questions (/usr/share/doc), and this
+    project's tutoring queries. Normalised to CLINC's surface form, 3-25 words, mostly
+    alphabetic words, deduplicated, anything equal to a CLINC150 text (`exclude`, already
+    normalised) dropped; the sources are taken in turn (seeded shuffle), so the small ones
+    are used whole and the large ones share the rest equally."""
+    sources = {
+        "semeval2013": _semeval_texts(data_dir().parent / "semeval2013"),
+        "man pages": _man_texts(Path("/usr/share/man")),
+        "doc FAQs": _faq_questions(Path("/usr/share/doc")),
+        "tutoring queries": _tutoring_queries(),
+    }
+    rng = random.Random(seed)
+    seen = set(exclude)
+    pools = []
+    for name, texts in sources.items():
+        pool = sorted({t for t in map(normalise, texts) if _wordy(t)} - seen)
+        rng.shuffle(pool)
+        pools.append((name, pool))
+        print(f"outlier source {name}: {len(pool)} distinct usable texts")
+    chosen: list[str] = []
+    while len(chosen) < n and any(pool for _, pool in pools):
+        for _, pool in pools:
+            while pool and len(chosen) < n:
+                text = pool.pop()
+                if text not in seen:
+                    seen.add(text)
+                    chosen.append(text)
+                    break
+    return chosen
+
+
+def decide(probs: np.ndarray, labels: list[str], tau: float, confidence: np.ndarray | None = None) -> list[str]:
+    """Arg-max label (which may be oos), or oos when the confidence is below tau. The
+    confidence is the top calibrated probability unless another score is given (`energy`)."""
     best = probs.argmax(-1)
-    return [OOS if probs[i, b] < tau else labels[b] for i, b in enumerate(best)]
+    conf = probs.max(-1) if confidence is None else confidence
+    return [OOS if conf[i] < tau else labels[b] for i, b in enumerate(best)]
+
+
+def energy(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Negative free energy T * logsumexp(logits / T) (Liu et al., NeurIPS 2020): high for
+    inputs like the training data. Unlike the top probability it keeps the logits' scale,
+    which softmax divides away: an out-of-scope query tends to have every logit low, not
+    one logit merely less dominant."""
+    z = logits / temperature
+    top = z.max(-1)
+    return temperature * (top + np.log(np.exp(z - top[:, None]).sum(-1)))
 
 
 def counts(pred: list[str], gold: list[str]) -> tuple[int, int, int, int]:
@@ -97,24 +242,34 @@ def score(pred: list[str], gold: list[str]) -> dict[str, float]:
     return as_scores(counts(pred, gold))
 
 
-def choose_tau(probs: np.ndarray, labels: list[str], gold: list[str], max_drop: float = MAX_INSCOPE_DROP) -> float:
+def choose_tau(
+    probs: np.ndarray,
+    labels: list[str],
+    gold: list[str],
+    max_drop: float = MAX_INSCOPE_DROP,
+    confidence: np.ndarray | None = None,
+) -> float:
     """The tau maximising OOS recall with in-scope accuracy at most `max_drop` points
-    below the arg-max rule's (ties: the smallest such tau). Candidates are the top
-    probabilities themselves, so every distinct decision is considered."""
-    base = score(decide(probs, labels, 0.0), gold)["in_scope_accuracy"]
-    best_tau, best_recall = 0.0, score(decide(probs, labels, 0.0), gold)["oos_recall"]
-    for tau in np.unique(np.round(probs.max(-1), 4)):
-        s = score(decide(probs, labels, float(tau)), gold)
-        if s["in_scope_accuracy"] >= base - max_drop - 1e-9 and s["oos_recall"] > best_recall:
+    below the arg-max rule's (ties: the smallest such tau). Candidates are the
+    confidences themselves (top probabilities by default), so every distinct decision is
+    considered."""
+    conf = probs.max(-1) if confidence is None else confidence
+    floor = 0.0 if confidence is None else -np.inf  # the arg-max rule: nothing rejected
+    argmax = score(decide(probs, labels, floor, conf), gold)
+    best_tau, best_recall = floor, argmax["oos_recall"]
+    for tau in np.unique(np.round(conf, 4)):
+        s = score(decide(probs, labels, float(tau), conf), gold)
+        if s["in_scope_accuracy"] >= argmax["in_scope_accuracy"] - max_drop - 1e-9 and s["oos_recall"] > best_recall:
             best_tau, best_recall = float(tau), s["oos_recall"]
     return best_tau
 
 
 def cross_fitted(
-    probs: np.ndarray, labels: list[str], gold: list[str], seed: int
+    probs: np.ndarray, labels: list[str], gold: list[str], seed: int, confidence: np.ndarray | None = None
 ) -> tuple[dict[str, float], list[float]]:
     """Two-fold estimate of the tuned operating point: tau chosen on one half of the
     data, scored on the other (stratified by label), both ways, counts summed."""
+    conf = probs.max(-1) if confidence is None else confidence
     halves = stratified_split(
         list(zip(map(str, range(len(gold))), gold, strict=True)), seed=seed, val_frac=0.5, test_frac=0.0
     )
@@ -122,9 +277,9 @@ def cross_fitted(
     total = np.zeros(4, dtype=np.int64)
     taus = []
     for tune, held in (folds, folds[::-1]):
-        tau = choose_tau(probs[tune], labels, [gold[i] for i in tune])
+        tau = choose_tau(probs[tune], labels, [gold[i] for i in tune], confidence=conf[tune])
         taus.append(round(tau, 4))
-        total += np.array(counts(decide(probs[held], labels, tau), [gold[i] for i in held]))
+        total += np.array(counts(decide(probs[held], labels, tau, conf[held]), [gold[i] for i in held]))
     return as_scores(tuple(int(x) for x in total)), taus  # type: ignore[arg-type]
 
 
@@ -134,6 +289,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--oos-weight", type=float, default=3.0, help="loss weight of the oos class")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--label-smoothing", type=float, default=IntentConfig.label_smoothing)
+    parser.add_argument(
+        "--outliers", type=int, default=0, help="outlier exposure: this many open-domain texts trained as oos"
+    )
+    parser.add_argument(
+        "--outlier-weight", type=float, default=IntentConfig.outlier_weight, help="loss weight of one outlier text"
+    )
     parser.add_argument("--threads", type=int, default=IntentConfig.threads, help="torch threads (1 on a busy machine)")
     parser.add_argument(
         "--per-class", type=int, default=0, help="smoke test: keep only this many training queries per class"
@@ -170,8 +332,28 @@ def main() -> None:
         f"CLINC150: train {len(train_all)} (all of train.json), tuned and evaluated on val.json {len(val)}"
         f" ({sum(g == OOS for _, g in val)} oos); {len(labels)} classes incl. oos, oos loss weight {args.oos_weight}"
     )
-    config = IntentConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, threads=args.threads)
-    fit = fit_intent(train_all, val, labels, config, class_weights={OOS: args.oos_weight})
+    outliers: list[str] = []
+    if args.outliers:
+        clinc_texts = {normalise(t) for t, _ in train_all + val}
+        outliers = open_domain_outliers(args.outliers, args.seed, clinc_texts)
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        listing = "".join(f"{t}\n" for t in outliers)
+        (args.work_dir / "outliers.txt").write_text(listing, encoding="utf-8")
+        print(
+            f"outlier exposure: {len(outliers)} open-domain texts as oos, weight {args.outlier_weight} each"
+            f" (x oos weight); sha256 {hashlib.sha256(listing.encode()).hexdigest()[:16]}"
+        )
+    config = IntentConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        threads=args.threads,
+        label_smoothing=args.label_smoothing,
+        outlier_weight=args.outlier_weight,
+    )
+    fit = fit_intent(
+        train_all, val, labels, config, class_weights={OOS: args.oos_weight}, outliers=outliers, outlier_label=OOS
+    )
     print(
         f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs;"
         f" temperature {fit.temperature:.3f} (fitted on val.json)"
@@ -252,6 +434,25 @@ def report(
         f"  {rule:30s} {cf32['in_scope_accuracy']:>14.2f} {cf32['oos_recall']:>9.2f}"
         f" {cf8['in_scope_accuracy']:>14.2f} {cf8['oos_recall']:>9.2f}   (INT8 taus {taus8})"
     )
+    e32, e8 = energy(fp32_logits, temperature), energy(int8_logits, temperature)
+    tau_e32 = choose_tau(p32, labels, gold, confidence=e32)
+    tau_e8 = choose_tau(p8, labels, gold, confidence=e8)
+    for rule, (t32, t8) in (
+        (f"energy tau_val={tau_e32:.3f}", (tau_e32, tau_e32)),
+        (f"energy each own ({tau_e32:.2f}/{tau_e8:.2f})", (tau_e32, tau_e8)),
+    ):
+        f, q = score(decide(p32, labels, t32, e32), gold), score(decide(p8, labels, t8, e8), gold)
+        print(
+            f"  {rule:30s} {f['in_scope_accuracy']:>14.2f} {f['oos_recall']:>9.2f}"
+            f" {q['in_scope_accuracy']:>14.2f} {q['oos_recall']:>9.2f}"
+        )
+    cf32, taus32 = cross_fitted(p32, labels, gold, seed, e32)
+    cf8, taus8 = cross_fitted(p8, labels, gold, seed, e8)
+    rule = f"energy cross-fitted {taus32}"
+    print(
+        f"  {rule:30s} {cf32['in_scope_accuracy']:>14.2f} {cf32['oos_recall']:>9.2f}"
+        f" {cf8['in_scope_accuracy']:>14.2f} {cf8['oos_recall']:>9.2f}   (INT8 taus {taus8})"
+    )
     for name, logits in (("FP32", fp32_logits), ("INT8", int8_logits)):
         print(
             f"  ECE {name} on val.json (15 bins): calibrated "
@@ -266,7 +467,8 @@ def report(
     )
     print(
         f"tau_val rule: the tau maximising OOS recall with in-scope accuracy within "
-        f"{MAX_INSCOPE_DROP} points of arg-max, chosen on val.json FP32 probabilities"
+        f"{MAX_INSCOPE_DROP} points of arg-max, chosen on val.json FP32 probabilities;"
+        f" energy rows: the same rule with the confidence T*logsumexp(logits/T) in place of the top probability"
     )
 
 

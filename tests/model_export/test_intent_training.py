@@ -132,6 +132,27 @@ def test_unit_weights_train_exactly_like_the_unweighted_loss(tiny_fit) -> None:
         fit_intent(train, [], list(INTENT_LABELS), config, weights=[1.0])
 
 
+def test_outliers_join_training_as_the_catch_all_class_with_their_own_weight() -> None:
+    """Outlier exposure appends texts as the catch-all label, weighing `outlier_weight`;
+    class weights are then folded into the per-example weights (one weighted mean); and
+    without outliers or per-example weights the inputs pass through untouched, so the
+    product build (neither) trains exactly as before."""
+    from model_export.train_intent import IntentConfig, with_outliers
+
+    assert IntentConfig().outlier_weight == 1.0
+    train = [("set an alarm", "alarm"), ("what is saas", "oos")]
+    labels = ["alarm", "oos"]
+    assert with_outliers(train, None, {"oos": 3.0}, (), None, labels, 0.5) == (train, None, {"oos": 3.0})
+    examples, weights, class_weights = with_outliers(
+        train, None, {"oos": 3.0}, ["the bulb was not damaged"], "oos", labels, 0.5
+    )
+    assert examples == [*train, ("the bulb was not damaged", "oos")]
+    assert weights == [1.0, 3.0, 1.5]
+    assert class_weights is None
+    with pytest.raises(ValueError, match="outlier_label"):
+        with_outliers(train, None, None, ["text"], "off_topic", labels, 1.0)
+
+
 def test_exported_onnx_served_by_intent_model_matches_torch(tiny_fit, tmp_path: Path) -> None:
     from model_export.base_model import minilm_dir
     from model_export.train_intent import (
