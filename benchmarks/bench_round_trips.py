@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -92,23 +91,6 @@ class DelayRelay:
 
 
 @contextmanager
-def counted_flushes() -> Iterator[list[int]]:
-    from pg8000 import core
-
-    flush, count = core._flush, [0]
-
-    def counting(sock: Any) -> None:
-        count[0] += 1
-        flush(sock)
-
-    core._flush = counting
-    try:
-        yield count
-    finally:
-        core._flush = flush
-
-
-@contextmanager
 def execute_unnamed(pipelined: bool) -> Iterator[None]:
     from pg8000 import core
 
@@ -142,6 +124,8 @@ def turn_runner(engine: sa.Engine, texts: list[str], vectors: np.ndarray) -> Cal
 
 
 def measure(run: Callable[[int], None], turns: int) -> dict:
+    from shared.db.engine import counted_flushes
+
     for i in range(10):  # warm-up: connection, plans, pages
         run(i)
     times, flushes = [], []

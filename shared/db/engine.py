@@ -14,9 +14,11 @@ placeholder rewriting is memoised per statement text (`memoise_placeholders`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -192,6 +194,25 @@ def pipeline_unnamed_statements() -> bool:
     execute_unnamed.driver_version = driver  # type: ignore[attr-defined]
     core.CoreConnection.execute_unnamed = execute_unnamed
     return True
+
+
+@contextlib.contextmanager
+def counted_flushes() -> Iterator[list[int]]:
+    """How many times pg8000 flushes its socket inside the block (one per round trip it
+    waits for): what the tests and `benchmarks/bench_round_trips.py` count."""
+    from pg8000 import core
+
+    flush, count = core._flush, [0]
+
+    def counting(sock: Any) -> None:
+        count[0] += 1
+        flush(sock)
+
+    core._flush = counting
+    try:
+        yield count
+    finally:
+        core._flush = flush
 
 
 def _on_connect(dbapi_conn: Any, record: Any) -> None:

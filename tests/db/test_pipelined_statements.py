@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from shared.db.engine import counted_flushes
+
 
 @pytest.fixture(autouse=True)
 def _installed() -> None:
@@ -20,24 +22,6 @@ def _installed() -> None:
 
     assert pipeline_unnamed_statements()
     assert pipeline_unnamed_statements()  # idempotent: one replacement, not one of another
-
-
-@contextmanager
-def counted_flushes() -> Iterator[list[int]]:
-    """How many times the driver flushed its socket (each flush is a round trip's send)."""
-    from pg8000 import core
-
-    flush, count = core._flush, [0]
-
-    def counting(sock: Any) -> None:
-        count[0] += 1
-        flush(sock)
-
-    core._flush = counting
-    try:
-        yield count
-    finally:
-        core._flush = flush
 
 
 @contextmanager
