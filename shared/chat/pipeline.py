@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -236,7 +236,7 @@ class _ConfusionReading:
     def apply(self, turn: Turn) -> None:
         turn.confusion, turn.confusion_threshold, turn.confusion_source = self.score, self.threshold, self.source
         turn.timings["confusion"] = self.ms
-        if self.degraded and "confusion" not in turn.degraded:
+        if self.degraded:
             turn.degraded.append("confusion")
 
 
@@ -265,6 +265,14 @@ def _request_threads() -> int:
 # start on first use (none at import, nothing added to the cold start).
 _READERS = ThreadPoolExecutor(max_workers=_request_threads(), thread_name_prefix="chat-models")
 
+_T = TypeVar("_T")
+
+
+def _in_reader(fn: Callable[..., _T], *args: Any) -> Future[_T]:
+    """Run `fn(*args)` in a reader thread, in a copy of the request's context (request id,
+    trace), so its log lines belong to the turn."""
+    return _READERS.submit(contextvars.copy_context().run, fn, *args)
+
 
 class _MessageReader:
     """The models read the message in a worker thread while the request thread works in
@@ -278,9 +286,7 @@ class _MessageReader:
 
     def __init__(self, pipeline: ChatPipeline, message: str, registry: Any, model_version: str | None) -> None:
         self.intent: Future[_IntentReading] = Future()
-        self.vector: Future[_VectorReading] = _READERS.submit(
-            contextvars.copy_context().run, self._run, pipeline, message, registry, model_version
-        )
+        self.vector: Future[_VectorReading] = _in_reader(self._run, pipeline, message, registry, model_version)
 
     def _run(self, pipeline: ChatPipeline, message: str, registry: Any, model_version: str | None) -> _VectorReading:
         try:
@@ -357,14 +363,8 @@ class ChatPipeline:
                 reader.vector.result().apply(turn)
             # Confusion needs the vector, retrieval does not need confusion: the model
             # scores the messages in a reader thread while the fused statement runs.
-            confusion = _READERS.submit(
-                contextvars.copy_context().run,
-                self._read_confusion,
-                turn.message,
-                turn.query_vector,
-                registry,
-                turn.model_version,
-                history,
+            confusion = _in_reader(
+                self._read_confusion, turn.message, turn.query_vector, registry, turn.model_version, history
             )
             with _Stage(turn, "retrieval"):
                 self._retrieve(turn, db, text_side, requested_topic=inp.topic_id)

@@ -143,8 +143,8 @@ PIPELINED_PG8000 = ("1.31.",)
 def pipeline_unnamed_statements() -> bool:
     """Send each statement to Postgres in one round trip instead of three.
 
-    pg8000 runs every statement of its DB-API (SQLAlchemy's, and `begin`/`commit` too)
-    through the extended protocol in three round trips: Parse + Sync, then Describe +
+    pg8000 runs every statement with parameters (and `commit`) through the extended
+    protocol in three round trips: Parse + Sync, then Describe +
     Sync, then Bind + Execute + Sync, waiting for the server after each. Nothing of what
     it sends later depends on those answers (the parameters are encoded from their
     Python types, the row description arrives before the rows either way), so here the
@@ -154,10 +154,11 @@ def pipeline_unnamed_statements() -> bool:
     error. Parameters are encoded before anything is written, so a value pg8000 cannot
     send leaves the connection clean. Only inside a transaction block: outside one,
     Postgres runs the messages up to the Sync as one implicit block, which CREATE
-    DATABASE and VACUUM refuse, so there (and for `begin` itself) the driver's own
-    way is kept. A chat turn's ~8 statements after its `begin`: ~16 round trips fewer,
-    on loopback and more so through the Cloud SQL connector, which drives pg8000 too
-    (docs/chat.md). Installed once per process, only on the pg8000 releases it was
+    DATABASE and VACUUM refuse, so there the driver's own way is kept (statements
+    without parameters, `begin` among them, go as simple queries either way). A chat
+    turn's database work after the models waits for 7 round trips instead of 17; that
+    pays a little on loopback and more through the Cloud SQL connector, which drives
+    pg8000 too (docs/database.md). Installed once per process, only on the pg8000 releases it was
     written against (`PIPELINED_PG8000`); returns whether it is installed.
     """
     import pg8000
