@@ -297,6 +297,7 @@ def main() -> None:
         "--outlier-weight", type=float, default=IntentConfig.outlier_weight, help="loss weight of one outlier text"
     )
     parser.add_argument("--threads", type=int, default=IntentConfig.threads, help="torch threads (1 on a busy machine)")
+    parser.add_argument("--layers", type=int, default=IntentConfig.layers, help="MiniLM transformer layers kept")
     parser.add_argument(
         "--per-class", type=int, default=0, help="smoke test: keep only this many training queries per class"
     )
@@ -350,6 +351,7 @@ def main() -> None:
         threads=args.threads,
         label_smoothing=args.label_smoothing,
         outlier_weight=args.outlier_weight,
+        layers=args.layers,
     )
     fit = fit_intent(
         train_all, val, labels, config, class_weights={OOS: args.oos_weight}, outliers=outliers, outlier_label=OOS

@@ -86,6 +86,26 @@ def test_threshold_report_counts_coverage_and_accuracy() -> None:
     assert report["0.60"] == {"coverage": 0.75, "accuracy_above": pytest.approx(2 / 3, abs=1e-4)}
 
 
+def test_a_shallower_classifier_keeps_the_first_pretrained_layers() -> None:
+    """`layers=N` keeps MiniLM's first N transformer layers with their pretrained weights
+    (the embeddings too), so a shallower intent model starts from the same reading of the
+    text, only cut short; the full depth is the pretrained model unchanged."""
+    import torch
+
+    from model_export.train_intent import IntentConfig
+    from model_export.training import MiniLMClassifier
+
+    full = MiniLMClassifier(3)
+    short = MiniLMClassifier(3, layers=2)
+    assert len(full.encoder.encoder.layer) == 6
+    assert len(short.encoder.encoder.layer) == 2
+    full_state, short_state = full.encoder.state_dict(), short.encoder.state_dict()
+    assert set(short_state) < set(full_state)
+    for name, tensor in short_state.items():
+        assert torch.equal(tensor, full_state[name]), name
+    assert len(MiniLMClassifier(3, layers=IntentConfig().layers).encoder.encoder.layer) == IntentConfig().layers
+
+
 @pytest.fixture(scope="module")
 def tiny_fit():
     from model_export.train_intent import IntentConfig, fit_intent
