@@ -46,6 +46,7 @@ import random
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -299,6 +300,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=IntentConfig.threads, help="torch threads (1 on a busy machine)")
     parser.add_argument("--layers", type=int, default=IntentConfig.layers, help="MiniLM transformer layers kept")
     parser.add_argument(
+        "--teacher-layers", type=int, help="distillation: first train a teacher this deep, then the model from it"
+    )
+    parser.add_argument("--distill-weight", type=float, default=0.5, help="share of each target that is the teacher's")
+    parser.add_argument("--distill-temperature", type=float, default=IntentConfig.distill_temperature)
+    parser.add_argument(
         "--per-class", type=int, default=0, help="smoke test: keep only this many training queries per class"
     )
     parser.add_argument("--work-dir", type=Path, default=REPO / ".state" / "bench" / "clinc150")
@@ -353,8 +359,33 @@ def main() -> None:
         outlier_weight=args.outlier_weight,
         layers=args.layers,
     )
+    teacher = None
+    if args.teacher_layers:
+        taught = fit_intent(
+            train_all,
+            val,
+            labels,
+            replace(config, layers=args.teacher_layers),
+            class_weights={OOS: args.oos_weight},
+            outliers=outliers,
+            outlier_label=OOS,
+        )
+        teacher = taught.model
+        teacher_logits = predict_logits(teacher, load_training_tokenizer(), [t for t, _ in val])
+        print(
+            f"teacher: {args.teacher_layers} layers, {taught.train_seconds:.0f} s; arg-max on val.json FP32"
+            f" {score(decide(softmax(teacher_logits, taught.temperature), labels, 0.0), [g for _, g in val])}"
+        )
+        config = replace(config, distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
     fit = fit_intent(
-        train_all, val, labels, config, class_weights={OOS: args.oos_weight}, outliers=outliers, outlier_label=OOS
+        train_all,
+        val,
+        labels,
+        config,
+        class_weights={OOS: args.oos_weight},
+        outliers=outliers,
+        outlier_label=OOS,
+        teacher=teacher,
     )
     print(
         f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs;"

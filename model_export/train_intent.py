@@ -21,7 +21,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -97,6 +96,8 @@ class IntentConfig:
     outlier_weight: float = 1.0  # loss weight of one `fit_intent(outliers=...)` text; the product passes none
     max_length: int = MAX_LENGTH
     layers: int = 6  # MiniLM's first transformer layers kept (of 6): the cost of the chat's first pass
+    distill_weight: float = 0.0  # share of each target that is `fit_intent(teacher=...)`'s softened reading
+    distill_temperature: float = 2.0  # the temperature that softens the teacher's logits
     threads: int = 2
     seed: int = 42
 
@@ -122,6 +123,7 @@ def fit_intent(
     class_weights: dict[str, float] | None = None,
     outliers: Sequence[str] = (),
     outlier_label: str | None = None,
+    teacher: MiniLMClassifier | None = None,
 ) -> FitResult:
     """Fine-tune on `train_set` (`training.fine_tune_classifier`), report validation
     accuracy per epoch, fit the temperature on `val_set`, return the model.
@@ -137,7 +139,13 @@ def fit_intent(
     else"; a few thousand open-domain sentences widen it. They join the training data only;
     validation and the temperature are untouched. When per-example weights are in use
     (outliers or `weights`), a class weight multiplies its examples' weights, so the loss
-    stays a weighted mean over the batch, as with `class_weights` alone."""
+    stays a weighted mean over the batch, as with `class_weights` alone.
+
+    `teacher` (distillation): a trained classifier over the same labels, typically deeper;
+    each training target becomes (1 - w) x the one-hot label + w x the teacher's
+    probabilities at `config.distill_temperature`, w = `config.distill_weight`. A
+    shallower model learns from how the deeper one spreads its belief, not only from the
+    label (Hinton et al. 2015)."""
     if weights is not None and len(weights) != len(train_set):
         raise ValueError(f"{len(weights)} weights for {len(train_set)} training examples")
     train_set, weights, class_weights = with_outliers(
@@ -147,6 +155,7 @@ def fit_intent(
     index = {label: i for i, label in enumerate(labels)}
     tokenizer = load_training_tokenizer(config.max_length)
     model = MiniLMClassifier(len(labels), config.dropout, config.layers)
+    soft = _distilled_targets(teacher, tokenizer, train_set, index, config)
     val_texts = [t for t, _ in val_set]
     val_y = np.array([index[lab] for _, lab in val_set])
 
@@ -159,15 +168,14 @@ def fit_intent(
         if class_weights
         else None
     )
-    examples: list[Any] = (
-        list(train_set) if weights is None else [(t, lab, w) for (t, lab), w in zip(train_set, weights, strict=True)]
-    )
+    # (text, label, weight, row): the row finds the example's distilled target
+    examples = [(t, lab, 1.0 if weights is None else weights[i], i) for i, (t, lab) in enumerate(train_set)]
     history, seconds = fine_tune_classifier(
         model,
         tokenizer,
         examples,
         inputs=lambda e: e[0],
-        target=lambda e: index[e[1]],
+        target=lambda e: index[e[1]] if soft is None else soft[e[3]].tolist(),
         config=config,
         loss_fn=nn.CrossEntropyLoss(
             weight=class_weight,
@@ -182,6 +190,25 @@ def fit_intent(
     temperature = fit_temperature(val_logits, val_y) if len(val_y) else 1.0
     log.info("intent: temperature %.3f fitted on %d validation queries", temperature, len(val_y))
     return FitResult(model, list(labels), temperature, history, seconds)
+
+
+def _distilled_targets(
+    teacher: MiniLMClassifier | None,
+    tokenizer: Tokenizer,
+    train_set: list[Example],
+    index: dict[str, int],
+    config: IntentConfig,
+) -> np.ndarray | None:
+    """One target distribution per training example (see `fit_intent`), or None."""
+    if teacher is None:
+        return None
+    if not 0.0 < config.distill_weight <= 1.0:
+        raise ValueError("a teacher needs 0 < distill_weight <= 1")
+    taught = softmax(predict_logits(teacher, tokenizer, [t for t, _ in train_set]), config.distill_temperature)
+    if taught.shape[1] != len(index):
+        raise ValueError(f"the teacher reads {taught.shape[1]} labels, the task has {len(index)}")
+    onehot = np.eye(len(index))[[index[lab] for _, lab in train_set]]
+    return ((1.0 - config.distill_weight) * onehot + config.distill_weight * taught).astype(np.float32)
 
 
 def with_outliers(

@@ -268,7 +268,7 @@ def fine_tune_classifier(
     train_items: Sequence[T],
     *,
     inputs: Callable[[T], str | tuple[str, str]],
-    target: Callable[[T], int],
+    target: Callable[[T], int | list[float]],  # a class index, or a distribution over the classes
     config: Any,
     loss_fn: nn.Module,
     name: str,

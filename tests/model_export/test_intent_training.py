@@ -152,6 +152,35 @@ def test_unit_weights_train_exactly_like_the_unweighted_loss(tiny_fit) -> None:
         fit_intent(train, [], list(INTENT_LABELS), config, weights=[1.0])
 
 
+def test_distillation_mixes_the_label_with_the_teachers_softened_reading(tiny_fit) -> None:
+    """With a teacher, each target is (1 - w) x one-hot + w x the teacher's probabilities at
+    the distillation temperature: a distribution whose arg-max is the label's where the
+    teacher agrees; a weight outside (0, 1] is refused, and a shallow student trained
+    so differs from one trained on the labels alone."""
+    from dataclasses import replace
+
+    from model_export.calibration import softmax
+    from model_export.train_intent import _distilled_targets, fit_intent, load_training_tokenizer, predict_logits
+
+    fit, train, config = tiny_fit
+    tok = load_training_tokenizer()
+    index = {label: i for i, label in enumerate(INTENT_LABELS)}
+    taught = replace(config, distill_weight=0.25, distill_temperature=3.0)
+    targets = _distilled_targets(fit.model, tok, train, index, taught)
+    assert _distilled_targets(None, tok, train, index, taught) is None
+    teacher = softmax(predict_logits(fit.model, tok, [t for t, _ in train]), 3.0)
+    onehot = np.eye(len(INTENT_LABELS))[[index[lab] for _, lab in train]]
+    np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * teacher, atol=1e-6)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="distill_weight"):
+        _distilled_targets(fit.model, tok, train, index, config)
+    student = replace(config, layers=2, epochs=1)
+    alone = fit_intent(train, [], list(INTENT_LABELS), student)
+    distilled = fit_intent(train, [], list(INTENT_LABELS), replace(student, distill_weight=0.5), teacher=fit.model)
+    texts = ["how do closures work?", "quiz me on SQL"]
+    assert not np.allclose(predict_logits(alone.model, tok, texts), predict_logits(distilled.model, tok, texts))
+
+
 def test_outliers_join_training_as_the_catch_all_class_with_their_own_weight() -> None:
     """Outlier exposure appends texts as the catch-all label, weighing `outlier_weight`;
     class weights are then folded into the per-example weights (one weighted mean); and
