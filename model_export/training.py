@@ -200,19 +200,25 @@ class MiniLMClassifier(nn.Module):
 
     def __init__(self, n_labels: int, dropout: float = 0.1, layers: int | None = None) -> None:
         super().__init__()
-        from transformers import AutoModel  # heavy import, only where the model is built
+        from transformers import AutoConfig, AutoModel  # heavy imports, only where the model is built
         from transformers.utils import logging as hf_logging
 
         # `layers`: keep the first N of MiniLM's six transformer layers (None: all). A
         # shallower classifier reads a message in less time (issue 14); the weights of the
         # layers left out are not loaded, which transformers would warn about at length.
-        overrides = {} if layers is None else {"num_hidden_layers": layers}
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
-            self.encoder = AutoModel.from_pretrained(str(minilm_dir()), **overrides)
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        # More layers than were pretrained would be random ones: refused.
+        if layers is None:
+            self.encoder = AutoModel.from_pretrained(str(minilm_dir()))
+        else:
+            depth = AutoConfig.from_pretrained(str(minilm_dir())).num_hidden_layers
+            if not 1 <= layers <= depth:
+                raise ValueError(f"layers must be 1 to {depth} (the pretrained depth), not {layers}")
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()
+            try:
+                self.encoder = AutoModel.from_pretrained(str(minilm_dir()), num_hidden_layers=layers)
+            finally:
+                hf_logging.set_verbosity(verbosity)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, n_labels)
 

@@ -104,6 +104,9 @@ def test_a_shallower_classifier_keeps_the_first_pretrained_layers() -> None:
     for name, tensor in short_state.items():
         assert torch.equal(tensor, full_state[name]), name
     assert len(MiniLMClassifier(3, layers=IntentConfig().layers).encoder.encoder.layer) == IntentConfig().layers
+    for impossible in (0, 7):
+        with pytest.raises(ValueError, match="pretrained depth"):
+            MiniLMClassifier(3, layers=impossible)
 
 
 @pytest.fixture(scope="module")
