@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import onnxruntime as ort  # noqa: E402
+from tokenizers import Tokenizer  # noqa: E402
 
 from model_export.intent_data import INTENT_LABELS, load_examples, stratified_split  # noqa: E402
 from model_export.quantize import quantize_best  # noqa: E402
@@ -49,9 +50,8 @@ from model_export.training import load_training_tokenizer, tokenize  # noqa: E40
 from shared.models.onnx_model import session_options  # noqa: E402
 
 
-def onnx_accuracy(session: ort.InferenceSession, texts: list[str], labels: list[str]) -> float:
+def onnx_accuracy(session: ort.InferenceSession, tokenizer: Tokenizer, texts: list[str], labels: list[str]) -> float:
     """Arg-max accuracy of an ONNX intent graph on labelled texts (batches of 32)."""
-    tokenizer = load_training_tokenizer()
     index = {label: i for i, label in enumerate(INTENT_LABELS)}
     hits = 0
     for start in range(0, len(texts), 32):
@@ -62,10 +62,9 @@ def onnx_accuracy(session: ort.InferenceSession, texts: list[str], labels: list[
     return hits / len(texts)
 
 
-def pass_ms(path: Path, texts: list[str], threads: int, repeats: int) -> tuple[float, float]:
+def pass_ms(path: Path, tokenizer: Tokenizer, texts: list[str], threads: int, repeats: int) -> tuple[float, float]:
     """p50 / p95 ms of tokenising and scoring one message, as a chat turn does."""
     session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
-    tokenizer = load_training_tokenizer()
     for text in texts[:20]:  # warm-up
         session.run(None, tokenize(tokenizer, [text]))
     times = []
@@ -84,6 +83,7 @@ def run_one(layers: int, seed: int, work: Path, repeats: int) -> dict:
     int8_path, agreement, _ = quantize_best(trained, work)
     split = stratified_split(load_examples(), seed=seed)
     golden = load_golden()
+    tokenizer = load_training_tokenizer()
     int8 = ort.InferenceSession(str(int8_path), session_options(2), providers=["CPUExecutionProvider"])
     texts = [t for t, _ in golden] + [t for t, _ in split.test]
     row = {
@@ -92,15 +92,15 @@ def run_one(layers: int, seed: int, work: Path, repeats: int) -> dict:
         "fp32_test_accuracy": trained.metrics["test"]["accuracy"],
         "fp32_test_macro_f1": trained.metrics["test"]["macro_f1"],
         "fp32_golden_accuracy": trained.metrics["golden"]["accuracy"],
-        "int8_test_accuracy": round(onnx_accuracy(int8, *map(list, zip(*split.test, strict=True))), 4),
-        "int8_golden_accuracy": round(onnx_accuracy(int8, *map(list, zip(*golden, strict=True))), 4),
+        "int8_test_accuracy": round(onnx_accuracy(int8, tokenizer, *map(list, zip(*split.test, strict=True))), 4),
+        "int8_golden_accuracy": round(onnx_accuracy(int8, tokenizer, *map(list, zip(*golden, strict=True))), 4),
         "int8_recipe": agreement.scheme,
         "int8_argmax_agreement": agreement.values.get("argmax_agreement"),
         "int8_mb": round(int8_path.stat().st_size / 1e6, 1),
         "train_seconds": trained.metrics["train_seconds"],
     }
     for threads in (1, 2):
-        p50, p95 = pass_ms(int8_path, texts, threads, repeats)
+        p50, p95 = pass_ms(int8_path, tokenizer, texts, threads, repeats)
         row[f"int8_ms_{threads}t"] = [round(p50, 3), round(p95, 3)]
     return row
 
