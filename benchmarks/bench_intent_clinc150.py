@@ -46,7 +46,6 @@ import random
 import re
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,7 @@ from model_export.intent_data import stratified_split  # noqa: E402
 from model_export.train_intent import (  # noqa: E402
     IntentConfig,
     export_onnx,
-    fit_intent,
+    fit_taught,
     load_training_tokenizer,
     predict_logits,
     tokenize,
@@ -300,9 +299,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=IntentConfig.threads, help="torch threads (1 on a busy machine)")
     parser.add_argument("--layers", type=int, default=IntentConfig.layers, help="MiniLM transformer layers kept")
     parser.add_argument(
-        "--teacher-layers", type=int, help="distillation: first train a teacher this deep, then the model from it"
+        "--teacher-layers",
+        type=int,
+        default=IntentConfig.teacher_layers,
+        help="distillation: first train a teacher this deep, then the model from it (0: labels only)",
     )
-    parser.add_argument("--distill-weight", type=float, default=0.5, help="share of each target that is the teacher's")
+    parser.add_argument(
+        "--distill-weight",
+        type=float,
+        default=IntentConfig.distill_weight or 0.5,
+        help="share of each target that is the teacher's",
+    )
     parser.add_argument("--distill-temperature", type=float, default=IntentConfig.distill_temperature)
     parser.add_argument(
         "--per-class", type=int, default=0, help="smoke test: keep only this many training queries per class"
@@ -358,26 +365,11 @@ def main() -> None:
         label_smoothing=args.label_smoothing,
         outlier_weight=args.outlier_weight,
         layers=args.layers,
+        teacher_layers=args.teacher_layers,
+        distill_weight=args.distill_weight if args.teacher_layers else 0.0,
+        distill_temperature=args.distill_temperature,
     )
-    teacher = None
-    if args.teacher_layers:
-        taught = fit_intent(
-            train_all,
-            val,
-            labels,
-            replace(config, layers=args.teacher_layers),
-            class_weights={OOS: args.oos_weight},
-            outliers=outliers,
-            outlier_label=OOS,
-        )
-        teacher = taught.model
-        teacher_logits = predict_logits(teacher, load_training_tokenizer(), [t for t, _ in val])
-        print(
-            f"teacher: {args.teacher_layers} layers, {taught.train_seconds:.0f} s; arg-max on val.json FP32"
-            f" {score(decide(softmax(teacher_logits, taught.temperature), labels, 0.0), [g for _, g in val])}"
-        )
-        config = replace(config, distill_weight=args.distill_weight, distill_temperature=args.distill_temperature)
-    fit = fit_intent(
+    fit = fit_taught(
         train_all,
         val,
         labels,
@@ -385,10 +377,10 @@ def main() -> None:
         class_weights={OOS: args.oos_weight},
         outliers=outliers,
         outlier_label=OOS,
-        teacher=teacher,
     )
     print(
-        f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs;"
+        f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs"
+        f"{f' (teacher of {config.teacher_layers} layers included)' if config.teacher_layers else ''};"
         f" temperature {fit.temperature:.3f} (fitted on val.json)"
     )
 

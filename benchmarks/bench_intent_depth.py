@@ -20,6 +20,8 @@ the build's INT8 recipe choice (`quantize.quantize_best`), and reports:
   ms over the golden and test queries repeated, with 1 and 2 intra-op threads.
 
 CLINC150 at a given depth: `bench_intent_clinc150.py --layers N` (the same routine).
+`--teacher-layers N` distils every model from an N-layer teacher fitted first on the same
+split (`IntentConfig.teacher_layers`, `train_intent.fit_taught`); 0 trains on labels alone.
 """
 
 from __future__ import annotations
@@ -77,8 +79,13 @@ def pass_ms(path: Path, tokenizer: Tokenizer, texts: list[str], threads: int, re
     return statistics.median(times), times[int(0.95 * (len(times) - 1))]
 
 
-def run_one(layers: int, seed: int, work: Path, repeats: int) -> dict:
-    config = IntentConfig(seed=seed, layers=layers)
+def run_one(layers: int, seed: int, work: Path, repeats: int, teacher_layers: int, distill_weight: float) -> dict:
+    config = IntentConfig(
+        seed=seed,
+        layers=layers,
+        teacher_layers=teacher_layers,
+        distill_weight=distill_weight if teacher_layers else 0.0,
+    )
     trained = train(work, seed=seed, config=config)
     int8_path, agreement, _ = quantize_best(trained, work)
     split = stratified_split(load_examples(), seed=seed)
@@ -88,6 +95,7 @@ def run_one(layers: int, seed: int, work: Path, repeats: int) -> dict:
     texts = [t for t, _ in golden] + [t for t, _ in split.test]
     row = {
         "layers": layers,
+        "teacher_layers": teacher_layers,
         "seed": seed,
         "fp32_test_accuracy": trained.metrics["test"]["accuracy"],
         "fp32_test_macro_f1": trained.metrics["test"]["macro_f1"],
@@ -109,6 +117,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, nargs="+", default=[6, 4, 3, 2])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 13])
+    parser.add_argument(
+        "--teacher-layers",
+        type=int,
+        default=IntentConfig.teacher_layers,
+        help="distil every model from a teacher this deep (`IntentConfig.teacher_layers`; 0: labels only)",
+    )
+    parser.add_argument("--distill-weight", type=float, default=IntentConfig.distill_weight or 0.5)
     parser.add_argument("--repeats", type=int, default=3, help="timing passes over the golden + test queries")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
@@ -117,7 +132,7 @@ def main() -> None:
     for layers in args.layers:
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                row = run_one(layers, seed, Path(tmp), args.repeats)
+                row = run_one(layers, seed, Path(tmp), args.repeats, args.teacher_layers, args.distill_weight)
             rows.append(row)
             print(json.dumps(row), flush=True)
     print("\nlayers | seeds | FP32 test acc | INT8 test acc | FP32 golden | INT8 golden | INT8 ms 1t p50/p95 | 2t")

@@ -176,12 +176,39 @@ def test_distillation_mixes_the_label_with_the_teachers_softened_reading(tiny_fi
     np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * teacher, atol=1e-6)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="distill_weight"):
-        _distilled_targets(fit.model, tok, train, index, config)
+        _distilled_targets(fit.model, tok, train, index, replace(config, distill_weight=0.0))
     student = replace(config, layers=2, epochs=1)
     alone = fit_intent(train, [], list(INTENT_LABELS), student)
     distilled = fit_intent(train, [], list(INTENT_LABELS), replace(student, distill_weight=0.5), teacher=fit.model)
     texts = ["how do closures work?", "quiz me on SQL"]
     assert not np.allclose(predict_logits(alone.model, tok, texts), predict_logits(distilled.model, tok, texts))
+
+
+def test_a_teacher_is_fitted_first_when_the_config_asks_for_one(tiny_fit) -> None:
+    """`fit_taught` is `fit_intent` when `teacher_layers` is 0; otherwise it fits the
+    teacher on labels alone (same data, `teacher_layers` deep) and distils it, exactly
+    as the two calls made by hand; an unusable weight is refused before any training."""
+    from dataclasses import replace
+
+    from model_export.train_intent import fit_intent, fit_taught, load_training_tokenizer, predict_logits
+
+    fit, train, config = tiny_fit
+    tok = load_training_tokenizer()
+    texts = ["how do closures work?", "quiz me on SQL"]
+    labels = list(INTENT_LABELS)
+    labels_only = replace(config, teacher_layers=0, distill_weight=0.0)
+    np.testing.assert_array_equal(
+        predict_logits(fit_taught(train, [], labels, labels_only).model, tok, texts),
+        predict_logits(fit_intent(train, [], labels, labels_only).model, tok, texts),
+    )
+    taught_config = replace(config, layers=2, epochs=1, teacher_layers=2, distill_weight=0.5)
+    taught = fit_taught(train, [], labels, taught_config)
+    teacher = fit_intent(train, [], labels, replace(taught_config, teacher_layers=0, distill_weight=0.0))
+    by_hand = fit_intent(train, [], labels, taught_config, teacher=teacher.model)
+    np.testing.assert_array_equal(predict_logits(taught.model, tok, texts), predict_logits(by_hand.model, tok, texts))
+    assert not np.allclose(predict_logits(taught.model, tok, texts), predict_logits(teacher.model, tok, texts))
+    with pytest.raises(ValueError, match="distill_weight"):
+        fit_taught(train, [], labels, replace(taught_config, distill_weight=0.0))
 
 
 def test_outliers_join_training_as_the_catch_all_class_with_their_own_weight() -> None:
