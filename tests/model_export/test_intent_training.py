@@ -192,7 +192,7 @@ def test_a_teacher_is_fitted_first_when_the_config_asks_for_one(tiny_fit) -> Non
 
     from model_export.train_intent import fit_intent, fit_taught, load_training_tokenizer, predict_logits
 
-    fit, train, config = tiny_fit
+    _, train, config = tiny_fit
     tok = load_training_tokenizer()
     texts = ["how do closures work?", "quiz me on SQL"]
     labels = list(INTENT_LABELS)
