@@ -2,8 +2,10 @@
 
     .venv-train/bin/python benchmarks/bench_intent_clinc150.py [--epochs 3] [--oos-weight 3] [--threads 1]
 
-Trains `model_export.train_intent.fit_intent` (the same routine that builds the tutoring
-intent model, same architecture and optimiser) on all of CLINC150's `train.json`: the 150
+Trains `model_export.train_intent.fit_taught` (the same routine that builds the tutoring
+intent model, same architecture, optimiser and self-distillation: a six-layer teacher on
+the labels alone, then the model on half label, half teacher; `--teacher-layers 0` trains
+on the labels alone, the recipe before session 8) on all of CLINC150's `train.json`: the 150
 in-scope intents plus its 100 out-of-scope queries as a 151st class "oos" ("oos as a
 class", the paper's protocol), the oos class weighted `--oos-weight` times in the loss
 because its 100 queries stand for everything the other 150 classes are not.

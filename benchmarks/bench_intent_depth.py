@@ -20,8 +20,9 @@ the build's INT8 recipe choice (`quantize.quantize_best`), and reports:
   ms over the golden and test queries repeated, with 1 and 2 intra-op threads.
 
 CLINC150 at a given depth: `bench_intent_clinc150.py --layers N` (the same routine).
-`--teacher-layers N` distils every model from an N-layer teacher fitted first on the same
-split (`IntentConfig.teacher_layers`, `train_intent.fit_taught`); 0 trains on labels alone.
+Every model is trained by the build's recipe, which distils it from a six-layer teacher
+fitted first on the same split (`IntentConfig.teacher_layers`, `train_intent.fit_taught`);
+`--teacher-layers 0` trains on labels alone, as the build did before session 8.
 """
 
 from __future__ import annotations

@@ -98,8 +98,11 @@ class IntentConfig:
     outlier_weight: float = 1.0  # loss weight of one `fit_intent(outliers=...)` text; the product passes none
     max_length: int = MAX_LENGTH
     layers: int = 6  # MiniLM's first transformer layers kept (of 6): the cost of the chat's first pass
-    distill_weight: float = 0.0  # share of each target that is `fit_intent(teacher=...)`'s softened reading
-    teacher_layers: int = 0  # 0: labels only; N: `fit_taught` first fits an N-layer teacher and distils it
+    # Self-distillation (`fit_taught`: a six-layer teacher on labels alone, then this model
+    # on half label, half teacher): CLINC150 OOS recall +5-11 points at equal in-scope
+    # accuracy; the product's golden set unchanged (docs/intent_confusion.md). 0 / 0.0: labels only.
+    teacher_layers: int = 6
+    distill_weight: float = 0.5  # share of each target that is the teacher's softened reading
     distill_temperature: float = 2.0  # the temperature that softens the teacher's logits
     threads: int = 2
     seed: int = 42
