@@ -10,8 +10,10 @@ The graph exported takes `input_ids`, `attention_mask`, `token_type_ids` (int64,
 batch and length) and returns raw `logits`; the fitted temperature and the label order
 are published beside it in `intent_labels.json` and applied by `shared.models.intent`.
 
-`fit_intent` is the one training routine: `train()` runs it on the tutoring set, and
-`benchmarks/bench_intent_clinc150.py` runs the same routine on CLINC150.
+`fit_intent` is the one training routine, and `fit_taught` the recipe around it (a
+teacher fitted first when `IntentConfig.teacher_layers` asks for one, then the model
+distilled from it): `train()` runs it on the tutoring set, and
+`benchmarks/bench_intent_clinc150.py` runs the same recipe on CLINC150.
 """
 
 from __future__ import annotations
@@ -363,7 +365,8 @@ def train(
     silver: list[Example] | None = None,
     silver_weight: float = 1.0,
 ) -> TrainedModel:
-    """Train the tutoring intent classifier; write intent.onnx and intent_labels.json.
+    """Train the tutoring intent classifier (`fit_taught`: self-distilled by default);
+    write intent.onnx and intent_labels.json.
 
     By default on the seed queries, stratified 80/10/10 (the build); the retraining job
     passes its own `split` (seed queries plus human labels, split by item hash) and the
