@@ -325,7 +325,7 @@ def main() -> None:
     parser.add_argument(
         "--distill-weight",
         type=float,
-        default=IntentConfig.distill_weight or 0.5,
+        default=IntentConfig.distill_weight,
         help="share of each target that is the teacher's",
     )
     parser.add_argument("--distill-temperature", type=float, default=IntentConfig.distill_temperature)

@@ -124,7 +124,7 @@ def main() -> None:
         default=IntentConfig.teacher_layers,
         help="distil every model from a teacher this deep (`IntentConfig.teacher_layers`; 0: labels only)",
     )
-    parser.add_argument("--distill-weight", type=float, default=IntentConfig.distill_weight or 0.5)
+    parser.add_argument("--distill-weight", type=float, default=IntentConfig.distill_weight)
     parser.add_argument("--repeats", type=int, default=3, help="timing passes over the golden + test queries")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()

@@ -221,8 +221,8 @@ def fit_taught(
     how the teacher spreads its belief among similar intents, which on CLINC150 lifted
     out-of-scope recall at equal in-scope accuracy (docs/intent_confusion.md). The
     result's `train_seconds` covers both fits: what the build pays."""
-    if config.teacher_layers and not 0.0 < config.distill_weight <= 1.0:
-        raise ValueError("teacher_layers needs 0 < distill_weight <= 1")  # before the teacher's minutes, not after
+    if config.teacher_layers:
+        _require_distill_weight(config)  # before the teacher's minutes, not after
     fit_on = partial(
         fit_intent,
         train_set,
@@ -247,6 +247,12 @@ def fit_taught(
     return fit
 
 
+def _require_distill_weight(config: IntentConfig) -> None:
+    """A teacher's share of each target must be a share: 0 < distill_weight <= 1."""
+    if not 0.0 < config.distill_weight <= 1.0:
+        raise ValueError(f"a teacher needs 0 < distill_weight <= 1, not {config.distill_weight}")
+
+
 def _distilled_targets(
     teacher: MiniLMClassifier | None,
     tokenizer: Tokenizer,
@@ -257,8 +263,7 @@ def _distilled_targets(
     """One target distribution per training example (see `fit_intent`), or None."""
     if teacher is None:
         return None
-    if not 0.0 < config.distill_weight <= 1.0:
-        raise ValueError("a teacher needs 0 < distill_weight <= 1")
+    _require_distill_weight(config)
     taught = softmax(predict_logits(teacher, tokenizer, [t for t, _ in train_set]), config.distill_temperature)
     if taught.shape[1] != len(index):
         raise ValueError(f"the teacher reads {taught.shape[1]} labels, the task has {len(index)}")
