@@ -80,10 +80,13 @@ def pass_ms(path: Path, tokenizer: Tokenizer, texts: list[str], threads: int, re
     return statistics.median(times), times[int(0.95 * (len(times) - 1))]
 
 
-def run_one(layers: int, seed: int, work: Path, repeats: int, teacher_layers: int, distill_weight: float) -> dict:
+def run_one(
+    layers: int, seed: int, work: Path, repeats: int, teacher_layers: int, distill_weight: float, frozen_layers: int
+) -> dict:
     config = IntentConfig(
         seed=seed,
         layers=layers,
+        frozen_layers=frozen_layers,
         teacher_layers=teacher_layers,
         distill_weight=distill_weight if teacher_layers else 0.0,
     )
@@ -97,6 +100,7 @@ def run_one(layers: int, seed: int, work: Path, repeats: int, teacher_layers: in
     row = {
         "layers": layers,
         "teacher_layers": teacher_layers,
+        "frozen_layers": frozen_layers,
         "seed": seed,
         "fp32_test_accuracy": trained.metrics["test"]["accuracy"],
         "fp32_test_macro_f1": trained.metrics["test"]["macro_f1"],
@@ -125,6 +129,12 @@ def main() -> None:
         help="distil every model from a teacher this deep (`IntentConfig.teacher_layers`; 0: labels only)",
     )
     parser.add_argument("--distill-weight", type=float, default=IntentConfig.distill_weight)
+    parser.add_argument(
+        "--frozen-layers",
+        type=int,
+        default=IntentConfig.frozen_layers,
+        help="keep the first N layers as pretrained (a trunk shared with the encoder; 0: all fine-tuned)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timing passes over the golden + test queries")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
@@ -133,7 +143,9 @@ def main() -> None:
     for layers in args.layers:
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                row = run_one(layers, seed, Path(tmp), args.repeats, args.teacher_layers, args.distill_weight)
+                row = run_one(
+                    layers, seed, Path(tmp), args.repeats, args.teacher_layers, args.distill_weight, args.frozen_layers
+                )
             rows.append(row)
             print(json.dumps(row), flush=True)
     print("\nlayers | seeds | FP32 test acc | INT8 test acc | FP32 golden | INT8 golden | INT8 ms 1t p50/p95 | 2t")

@@ -213,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=PredictorConfig.epochs)
     parser.add_argument("--window", type=int, default=PredictorConfig.window, help="steps of the recent sequence")
     parser.add_argument("--step-dim", type=int, default=PredictorConfig.step_dim, help="GRU state (0: no sequence)")
+    parser.add_argument(
+        "--attention-dim",
+        type=int,
+        default=PredictorConfig.attention_dim,
+        help="topic attention over the steps (0: none)",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -223,8 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"data": str(path), "seed": args.seed}
 
     started = time.perf_counter()
-    config = PredictorConfig(seed=args.seed, epochs=args.epochs, window=args.window, step_dim=args.step_dim)
-    results["config"] = {"window": config.window, "step_dim": config.step_dim, "epochs": config.epochs}
+    config = PredictorConfig(
+        seed=args.seed, epochs=args.epochs, window=args.window, step_dim=args.step_dim, attention_dim=args.attention_dim
+    )
+    results["config"] = {
+        "window": config.window,
+        "step_dim": config.step_dim,
+        "attention_dim": config.attention_dim,
+        "epochs": config.epochs,
+    }
     prepared = prepare(sequences, seed=args.seed, val_fraction=0.08, test_fraction=0.2, window=config.window)
     results["split"] = prepared.counts
     # the baselines fit on the same 80% (train + early-stopping students), score the same 20%

@@ -59,6 +59,7 @@ class PredictorConfig:
     step_dim: int = 32  # GRU state size (0 = no sequence encoder: the seed's network)
     step_embedding: int = 16  # per topic, one vector for a right and one for a wrong answer
     sequence_dropout: float = 0.2  # on the GRU state entering the MLP: small product data overfits it
+    attention_dim: int = 0  # task-topic attention over the recent steps (SAKT's read); 0 = none
     time_weight: float = 0.5
     seed: int = 42
     threads: int = 1  # small matrices; leaves the second core to the rest of the build
@@ -89,6 +90,19 @@ class PredictorNet(nn.Module):
             # vector, a direct (bilinear) path beside the MLP
             self.step_out = nn.Embedding(n_topics + 1, config.step_dim)
             nn.init.zeros_(self.step_out.weight)
+        self.attention_dim = config.attention_dim if config.step_dim else 0
+        if self.attention_dim:
+            # SAKT's read (Pandey & Karypis 2019): the task's topic asks which recent
+            # answers bear on it (topic k's query against each step's topic key, plus a
+            # learned weight per position and one for the same topic), and reads their
+            # right/wrong vectors. The GRU summarises the order; this finds the relevant step
+            self.attention_query = nn.Embedding(n_topics + 1, config.attention_dim)
+            self.attention_key = nn.Embedding(n_topics + 1, config.attention_dim)
+            nn.init.normal_(self.attention_query.weight, std=0.05)
+            nn.init.normal_(self.attention_key.weight, std=0.05)
+            self.attention_position = nn.Parameter(torch.zeros(config.window))
+            self.attention_same = nn.Parameter(torch.zeros(()))
+            width += config.step_embedding
         self.body = nn.Sequential(
             nn.Linear(width, config.hidden),
             nn.ReLU(),
@@ -119,12 +133,25 @@ class PredictorNet(nn.Module):
             _, last = self.sequence(steps)
             state = last[-1]
             parts.append(self.sequence_dropout(state))
+            if self.attention_dim:
+                parts.append(self._attend(topic, recent_topic, recent, answered))
         h = self.body(torch.cat(parts, dim=-1))
         logit = self.correct_head(h).squeeze(-1)
         if self.step_dim:
             logit = logit + (state * self.step_out(topic)).sum(-1)
         seconds = SECONDS_SCALE * nn.functional.softplus(self.time_head(h).squeeze(-1))
         return logit, seconds
+
+    def _attend(
+        self, topic: torch.Tensor, recent_topic: torch.Tensor, recent: torch.Tensor, answered: torch.Tensor
+    ) -> torch.Tensor:
+        """The attention-weighted mean of the steps' answer vectors (zero without steps)."""
+        present, same = recent[..., 0], recent[..., 2]
+        query = self.attention_query(topic).unsqueeze(-1)  # (batch, dim, 1)
+        scores = (self.attention_key(recent_topic) @ query).squeeze(-1) / self.attention_dim**0.5
+        scores = scores + self.attention_position + self.attention_same * same
+        weights = torch.softmax(scores.masked_fill(present == 0, -1e4), dim=-1) * present
+        return (weights.unsqueeze(-1) * answered).sum(dim=1)
 
 
 def _tensors(rows: Rows) -> dict[str, torch.Tensor]:

@@ -100,6 +100,7 @@ class IntentConfig:
     outlier_weight: float = 1.0  # loss weight of one `fit_intent(outliers=...)` text; the product passes none
     max_length: int = MAX_LENGTH
     layers: int = 6  # MiniLM's first transformer layers kept (of 6): the cost of the chat's first pass
+    frozen_layers: int = 0  # of those, the first N kept as pretrained (a trunk shareable with the encoder)
     # Self-distillation (`fit_taught`: a six-layer teacher on labels alone, then this model
     # on half label, half teacher): CLINC150 OOS recall +5-11 points at equal in-scope
     # accuracy; the product's golden set unchanged (docs/intent_confusion.md). 0 / 0.0: labels only.
@@ -162,7 +163,7 @@ def fit_intent(
     seed_everything(config.seed, config.threads)
     index = {label: i for i, label in enumerate(labels)}
     tokenizer = load_training_tokenizer(config.max_length)
-    model = MiniLMClassifier(len(labels), config.dropout, config.layers)
+    model = MiniLMClassifier(len(labels), config.dropout, config.layers, config.frozen_layers)
     soft = _distilled_targets(teacher, tokenizer, train_set, index, config)
     val_texts = [t for t, _ in val_set]
     val_y = np.array([index[lab] for _, lab in val_set])
@@ -235,7 +236,9 @@ def fit_taught(
     )
     if not config.teacher_layers:
         return fit_on(config=config)
-    teacher = fit_on(config=replace(config, layers=config.teacher_layers, teacher_layers=0, distill_weight=0.0))
+    teacher = fit_on(
+        config=replace(config, layers=config.teacher_layers, frozen_layers=0, teacher_layers=0, distill_weight=0.0)
+    )
     log.info(
         "intent: teacher (%d layers) fitted in %.0f s, %s",
         config.teacher_layers,

@@ -198,7 +198,7 @@ class MiniLMClassifier(nn.Module):
     one text, the grader a (reference, answer) pair as one BERT sequence.
     """
 
-    def __init__(self, n_labels: int, dropout: float = 0.1, layers: int | None = None) -> None:
+    def __init__(self, n_labels: int, dropout: float = 0.1, layers: int | None = None, frozen_layers: int = 0) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel  # heavy imports, only where the model is built
         from transformers.utils import logging as hf_logging
@@ -221,6 +221,28 @@ class MiniLMClassifier(nn.Module):
                 hf_logging.set_verbosity(verbosity)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, n_labels)
+        self._freeze(frozen_layers)
+
+    def _freeze(self, frozen_layers: int) -> None:
+        """Keep the embeddings and the first `frozen_layers` layers as pretrained.
+
+        They stay in evaluation mode (no dropout) even while the rest trains, so they
+        compute exactly what the sentence encoder computes: the trunk that one shared pass
+        could serve to both the encoder and this classifier (issue 14's lever, measured in
+        docs/intent_confusion.md).
+        """
+        layers = self.encoder.encoder.layer
+        if not 0 <= frozen_layers <= len(layers):
+            raise ValueError(f"frozen_layers must be 0 to {len(layers)} (the layers kept), not {frozen_layers}")
+        self._frozen = [self.encoder.embeddings, *layers[:frozen_layers]] if frozen_layers else []
+        for module in self._frozen:
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> MiniLMClassifier:
+        super().train(mode)
+        for module in self._frozen:  # attention dropout is functional: only eval mode turns it off
+            module.eval()
+        return self
 
     def forward(
         self,

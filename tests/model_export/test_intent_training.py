@@ -109,6 +109,38 @@ def test_a_shallower_classifier_keeps_the_first_pretrained_layers() -> None:
             MiniLMClassifier(3, layers=impossible)
 
 
+def test_frozen_layers_stay_the_pretrained_trunk_even_in_training():
+    """`frozen_layers=N` keeps the embeddings and the first N layers as pretrained, with
+    no dropout, so in training mode too they compute what the sentence encoder computes
+    (the trunk a shared pass would serve); the layers above still learn."""
+    import torch
+
+    from model_export.training import MiniLMClassifier, load_training_tokenizer, tokenize
+
+    model = MiniLMClassifier(3, frozen_layers=2)
+    layers = model.encoder.encoder.layer
+    frozen = [model.encoder.embeddings, *layers[:2]]
+    assert not any(p.requires_grad for m in frozen for p in m.parameters())
+    assert all(p.requires_grad for m in layers[2:] for p in m.parameters())
+    assert all(p.requires_grad for p in model.head.parameters())
+
+    feeds = {k: torch.from_numpy(v) for k, v in tokenize(load_training_tokenizer(), ["what is a for loop"]).items()}
+    pretrained = MiniLMClassifier(3).eval()
+    with torch.no_grad():
+        expected = pretrained.encoder(**feeds, output_hidden_states=True).hidden_states[2]
+        model.train()
+        torch.manual_seed(0)
+        first = model.encoder(**feeds, output_hidden_states=True).hidden_states
+        torch.manual_seed(1)
+        second = model.encoder(**feeds, output_hidden_states=True).hidden_states
+    assert torch.allclose(first[2], expected, atol=1e-5)
+    assert torch.equal(first[2], second[2])
+    assert not torch.equal(first[3], second[3])  # above the trunk, dropout still trains
+    for impossible in (-1, 7):
+        with pytest.raises(ValueError, match="frozen_layers"):
+            MiniLMClassifier(3, frozen_layers=impossible)
+
+
 @pytest.fixture(scope="module")
 def tiny_fit():
     from model_export.train_intent import IntentConfig, fit_intent

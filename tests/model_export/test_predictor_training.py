@@ -189,15 +189,17 @@ def _publish(trained: TrainedModel, folder: Path) -> Path:
     return folder
 
 
-def test_serving_reads_the_sequence_exactly_as_training_built_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("attention_dim", [0, 8])
+def test_serving_reads_the_sequence_exactly_as_training_built_it(tmp_path: Path, attention_dim: int) -> None:
     """PredictorModel fed from the raw history (ids, features, recent attempts) answers
     what the graph answers on the training rows of the same student: no drift between
-    `to_rows` and the serving path."""
+    `to_rows` and the serving path, with the topic attention over the steps too."""
     from shared.models.predictor import PredictorModel
     from shared.prediction.features import RunningHistory, encode
 
     data = _write_dkt(tmp_path / "sim.csv", n_students=120)
-    trained = train(tmp_path / "work", seed=4, config=PredictorConfig(seed=4, epochs=1, batch_size=256), data_path=data)
+    config = PredictorConfig(seed=4, epochs=1, batch_size=256, attention_dim=attention_dim)
+    trained = train(tmp_path / "work", seed=4, config=config, data_path=data)
     served = PredictorModel(_publish(trained, tmp_path / "version"), {"file": "predictor.onnx"}, threads=1)
     assert served.recent_window == PredictorConfig.window
     sequences = read_dkt(data)
