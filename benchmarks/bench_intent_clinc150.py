@@ -330,6 +330,13 @@ def main() -> None:
     )
     parser.add_argument("--distill-temperature", type=float, default=IntentConfig.distill_temperature)
     parser.add_argument(
+        "--teacher-base",
+        default=IntentConfig.teacher_base,
+        help="the teacher's pretrained model: minilm (self-distillation) or all-mpnet-base-v2 (`make teacher`;"
+        " with --teacher-layers 12 --teacher-lr 4e-5)",
+    )
+    parser.add_argument("--teacher-lr", type=float, help="the teacher's encoder learning rate (default: the model's)")
+    parser.add_argument(
         "--per-class", type=int, default=0, help="smoke test: keep only this many training queries per class"
     )
     parser.add_argument("--work-dir", type=Path, default=REPO / ".state" / "bench" / "clinc150")
@@ -386,6 +393,8 @@ def main() -> None:
         teacher_layers=args.teacher_layers,
         distill_weight=args.distill_weight if args.teacher_layers else 0.0,
         distill_temperature=args.distill_temperature,
+        teacher_base=args.teacher_base,
+        teacher_lr_encoder=args.teacher_lr,
     )
     fit = fit_taught(
         train_all,
@@ -396,9 +405,9 @@ def main() -> None:
         outliers=outliers,
         outlier_label=OOS,
     )
+    teacher = f" ({config.teacher_base} teacher of {config.teacher_layers} layers included)"
     print(
-        f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs"
-        f"{f' (teacher of {config.teacher_layers} layers included)' if config.teacher_layers else ''};"
+        f"training: {fit.train_seconds:.0f} s for {config.epochs} epochs{teacher if config.teacher_layers else ''};"
         f" temperature {fit.temperature:.3f} (fitted on val.json)"
     )
 

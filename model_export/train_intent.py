@@ -105,6 +105,11 @@ class IntentConfig:
     # on half label, half teacher): CLINC150 OOS recall +5-11 points at equal in-scope
     # accuracy; the product's golden set unchanged (docs/intent_confusion.md). 0 / 0.0: labels only.
     teacher_layers: int = 6
+    # The teacher's pretrained model (base_model.BASES): the served MiniLM (self-distillation)
+    # or all-mpnet-base-v2, 12 layers of 768 that only ever teach (`make teacher`; CLINC150
+    # in docs/intent_confusion.md); with it, the teacher's encoder learning rate if not lr_encoder.
+    teacher_base: str = "minilm"
+    teacher_lr_encoder: float | None = None
     distill_weight: float = 0.5  # share of each target that is the teacher's softened reading
     distill_temperature: float = 2.0  # the temperature that softens the teacher's logits
     threads: int = 2
@@ -133,6 +138,7 @@ def fit_intent(
     outliers: Sequence[str] = (),
     outlier_label: str | None = None,
     teacher: MiniLMClassifier | None = None,
+    base: str = "minilm",
 ) -> FitResult:
     """Fine-tune on `train_set` (`training.fine_tune_classifier`), report validation
     accuracy per epoch, fit the temperature on `val_set`, return the model.
@@ -154,7 +160,10 @@ def fit_intent(
     each training target becomes (1 - w) x the one-hot label + w x the teacher's
     probabilities at `config.distill_temperature`, w = `config.distill_weight`. A
     shallower model learns from how the deeper one spreads its belief, not only from the
-    label (Hinton et al. 2015)."""
+    label (Hinton et al. 2015). It reads the texts with its own tokenizer.
+
+    `base`: the pretrained model under the classifier (`base_model.BASES`); anything but
+    the served MiniLM is a teacher, never exported."""
     if weights is not None and len(weights) != len(train_set):
         raise ValueError(f"{len(weights)} weights for {len(train_set)} training examples")
     train_set, weights, class_weights = with_outliers(
@@ -162,9 +171,9 @@ def fit_intent(
     )
     seed_everything(config.seed, config.threads)
     index = {label: i for i, label in enumerate(labels)}
-    tokenizer = load_training_tokenizer(config.max_length)
-    model = MiniLMClassifier(len(labels), config.dropout, config.layers, config.frozen_layers)
-    soft = _distilled_targets(teacher, tokenizer, train_set, index, config)
+    tokenizer = load_training_tokenizer(config.max_length, base)
+    model = MiniLMClassifier(len(labels), config.dropout, config.layers, config.frozen_layers, base)
+    soft = _distilled_targets(teacher, train_set, index, config)
     val_texts = [t for t, _ in val_set]
     val_y = np.array([index[lab] for _, lab in val_set])
 
@@ -237,10 +246,19 @@ def fit_taught(
     if not config.teacher_layers:
         return fit_on(config=config)
     teacher = fit_on(
-        config=replace(config, layers=config.teacher_layers, frozen_layers=0, teacher_layers=0, distill_weight=0.0)
+        config=replace(
+            config,
+            layers=config.teacher_layers,
+            frozen_layers=0,
+            teacher_layers=0,
+            distill_weight=0.0,
+            lr_encoder=config.teacher_lr_encoder or config.lr_encoder,
+        ),
+        base=config.teacher_base,
     )
     log.info(
-        "intent: teacher (%d layers) fitted in %.0f s, %s",
+        "intent: teacher (%s, %d layers) fitted in %.0f s, %s",
+        config.teacher_base,
         config.teacher_layers,
         teacher.train_seconds,
         teacher.history[-1] if teacher.history else {},
@@ -258,7 +276,6 @@ def _require_distill_weight(config: IntentConfig) -> None:
 
 def _distilled_targets(
     teacher: MiniLMClassifier | None,
-    tokenizer: Tokenizer,
     train_set: list[Example],
     index: dict[str, int],
     config: IntentConfig,
@@ -267,6 +284,7 @@ def _distilled_targets(
     if teacher is None:
         return None
     _require_distill_weight(config)
+    tokenizer = load_training_tokenizer(config.max_length, teacher.base)  # the teacher's own vocabulary
     taught = softmax(predict_logits(teacher, tokenizer, [t for t, _ in train_set]), config.distill_temperature)
     if taught.shape[1] != len(index):
         raise ValueError(f"the teacher reads {taught.shape[1]} labels, the task has {len(index)}")

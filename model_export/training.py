@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import logging
 import math
 import random
@@ -31,7 +32,7 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
-from model_export.base_model import minilm_dir
+from model_export.base_model import pretrained_dir
 from shared.artifacts.manifest import sha256_file
 from shared.models.onnx_model import load_tokenizer, tokenize
 
@@ -198,29 +199,42 @@ class MiniLMClassifier(nn.Module):
     one text, the grader a (reference, answer) pair as one BERT sequence.
     """
 
-    def __init__(self, n_labels: int, dropout: float = 0.1, layers: int | None = None, frozen_layers: int = 0) -> None:
+    def __init__(
+        self,
+        n_labels: int,
+        dropout: float = 0.1,
+        layers: int | None = None,
+        frozen_layers: int = 0,
+        base: str = "minilm",
+    ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel  # heavy imports, only where the model is built
         from transformers.utils import logging as hf_logging
 
-        # `layers`: keep the first N of MiniLM's six transformer layers (None: all). A
+        # `layers`: keep the first N of the pretrained transformer layers (None: all). A
         # shallower classifier reads a message in less time (issue 14); the weights of the
         # layers left out are not loaded, which transformers would warn about at length.
         # More layers than were pretrained would be random ones: refused.
+        # `base`: the served MiniLM, or a larger model that only ever teaches
+        # (base_model.BASES); the network around it is the same.
+        self.base = base
+        folder = str(pretrained_dir(base))
         if layers is None:
-            self.encoder = AutoModel.from_pretrained(str(minilm_dir()))
+            self.encoder = AutoModel.from_pretrained(folder)
         else:
-            depth = AutoConfig.from_pretrained(str(minilm_dir())).num_hidden_layers
+            depth = AutoConfig.from_pretrained(folder).num_hidden_layers
             if not 1 <= layers <= depth:
                 raise ValueError(f"layers must be 1 to {depth} (the pretrained depth), not {layers}")
             verbosity = hf_logging.get_verbosity()
             hf_logging.set_verbosity_error()
             try:
-                self.encoder = AutoModel.from_pretrained(str(minilm_dir()), num_hidden_layers=layers)
+                self.encoder = AutoModel.from_pretrained(folder, num_hidden_layers=layers)
             finally:
                 hf_logging.set_verbosity(verbosity)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, n_labels)
+        # BERT reads segment ids; MPNet has none and refuses the argument
+        self._segments = "token_type_ids" in inspect.signature(self.encoder.forward).parameters
         self._freeze(frozen_layers)
 
     def _freeze(self, frozen_layers: int) -> None:
@@ -250,17 +264,17 @@ class MiniLMClassifier(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor,
     ) -> torch.Tensor:
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
+        segments = {"token_type_ids": token_type_ids} if self._segments else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **segments).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return self.head(self.dropout(pooled))
 
 
-def load_training_tokenizer(max_length: int = MAX_LENGTH) -> Tokenizer:
-    """The MiniLM tokenizer.json loaded exactly as serving loads it (dynamic padding)."""
-    return load_tokenizer(minilm_dir() / "tokenizer.json", max_length=max_length)
+def load_training_tokenizer(max_length: int = MAX_LENGTH, base: str = "minilm") -> Tokenizer:
+    """A base model's tokenizer.json loaded exactly as serving loads the MiniLM one
+    (dynamic padding)."""
+    return load_tokenizer(pretrained_dir(base) / "tokenizer.json", max_length=max_length)
 
 
 def _torch_feeds(feeds: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

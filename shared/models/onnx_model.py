@@ -134,8 +134,10 @@ def load_tokenizer(path: Path, *, max_length: int = 128) -> Tokenizer:
     ~15 tokens, so padding only to the longest text in the batch is several times faster.
     """
     tokenizer = Tokenizer.from_file(str(path))
-    pad_id = tokenizer.token_to_id("[PAD]")
-    tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+    # BERT's pad token, else RoBERTa/MPNet's (a teacher's tokenizer in training)
+    pad_token = next((t for t in ("[PAD]", "<pad>") if tokenizer.token_to_id(t) is not None), "[PAD]")
+    pad_id = tokenizer.token_to_id(pad_token)
+    tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
     tokenizer.enable_truncation(max_length=max_length)
     return tokenizer
 

@@ -201,14 +201,14 @@ def test_distillation_mixes_the_label_with_the_teachers_softened_reading(tiny_fi
     tok = load_training_tokenizer()
     index = {label: i for i, label in enumerate(INTENT_LABELS)}
     taught = replace(config, distill_weight=0.25, distill_temperature=3.0)
-    targets = _distilled_targets(fit.model, tok, train, index, taught)
-    assert _distilled_targets(None, tok, train, index, taught) is None
+    targets = _distilled_targets(fit.model, train, index, taught)
+    assert _distilled_targets(None, train, index, taught) is None
     teacher = softmax(predict_logits(fit.model, tok, [t for t, _ in train]), 3.0)
     onehot = np.eye(len(INTENT_LABELS))[[index[lab] for _, lab in train]]
     np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * teacher, atol=1e-6)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="distill_weight"):
-        _distilled_targets(fit.model, tok, train, index, replace(config, distill_weight=0.0))
+        _distilled_targets(fit.model, train, index, replace(config, distill_weight=0.0))
     student = replace(config, layers=2, epochs=1)
     alone = fit_intent(train, [], list(INTENT_LABELS), student)
     distilled = fit_intent(train, [], list(INTENT_LABELS), replace(student, distill_weight=0.5), teacher=fit.model)
@@ -241,6 +241,57 @@ def test_a_teacher_is_fitted_first_when_the_config_asks_for_one(tiny_fit) -> Non
     assert not np.allclose(predict_logits(taught.model, tok, texts), predict_logits(teacher.model, tok, texts))
     with pytest.raises(ValueError, match="distill_weight"):
         fit_taught(train, [], labels, replace(taught_config, distill_weight=0.0))
+
+
+def _tiny_mpnet(folder: Path, texts: list[str]) -> Path:
+    """A random two-layer MPNet with its own word-level vocabulary and RoBERTa-style
+    special tokens (`<pad>` = 1): another architecture and another tokenizer than MiniLM's."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import MPNetConfig, MPNetModel
+
+    words = sorted({w for t in texts for w in _norm(t).split()})
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3} | {w: i + 4 for i, w in enumerate(words)}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = MPNetConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
+    MPNetModel(config).save_pretrained(str(folder))
+    return folder
+
+
+def test_a_teacher_of_another_architecture_teaches_through_its_own_tokenizer(tiny_fit, tmp_path, monkeypatch) -> None:
+    """`teacher_base` names the teacher's pretrained model (all-mpnet-base-v2 in use): it
+    is fitted on its own tokenizer (MiniLM's ids would overflow its vocabulary), with its
+    own learning rate, and distilled exactly as the two calls made by hand."""
+    from dataclasses import replace
+
+    from model_export import training
+    from model_export.train_intent import fit_intent, fit_taught, load_training_tokenizer, predict_logits
+
+    _, train, config = tiny_fit
+    tiny = _tiny_mpnet(tmp_path / "tiny-mpnet", [t for t, _ in train])
+    real = training.pretrained_dir
+    monkeypatch.setattr(training, "pretrained_dir", lambda base="minilm": tiny if base == "tiny-mpnet" else real(base))
+    taught_config = replace(
+        config, layers=2, epochs=1, teacher_layers=2, teacher_base="tiny-mpnet", teacher_lr_encoder=1e-3
+    )
+    labels = list(INTENT_LABELS)
+    taught = fit_taught(train, [], labels, taught_config)
+    teacher_config = replace(taught_config, teacher_layers=0, distill_weight=0.0, lr_encoder=1e-3)
+    teacher = fit_intent(train, [], labels, teacher_config, base="tiny-mpnet")
+    assert teacher.model.base == "tiny-mpnet" and not teacher.model._segments
+    by_hand = fit_intent(train, [], labels, taught_config, teacher=teacher.model)
+    tok = load_training_tokenizer()
+    texts = ["how do closures work?", "quiz me on SQL"]
+    np.testing.assert_array_equal(predict_logits(taught.model, tok, texts), predict_logits(by_hand.model, tok, texts))
+    assert taught.model.base == "minilm"
+    alone = fit_intent(train, [], labels, replace(taught_config, teacher_layers=0, distill_weight=0.0))
+    assert not np.allclose(predict_logits(taught.model, tok, texts), predict_logits(alone.model, tok, texts))
 
 
 def test_outliers_join_training_as_the_catch_all_class_with_their_own_weight() -> None:
