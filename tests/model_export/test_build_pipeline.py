@@ -30,7 +30,7 @@ def pipeline(monkeypatch, encoder_builder, source_tree, tmp_path: Path):
 
     monkeypatch.setattr(build_module, "BUILDERS", {"encoder": encoder_builder})
     # one recipe keeps these tests quick; test_quantize covers the choice between recipes
-    monkeypatch.setattr(quantize, "RECIPES", {"fused_per_channel": (True, True)})
+    monkeypatch.setattr(quantize, "RECIPES", {"fused_per_channel": quantize.RECIPES["fused_per_channel"]})
     store = LocalStore(tmp_path / "store")
 
     def run(**kw):

@@ -168,7 +168,7 @@ def test_build_without_the_data_set_publishes_the_version_without_the_grader(
     monkeypatch.setattr(
         build_module, "BUILDERS", {"encoder": encoder_builder, "grader": "model_export.train_grader:train"}
     )
-    monkeypatch.setattr(quantize, "RECIPES", {"fused_per_channel": (True, True)})
+    monkeypatch.setattr(quantize, "RECIPES", {"fused_per_channel": quantize.RECIPES["fused_per_channel"]})
     store = LocalStore(tmp_path / "store")
     result = build_module.build(store=store, work_root=tmp_path / "work")
     assert set(read_manifest(store, result.version)["models"]) == {"encoder"}
