@@ -19,6 +19,13 @@ with a seeded sample of that many chunks by `shared.rag.knowledge_base.migrate_n
   for the vector side only, full text only and the fused (RRF) list;
 - the retrieval statement alone, per lever (`--levers`).
 
+Each turn's message is a held-out sentence as it is (a student's question; 25 tokens on
+average), and every turn is encoded: the embedding cache is emptied after the warm-up,
+and a sentence that comes round again (more turns than queries) gets a `(i of size)`
+tag so that it is unseen text. `--tag-messages` tags every message, as the benchmark did
+until session 11 (~8 tokens more per message: ~0.6 ms more per transformer pass), for
+comparison with those figures.
+
 `--message-chars N` makes every message about N characters long (the question, then
 course sentences a student might paste around it): what one long message costs.
 Budget: p95 <= 25 ms and p50 <= 12 ms before the LLM at 100k chunks.
@@ -232,22 +239,36 @@ def retrieval_quality(engine: sa.Engine, queries: list[dict], vectors: np.ndarra
     return out
 
 
-def pipeline_stages(engine: sa.Engine, texts: list[str], n_queries: int, message_chars: int, size: int) -> dict:
+def turn_message(texts: list[str], i: int, size: int, tag: bool) -> str:
+    """Turn i's question: the held-out sentence, tagged when it comes round again (or when
+    `tag`), so that no turn's text has been embedded before."""
+    text = texts[i % len(texts)]
+    return f"{text} ({i} of {size})" if tag or i >= len(texts) else text
+
+
+def pipeline_stages(
+    engine: sa.Engine, texts: list[str], n_queries: int, message_chars: int, size: int, tag: bool = False
+) -> dict:
     """The queries through ChatPipeline.prepare as 8-turn conversations; p50/p95 per stage."""
     from shared.chat import conversation
     from shared.chat.pipeline import ChatInput, ChatPipeline
+    from shared.embeddings.service import get_embedding_service
     from shared.http.auth import Principal
+
+    service = get_embedding_service()
+    if service.shared_cache is not None:
+        raise SystemExit("unset REDIS_URL: a shared embedding cache would answer turns the benchmark means to encode")
 
     pipeline = ChatPipeline(engine=lambda: engine)
     user = Principal("bench-student")
     for q in texts[:4]:  # warm-up: lazy initialisation, first sessions
         pipeline.prepare(user, ChatInput(q), "warm")
+    service.cache.clear()  # the warm-up's and any earlier size's vectors: every turn below is encoded
     rng = random.Random(1)
     stages: dict[str, list[float]] = {}
     sessions: list = []
     for i in range(n_queries):
-        # unseen text each turn (and each size), so the embedding cache does not flatter the encoder
-        q = long_message(f"{texts[i % len(texts)]} ({i} of {size})", message_chars, rng)
+        q = long_message(turn_message(texts, i, size, tag), message_chars, rng)
         session = sessions[-1] if sessions and i % 8 else None
         turn = pipeline.prepare(user, ChatInput(q, session_id=session), f"b{i}")
         if session is None:
@@ -277,8 +298,14 @@ def run(args: argparse.Namespace, size: int) -> dict:
         load = fill(engine, nodes, vectors, service.model_name, service.embed)
         print(f"  {size} chunks loaded: {load}", file=sys.stderr)
     texts = [q["query"] for q in json.loads((args.corpus / "queries.json").read_text())]
-    result: dict = {"nodes": size, "queries": args.queries, "message_chars": args.message_chars, "load": load}
-    result["stages"] = pipeline_stages(engine, texts, args.queries, args.message_chars, size)
+    result: dict = {
+        "nodes": size,
+        "queries": args.queries,
+        "message_chars": args.message_chars,
+        "tagged_messages": args.tag_messages,
+        "load": load,
+    }
+    result["stages"] = pipeline_stages(engine, texts, args.queries, args.message_chars, size, args.tag_messages)
     print(f"  stages: {result['stages']}", file=sys.stderr)
     quality_queries = queries[: args.quality_queries]
     qvecs = service.embed([q["query"] for q in quality_queries]) if quality_queries else np.zeros((0, 384))
@@ -309,6 +336,9 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep a database already filled by a previous run")
     parser.add_argument("--message-chars", type=int, default=0, help="pad every message to about this many chars")
     parser.add_argument(
+        "--tag-messages", action="store_true", help="tag every message with '(i of size)', as before session 12"
+    )
+    parser.add_argument(
         "--levers",
         nargs="*",
         default=[],
@@ -324,6 +354,7 @@ def main() -> int:
     results = [run(args, size) for size in args.sizes]
     for r in results:
         length = f", messages of ~{r['message_chars']} chars" if r["message_chars"] else ""
+        length += ", every message tagged" if r["tagged_messages"] else ""
         print(f"\n== {r['nodes']} chunks, {r['queries']} turns{length}; load {r['load']}")
         print(f"{'stage':<16}{'p50 ms':>10}{'p95 ms':>10}")
         for stage, v in r["stages"].items():
