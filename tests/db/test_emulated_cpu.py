@@ -13,7 +13,6 @@ build dies on Haswell the same way).
 from __future__ import annotations
 
 import os
-import platform
 import pwd
 import shutil
 import signal
@@ -24,15 +23,9 @@ from pathlib import Path
 
 import pytest
 
-QEMU = shutil.which("qemu-x86_64")
+from tests.needs import QEMU, QEMU_MARKS
 
-pytestmark = [
-    pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 CPU models only"),
-    pytest.mark.skipif(
-        QEMU is None and not os.environ.get("CI"),
-        reason="qemu-x86_64 not installed (Debian: apt-get install qemu-user; `make test` installs it as root)",
-    ),
-]
+pytestmark = QEMU_MARKS
 
 # The operations the product relies on, on 384-d vectors: normalisation, HNSW build,
 # HNSW insert after the build, HNSW scan, exact <=>. Single-user mode ends a command at a

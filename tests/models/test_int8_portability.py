@@ -15,25 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-QEMU = shutil.which("qemu-x86_64")
+from tests.needs import QEMU, QEMU_MARKS
 
-pytestmark = [
-    pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 CPU models only"),
-    pytest.mark.skipif(
-        QEMU is None and not os.environ.get("CI"),
-        reason="qemu-x86_64 not installed (Debian: apt-get install qemu-user; `make test` installs it as root)",
-    ),
-]
+pytestmark = QEMU_MARKS
 
 #: the saturating kernel (AVX2, no VNNI) and the exact one (no AVX2)
 CPUS = ("Haswell-v4", "SandyBridge-v1")
