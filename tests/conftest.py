@@ -102,6 +102,52 @@ def demo_course(db: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
+def demo_course_vectors() -> dict[str, Any]:
+    """The demo course's node texts -> vectors of the published encoder, embedded once per
+    session (100 nodes took 4-5 s for every test that loaded them). Loads the registry
+    from the repository's model store; missing (skip, or fail in CI) without a version."""
+    import json
+
+    from local.stack import DEMO_COURSE
+    from shared.curriculum import node_text
+    from shared.embeddings.service import get_embedding_service, reset_embedding_service
+    from shared.models.registry import get_registry, reset_registry
+
+    reset_registry()
+    reset_embedding_service()
+    if get_registry().version is None:
+        missing("no model version published (run `make models`)")
+    nodes = json.loads(DEMO_COURSE.read_text(encoding="utf-8"))["nodes"]
+    texts = [node_text(n["title"], n["content"]) for n in nodes]
+    return dict(zip(texts, get_embedding_service().embed(texts), strict=True))
+
+
+@pytest.fixture()
+def embedded_demo_course(db: Any, demo_course_vectors: dict[str, Any]) -> Any:
+    """The demo course loaded with the published encoder's vectors; returns the engine.
+    The registry is reset (fresh models from the repository's store) and the embedding
+    service too (an empty query cache)."""
+    import numpy as np
+
+    from local.stack import DEMO_COURSE
+    from shared.curriculum import load_course_file
+    from shared.embeddings.service import get_embedding_service, reset_embedding_service
+    from shared.models.registry import reset_registry
+
+    reset_registry()
+    reset_embedding_service()
+    service = get_embedding_service()
+    with db.begin() as conn:
+        load_course_file(
+            conn,
+            DEMO_COURSE,
+            embed=lambda texts: np.asarray([demo_course_vectors[t] for t in texts]),
+            embedding_model=service.model_name,
+        )
+    return db
+
+
+@pytest.fixture(scope="session")
 def settings() -> Any:
     from shared.config import get_settings
 

@@ -11,25 +11,6 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from local.stack import DEMO_COURSE
-from shared.curriculum import load_course_file
-from tests.needs import missing
-
-
-@pytest.fixture()
-def embedded_course(db):
-    from shared.embeddings.service import get_embedding_service, reset_embedding_service
-    from shared.models.registry import get_registry, reset_registry
-
-    reset_registry()
-    reset_embedding_service()
-    if get_registry().version is None:
-        missing("no model version published (run `make models`)")
-    service = get_embedding_service()
-    with db.begin() as conn:
-        load_course_file(conn, DEMO_COURSE, embed=service.embed, embedding_model=service.model_name)
-    return db
-
 
 def say(client, headers, message, **extra):
     response = client.post("/api/chat", json={"message": message, **extra}, headers=headers)
@@ -51,7 +32,7 @@ def say(client, headers, message, **extra):
         ("summarize what I should remember about momentum", "review_summary", {"phys-momentum"}),
     ],
 )
-def test_intent_and_grounding(client, bearer, embedded_course, message, intent, topics):
+def test_intent_and_grounding(client, bearer, embedded_demo_course, message, intent, topics):
     out = say(client, bearer("golden"), message)
     assert out["intent"] == intent
     assert out["sources"], "a course question is grounded in course material"
@@ -60,12 +41,12 @@ def test_intent_and_grounding(client, bearer, embedded_course, message, intent, 
     assert out["degraded"] == []
 
 
-def test_small_talk_is_not_grounded(client, bearer, embedded_course):
+def test_small_talk_is_not_grounded(client, bearer, embedded_demo_course):
     out = say(client, bearer("golden"), "tell me a joke about cats")
     assert out["intent"] == "off_topic" and out["sources"] == []
 
 
-def test_confusion_rises_across_a_confused_exchange(client, bearer, embedded_course):
+def test_confusion_rises_across_a_confused_exchange(client, bearer, embedded_demo_course):
     h = bearer("confused-student")
     first = say(client, h, "how does a while loop decide when to stop?")
     session = first["session_id"]
@@ -79,7 +60,7 @@ def test_confusion_rises_across_a_confused_exchange(client, bearer, embedded_cou
     ]
     assert replies[-1]["is_confused"] is True
     assert all(r["model_versions"]["confusion"].startswith("confusion-model@") for r in replies)
-    with embedded_course.connect() as conn:
+    with embedded_demo_course.connect() as conn:
         p = [
             row[0]
             for row in conn.execute(
@@ -92,13 +73,13 @@ def test_confusion_rises_across_a_confused_exchange(client, bearer, embedded_cou
     assert p == sorted(p), f"P(confused) should not fall while the student stays confused: {p}"
 
 
-def test_mastery_changes_the_suggestion(client, bearer, embedded_course):
+def test_mastery_changes_the_suggestion(client, bearer, embedded_demo_course):
     from shared.mastery.store import record_answer
 
     h = bearer("mastery-student")
     before = say(client, h, "explain how a for loop works", topic_id="py-loops")
     assert "Review" in (before["suggestion"] or "")
-    with embedded_course.begin() as conn:
+    with embedded_demo_course.begin() as conn:
         for _ in range(8):
             record_answer(conn, "mastery-student", "py-loops", True)
     after = say(client, h, "explain how a for loop works", topic_id="py-loops")
@@ -113,7 +94,7 @@ def sources_topics(out):
     return {s["topic_id"] for s in out["sources"]}
 
 
-def test_follow_up_stays_in_the_session_topic(client, bearer, embedded_course):
+def test_follow_up_stays_in_the_session_topic(client, bearer, embedded_demo_course):
     h = bearer("drift-student")
     first = say(client, h, "what is a variable in python?")
     assert first["topic_id"] == "py-variables"
@@ -124,7 +105,7 @@ def test_follow_up_stays_in_the_session_topic(client, bearer, embedded_course):
         assert sources_topics(out) <= {"py-variables"}, (follow_up, out["sources"])
 
 
-def test_a_clearly_new_topic_moves_the_session(client, bearer, embedded_course):
+def test_a_clearly_new_topic_moves_the_session(client, bearer, embedded_demo_course):
     h = bearer("loops-student")
     first = say(client, h, "how does a for loop work?", topic_id="py-loops")  # a loops session
     out = say(client, h, "list comprehensions", session_id=first["session_id"])
@@ -135,7 +116,7 @@ def test_a_clearly_new_topic_moves_the_session(client, bearer, embedded_course):
     assert back["topic_id"] == "py-lists"
 
 
-def test_a_course_term_alone_is_a_question_not_small_talk(client, bearer, embedded_course):
+def test_a_course_term_alone_is_a_question_not_small_talk(client, bearer, embedded_demo_course):
     out = say(client, bearer("golden"), "force")
     assert out["intent"] == "concept_explanation"
     assert 0.40 <= out["confidence"] < 0.60 and out["needs_rephrase"] is False
@@ -144,7 +125,7 @@ def test_a_course_term_alone_is_a_question_not_small_talk(client, bearer, embedd
 
 
 @pytest.mark.parametrize("message", ["asdf qwer zxcv", "kjh kjh lkj"])
-def test_gibberish_gets_low_confidence_and_a_rephrase_request(client, bearer, embedded_course, message):
+def test_gibberish_gets_low_confidence_and_a_rephrase_request(client, bearer, embedded_demo_course, message):
     out = say(client, bearer("golden"), message)
     assert out["confidence"] < 0.40 and out["needs_rephrase"] is True
     assert out["rephrase_hint"] and "couldn't read" in out["rephrase_hint"]
@@ -159,14 +140,16 @@ def test_gibberish_gets_low_confidence_and_a_rephrase_request(client, bearer, em
         "what are the steps to request time off from work",  # interview_practice 0.992
     ],
 )
-def test_an_out_of_domain_request_gets_low_confidence_and_a_rephrase_request(client, bearer, embedded_course, message):
+def test_an_out_of_domain_request_gets_low_confidence_and_a_rephrase_request(
+    client, bearer, embedded_demo_course, message
+):
     out = say(client, bearer("golden"), message)
     assert out["confidence"] < 0.40 and out["needs_rephrase"] is True
     assert "course" in out["rephrase_hint"]
     assert out["sources"] == [] and out["topic_id"] is None
 
 
-def test_an_out_of_domain_request_the_model_calls_off_topic_is_declined(client, bearer, embedded_course):
+def test_an_out_of_domain_request_the_model_calls_off_topic_is_declined(client, bearer, embedded_demo_course):
     # off_topic is the model's own out-of-scope class: the tutor declines, cites nothing.
     out = say(client, bearer("golden"), "what's the best way to pay off my credit card debt?")
     assert out["intent"] == "off_topic" and out["sources"] == [] and out["topic_id"] is None

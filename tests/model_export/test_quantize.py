@@ -52,17 +52,18 @@ _GRADER = {
 
 
 @pytest.mark.parametrize(
-    ("measured", "chosen"),
+    ("measured", "chosen", "tried"),
     [
         # a failing recipe loses to a passing one however much closer it is on average, and
-        # a passing 7-bit recipe beats unsigned 8-bit ones that agree more (faster kernels)
-        (_INTENT, "raw_per_channel"),
+        # a passing 7-bit recipe beats unsigned 8-bit ones that would agree more (faster
+        # kernels): those are not even tried
+        (_INTENT, "raw_per_channel", {"fused_per_channel", "raw_per_channel"}),
         # no 7-bit recipe passes: the unsigned one that agrees best
-        (_GRADER, "fused_per_channel_u8"),
+        (_GRADER, "fused_per_channel_u8", set(_GRADER)),
     ],
 )
 def test_the_choice_passes_the_gate_then_prefers_7_bit_then_agreement(
-    monkeypatch, tmp_path: Path, measured: dict, chosen: str
+    monkeypatch, tmp_path: Path, measured: dict, chosen: str, tried: set[str]
 ) -> None:
     import numpy as np
 
@@ -88,4 +89,6 @@ def test_the_choice_passes_the_gate_then_prefers_7_bit_then_agreement(
     path, agreement, report = q.quantize_best(model, out)
     assert agreement.scheme == chosen and agreement.passed
     assert set(report) == set(q.RECIPES)
+    assert {r for r, v in report.items() if "values" in v} == tried
+    assert all("skipped" in report[r] for r in set(q.RECIPES) - tried)
     assert [p.name for p in out.iterdir()] == [path.name]

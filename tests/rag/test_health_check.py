@@ -11,27 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from local.stack import DEMO_COURSE
-from shared.curriculum import load_course_file
 from shared.rag.health_check import DEFAULT_QUERIES, index_recall, run_queries, sample_node_queries
-from tests.needs import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
-def embedded_demo(db):
-    from shared.embeddings.service import get_embedding_service, reset_embedding_service
-    from shared.models.registry import get_registry, reset_registry
+def embedded_demo(embedded_demo_course):
+    from shared.embeddings.service import get_embedding_service
 
-    reset_registry()
-    reset_embedding_service()
-    if get_registry().version is None:
-        missing("no model version published (run `make models`)")
-    service = get_embedding_service()
-    with db.begin() as conn:
-        load_course_file(conn, DEMO_COURSE, embed=service.embed, embedding_model=service.model_name)
-    return db, service
+    return embedded_demo_course, get_embedding_service()
 
 
 def test_seeded_queries_find_their_nodes(embedded_demo):
