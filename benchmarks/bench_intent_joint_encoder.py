@@ -239,15 +239,6 @@ def retrieval(q: np.ndarray, d: np.ndarray, gold: np.ndarray) -> dict:
     }
 
 
-def p50_ms(fn, texts: list[str]) -> float:
-    times = []
-    for t in texts:
-        start = time.perf_counter()
-        fn(t)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(float(np.percentile(times, 50)), 3)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-weight", type=float, default=5.0)
@@ -263,6 +254,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_intent_shared_encoder import p50_ms
+
     data = load_data(args.distractors, args.seed)
 
     from model_export.calibration import softmax
@@ -284,14 +277,13 @@ def main() -> None:
         runners = {"fp32": JointRunner(fp32_path, 256), "int8": JointRunner(int8_path, 256)}
         for name in ("test", "golden"):
             texts, truth = [t for t, _ in data[name]], np.asarray([y for _, y in data[name]])
-            entry = {"n": len(texts)}
-            for kind, runner in runners.items():
-                entry[f"joint_{kind}"] = round(float((runner.run(texts)[1].argmax(1) == truth).mean()), 4)
+            entry: dict = {"n": len(texts)}
+            predicted = {kind: runner.run(texts)[1].argmax(1) for kind, runner in runners.items()}
+            for kind, pred in predicted.items():
+                entry[f"joint_{kind}"] = round(float((pred == truth).mean()), 4)
             served = np.asarray([data["labels"].index(p.label) for p in intent.predict(texts)])
             entry["served_intent_int8"] = round(float((served == truth).mean()), 4)
-            entry["joint_int8_wrong"] = [
-                texts[i] for i in np.flatnonzero(runners["int8"].run(texts)[1].argmax(1) != truth)
-            ]
+            entry["joint_int8_wrong"] = [texts[i] for i in np.flatnonzero(predicted["int8"] != truth)]
             result[name] = entry
         joint = runners["int8"]
         q_joint, _ = joint.run(data["queries"])

@@ -118,6 +118,16 @@ def product(encoder, intent_model) -> dict:
     return out
 
 
+def p50_ms(fn, texts: list[str]) -> float:
+    """Median milliseconds of fn(text), one text at a time."""
+    times = []
+    for t in texts:
+        start = time.perf_counter()
+        fn(t)
+        times.append((time.perf_counter() - start) * 1000)
+    return round(float(np.percentile(times, 50)), 3)
+
+
 def costs(encoder, intent_model, texts: list[str]) -> dict:
     from sklearn.linear_model import LogisticRegression
 
@@ -125,19 +135,11 @@ def costs(encoder, intent_model, texts: list[str]) -> dict:
     head = LogisticRegression(max_iter=200).fit(vectors, [i % 20 for i in range(len(vectors))])
     weights, bias = head.coef_.astype(np.float32), head.intercept_.astype(np.float32)
 
-    def timed(fn) -> float:
-        ms = []
-        for t in texts:
-            start = time.perf_counter()
-            fn(t)
-            ms.append((time.perf_counter() - start) * 1000)
-        return round(float(np.percentile(ms, 50)), 3)
-
     vec = vectors[0]
     return {
-        "intent_model_ms_p50": timed(lambda t: intent_model.predict([t])),
-        "encoder_ms_p50": timed(lambda t: encoder.embed([t])),
-        "head_ms_p50": timed(lambda t: weights @ vec + bias),
+        "intent_model_ms_p50": p50_ms(lambda t: intent_model.predict([t]), texts),
+        "encoder_ms_p50": p50_ms(lambda t: encoder.embed([t]), texts),
+        "head_ms_p50": p50_ms(lambda t: weights @ vec + bias, texts),
     }
 
 

@@ -103,13 +103,20 @@ def demo_course(db: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def demo_course_vectors() -> dict[str, Any]:
-    """The demo course's node texts -> vectors of the published encoder, embedded once per
-    session (100 nodes took 4-5 s for every test that loaded them). Loads the registry
-    from the repository's model store; missing (skip, or fail in CI) without a version."""
-    import json
+    """Text -> vector of the published encoder, kept for the session: the demo course's
+    100 nodes took 4-5 s to embed for every test that loaded them."""
+    return {}
+
+
+@pytest.fixture()
+def embedded_demo_course(db: Any, demo_course_vectors: dict[str, Any]) -> Any:
+    """The demo course loaded with the published encoder's vectors; returns the engine.
+    The registry is reset (fresh models from the repository's store) and the embedding
+    service too (an empty query cache); node vectors come from the session's memo."""
+    import numpy as np
 
     from local.stack import DEMO_COURSE
-    from shared.curriculum import node_text
+    from shared.curriculum import load_course_file
     from shared.embeddings.service import get_embedding_service, reset_embedding_service
     from shared.models.registry import get_registry, reset_registry
 
@@ -117,33 +124,16 @@ def demo_course_vectors() -> dict[str, Any]:
     reset_embedding_service()
     if get_registry().version is None:
         missing("no model version published (run `make models`)")
-    nodes = json.loads(DEMO_COURSE.read_text(encoding="utf-8"))["nodes"]
-    texts = [node_text(n["title"], n["content"]) for n in nodes]
-    return dict(zip(texts, get_embedding_service().embed(texts), strict=True))
-
-
-@pytest.fixture()
-def embedded_demo_course(db: Any, demo_course_vectors: dict[str, Any]) -> Any:
-    """The demo course loaded with the published encoder's vectors; returns the engine.
-    The registry is reset (fresh models from the repository's store) and the embedding
-    service too (an empty query cache)."""
-    import numpy as np
-
-    from local.stack import DEMO_COURSE
-    from shared.curriculum import load_course_file
-    from shared.embeddings.service import get_embedding_service, reset_embedding_service
-    from shared.models.registry import reset_registry
-
-    reset_registry()
-    reset_embedding_service()
     service = get_embedding_service()
+
+    def embed(texts: Any) -> Any:
+        new = [t for t in dict.fromkeys(texts) if t not in demo_course_vectors]
+        if new:
+            demo_course_vectors.update(zip(new, service.embed(new), strict=True))
+        return np.asarray([demo_course_vectors[t] for t in texts])
+
     with db.begin() as conn:
-        load_course_file(
-            conn,
-            DEMO_COURSE,
-            embed=lambda texts: np.asarray([demo_course_vectors[t] for t in texts]),
-            embedding_model=service.model_name,
-        )
+        load_course_file(conn, DEMO_COURSE, embed=embed, embedding_model=service.model_name)
     return db
 
 
