@@ -78,7 +78,7 @@ def fill(engine: sa.Engine, nodes: list[dict], vectors: np.ndarray, model_name: 
     lacks: only when an older loader splits the corpus' longest chunks again.)"""
     import inspect
 
-    from shared.curriculum import node_text
+    from shared.knowledge_text import node_text
     from shared.rag.knowledge_base import migrate_nodes, normalize_node
 
     topics = sorted({n["topic_id"] for n in nodes})

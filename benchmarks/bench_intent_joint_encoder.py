@@ -62,6 +62,7 @@ def load_data(distractors: int, seed: int) -> dict:
 
     from model_export.intent_data import INTENT_LABELS, load_examples, stratified_split
     from model_export.train_intent import load_golden
+    from shared.knowledge_text import node_text
 
     labels = list(INTENT_LABELS)
     split = stratified_split(load_examples(), seed=42)
@@ -73,7 +74,7 @@ def load_data(distractors: int, seed: int) -> dict:
     gold = {q["node_id"] for q in queries}
     others = [n for n in nodes if n["id"] not in gold]
     random.Random(seed).shuffle(others)
-    text = lambda n: f"{n['title']}. {n['content']}"  # noqa: E731 - shared.curriculum.node_text
+    text = lambda n: node_text(n["title"], n["content"])  # noqa: E731
     evaluated = [n for n in nodes if n["id"] in gold] + others[:distractors]
     return {
         "labels": labels,

@@ -93,7 +93,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from shared.chat import grounding
-    from shared.curriculum import node_text
+    from shared.knowledge_text import node_text
     from shared.models.encoder import EncoderModel
     from shared.models.intent import IntentModel
 

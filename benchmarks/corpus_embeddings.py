@@ -45,7 +45,7 @@ os.environ.setdefault("MODEL_STORE_URI", str(REPO / ".state" / "models"))
 
 import numpy as np  # noqa: E402
 
-from shared.curriculum import node_text  # noqa: E402
+from shared.knowledge_text import node_text  # noqa: E402
 
 
 def corpus_texts(nodes: Sequence[dict]) -> list[str]:

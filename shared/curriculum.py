@@ -8,7 +8,6 @@ its embedding is still valid, so re-loading never re-embeds unchanged text.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,17 +18,9 @@ import numpy as np
 import sqlalchemy as sa
 
 from shared.errors import NotFoundError
+from shared.knowledge_text import content_hash, node_text
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
-
-
-def content_hash(title: str, content: str) -> str:
-    return hashlib.sha256(f"{title}\n\n{content}".encode()).hexdigest()
-
-
-def node_text(title: str, content: str) -> str:
-    """What gets embedded for a node: its title carries topic words the body may omit."""
-    return f"{title}. {content}"
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from shared.curriculum import content_hash, node_text
+from shared.knowledge_text import content_hash, node_text
 from shared.rag.term_stats import refresh_term_stats
 
 MAX_CHUNK_WORDS = 180  # MiniLM reads 256 word pieces at most; ~180 words stays within it
