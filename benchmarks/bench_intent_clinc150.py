@@ -26,8 +26,8 @@ benchmark always took the fused graph, which the build does not choose for the i
 model) and run by onnxruntime; the operating point is chosen once, on FP32, and applied
 to both. The logits are saved to `<work-dir>/clinc_logits.npz` so the rule can be
 re-examined without retraining (`--from-logits`), and `--requantize` quantizes a saved
-`clinc_intent.onnx` again without retraining. The data set is read from `<repo>/../shared/data/clinc150` (or
-$SHARED_DATA_DIR/clinc150).
+`clinc_intent.onnx` again without retraining. The data set is read from
+`<repo>/../shared/data/clinc150` (or $SHARED_DATA_DIR/clinc150).
 
 The `energy` rows apply the same tau_val rule (own tau, cross-fitted) with the negative
 free energy T*logsumexp(logits/T) as the confidence instead of the top probability.
