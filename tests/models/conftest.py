@@ -8,45 +8,17 @@ nothing is published there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.needs import missing
-
-
-@dataclass(frozen=True)
-class Published:
-    """The version in service in the configured store, fetched and verified."""
-
-    store: Any
-    version: str
-    path: Path
-    manifest: dict
+from tests.published import Published, fetch_published
 
 
 @pytest.fixture(scope="session")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
-    from shared.artifacts.store import open_store
-    from shared.artifacts.versions import fetch_version, read_current
-    from shared.config import get_settings
-
-    store = open_store(get_settings().model_store)
-    pointer = read_current(store)
-    if pointer is None:
-        missing(
-            f"no model version is published in {store.uri}: "
-            "run `.venv-train/bin/python -m model_export build` (make models) first"
-        )
-    path, manifest = fetch_version(
-        store,
-        pointer.version,
-        tmp_path_factory.mktemp("model-cache"),
-        expected_manifest_sha256=pointer.manifest_sha256,
-    )
-    return Published(store, pointer.version, path, manifest)
+    return fetch_published(tmp_path_factory.mktemp("model-cache"))
 
 
 @pytest.fixture(scope="session")
