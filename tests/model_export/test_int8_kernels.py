@@ -20,22 +20,16 @@ to end by `tests/models/test_int8_portability.py`.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.needs import QEMU, QEMU_MARKS
+from tests.needs import QEMU_MARKS
 from tests.published import Published, fetch_published
+from tests.qemu import CPUS, EXACT, SATURATING, run_on_each_cpu
 
 pytestmark = QEMU_MARKS
-
-#: the saturating kernel (AVX2, no VNNI) and the exact one (no AVX2)
-CPUS = ("Haswell-v4", "SandyBridge-v1")
 
 #: integer-product ops -> (index of the weight input, index of its zero point)
 PRODUCTS = {"MatMulInteger": (1, 3), "QAttention": (1, 7)}
@@ -131,7 +125,6 @@ def _exact(a: np.ndarray, weight: np.ndarray, zero_point: np.ndarray) -> np.ndar
 
 
 def test_every_integer_product_is_exact_on_a_saturating_and_an_exact_kernel(published, tmp_path):
-    assert QEMU, "qemu-x86_64 is required in CI (installed by `make test` as root): apt-get install qemu-user"
     cases: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
     for name, entry in sorted(published.manifest["models"].items()):
         for i, (node, weight, zero_point) in enumerate(_weights(published.path / entry["file"])):
@@ -144,41 +137,12 @@ def test_every_integer_product_is_exact_on_a_saturating_and_an_exact_kernel(publ
     k_max = max(w.shape[0] for _, w, _ in cases.values())
     a = _activations(k_max)
     np.save(tmp_path / "a.npy", a)
-    env = os.environ | {"PYTHONPATH": sysconfig.get_paths()["purelib"], "OMP_NUM_THREADS": "1"}
-    python = getattr(sys, "_base_executable", sys.executable)
-    paths = ",".join([*cases, control_path])
-    runs = {
-        cpu: subprocess.Popen(
-            [
-                str(QEMU),
-                "-cpu",
-                cpu,
-                python,
-                "-c",
-                _CHILD,
-                paths,
-                str(tmp_path / "a.npy"),
-                str(tmp_path / f"{cpu}.npz"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for cpu in CPUS
-    }
-    outputs = {}
-    for cpu, run in runs.items():
-        _, err = run.communicate(timeout=900)
-        assert run.returncode == 0, f"{cpu}: {run.returncode}\n{err[-3000:]}"
-        with np.load(tmp_path / f"{cpu}.npz") as data:
-            outputs[cpu] = dict(data)
+    outputs = run_on_each_cpu(_CHILD, [",".join([*cases, control_path]), str(tmp_path / "a.npy")], tmp_path)
 
-    saturating, exact = CPUS
     control_exact = _exact(a[:, :384], control, np.zeros((), np.int8))
-    assert np.array_equal(outputs[exact][control_path], control_exact), "the exact kernel is not exact"
-    assert not np.array_equal(outputs[saturating][control_path], control_exact), (
-        f"{saturating} did not saturate a signed 8-bit product: not the kernel this test means"
+    assert np.array_equal(outputs[EXACT][control_path], control_exact), "the exact kernel is not exact"
+    assert not np.array_equal(outputs[SATURATING][control_path], control_exact), (
+        f"{SATURATING} did not saturate a signed 8-bit product: not the kernel this test means"
     )
     wrong = []
     for path, (label, weight, zero_point) in cases.items():
