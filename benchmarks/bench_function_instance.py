@@ -31,6 +31,10 @@ seconds; the LLM is the OpenAI provider pointed at a loopback stub that answers 
 `--llm-ms` ms, so the figure is the instance's own capacity around a slow model:
 requests/s, latency p50/p95, errors.
 
+The instances inherit this process's environment: they warm up as the cloud's do
+(`shared/warm_up.py`, chat only); `WARM_START=0 .venv/bin/python benchmarks/...` measures
+them without.
+
 DB_VECTOR_SELFTEST is off in the instances, as it is on Cloud SQL (the self-test runs
 once per process and database against the embedded server only).
 """

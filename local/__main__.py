@@ -66,6 +66,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = local_settings()
     prepare(settings, demo=not args.no_demo)
     app = build_app()
+    # werkzeug serves in this process (no worker is forked): start the functions' warm-up here.
+    from shared import warm_up
+
+    warm_up.start()
     base = f"http://{args.host}:{args.port}"
     student = mint_emulator_token("demo-student", settings.project_id, expires_in=12 * 3600)
     print(

@@ -139,6 +139,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    warm_start: bool = Field(
+        True,
+        validation_alias="WARM_START",
+        description=(
+            "Load the served models, open a database connection and build the first LLM client in "
+            "background threads as soon as a serving worker starts, instead of in its first request "
+            "(shared/warm_up.py)."
+        ),
+    )
+
     # --- embeddings ---------------------------------------------------------
     embedding_backend: Literal["onnx", "vertex"] = Field(
         "onnx",

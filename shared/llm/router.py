@@ -165,7 +165,32 @@ class LLMRouter:
         answer before the budget is exceeded.
         """
         attempts = [] if attempts is None else attempts
-        rank = {name: i for i, name in enumerate(self.order)}
+        steps, min_tier = self._candidates(task)
+        limited = False
+        if self.budget is not None:
+            if self.budget.pressure(prompt.user_id):
+                limited, min_tier = True, 0
+            kept = []
+            for step in steps:
+                worst = self._worst_case_usd(step, prompt)
+                if worst > 0 and not self.budget.allows(worst, prompt.user_id):
+                    attempts.append(Attempt(step.provider, step.model, "skipped", error="daily LLM budget"))
+                    limited = True
+                    continue
+                kept.append(step)
+            steps = kept
+        if min_tier is not None:
+            steps = order_steps(steps, min_tier, self._rank)
+        return steps, limited
+
+    @property
+    def _rank(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.order)}
+
+    def _candidates(self, task: str) -> tuple[list[Step], int | None]:
+        """The task's calls before the budget has its say, and the tier to order them by
+        (None: in the configured order)."""
+        rank = self._rank
         choices = self.routing.routes.get(task) if self.routing is not None else None
         steps: list[Step] = []
         min_tier: int | None = None
@@ -187,22 +212,23 @@ class LLMRouter:
             for name in self.order:
                 model = self.model_for(name, task)
                 steps.append(Step(name, model, None, unit_price(model, self._free(name))))
-        limited = False
-        if self.budget is not None:
-            if self.budget.pressure(prompt.user_id):
-                limited, min_tier = True, 0
-            kept = []
-            for step in steps:
-                worst = self._worst_case_usd(step, prompt)
-                if worst > 0 and not self.budget.allows(worst, prompt.user_id):
-                    attempts.append(Attempt(step.provider, step.model, "skipped", error="daily LLM budget"))
-                    limited = True
-                    continue
-                kept.append(step)
-            steps = kept
+        return steps, min_tier
+
+    def warm_up(self, task: str) -> str | None:
+        """Build the client of the provider a call for `task` tries first (importing its
+        SDK: 0.7-0.9 s of CPU for openai or google-genai) before the first call needs it
+        (shared/warm_up.py); returns that provider's name, None when it has nothing to
+        build (the offline composer)."""
+        steps, min_tier = self._candidates(task)
         if min_tier is not None:
-            steps = order_steps(steps, min_tier, rank)
-        return steps, limited
+            steps = order_steps(steps, min_tier, self._rank)
+        if not steps:
+            return None
+        warm = getattr(self.providers[steps[0].provider], "warm_up", None)
+        if warm is None:
+            return None
+        warm()
+        return steps[0].provider
 
     def _free(self, name: str) -> bool:
         return bool(getattr(self.providers.get(name), "free", False)) or name == "offline"

@@ -52,6 +52,7 @@ class EncoderModel(ServedModel):
 
     name = "encoder"
     default_file = "encoder.onnx"
+    warm_up_input = ("how do loops work?",)
 
     def __init__(
         self,

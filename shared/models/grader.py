@@ -49,6 +49,7 @@ class GraderModel(ServedModel):
 
     name = "grader"
     default_file = "grader.onnx"
+    warm_up_input = (("What is a loop?", "It repeats code."),)
 
     def load(self, version_dir: Path) -> None:
         meta = json.loads((version_dir / LABELS_FILE).read_text(encoding="utf-8"))

@@ -42,6 +42,7 @@ class IntentModel(ServedModel):
 
     name = "intent"
     default_file = "intent.onnx"
+    warm_up_input = ("how do loops work?",)
 
     def load(self, version_dir: Path) -> None:
         meta = json.loads((version_dir / LABELS_FILE).read_text(encoding="utf-8"))

@@ -45,6 +45,17 @@ def anthropic_router(stub_server: StubServer) -> tuple[LLMRouter, list[float]]:
     return router_for(AnthropicProvider("ak-stub", base_url=stub_server.url), "anthropic", "claude-haiku-4-5")
 
 
+def test_openai_warm_up_builds_the_client_and_sends_nothing(
+    stub_server: StubServer, openai_router: tuple[LLMRouter, list[float]]
+) -> None:
+    router, _ = openai_router
+    provider = router.providers["openai"]
+    assert provider._client is None  # type: ignore[attr-defined]
+    assert router.warm_up("chat") == "openai"
+    assert provider._client is not None  # type: ignore[attr-defined]
+    assert stub_server.requests == []
+
+
 def test_openai_generate(stub_server: StubServer, openai_router: tuple[LLMRouter, list[float]]) -> None:
     router, _ = openai_router
     stub_server.push(Reply(body=openai_response("A list is ordered.", tokens_in=20, tokens_out=9)))

@@ -101,6 +101,19 @@ def test_cheapest_choice_at_or_above_the_tier_first_then_weaker_then_offline() -
     assert generation.usage()["tier"] == 2 and generation.usage()["budget_limited"] is False
 
 
+def test_warm_up_builds_the_client_of_the_provider_the_plan_tries_first() -> None:
+    router, fakes = make_router()
+    warmed: list[str] = []
+    for name, fake in fakes.items():
+        fake.warm_up = lambda name=name: warmed.append(name)  # type: ignore[attr-defined]
+    assert router.warm_up("chat") == "openai" == planned(router, "chat")[0][0]
+    assert router.warm_up("explanation") == planned(router, "explanation")[0][0]
+    assert warmed == ["openai", planned(router, "explanation")[0][0]]
+    assert all(not fake.models for fake in fakes.values())  # nothing was called
+    offline_only = LLMRouter({"offline": OfflineProvider()}, ["offline"])
+    assert offline_only.warm_up("chat") is None  # the composer has no client to build
+
+
 def test_an_unhealthy_choice_is_skipped_and_the_next_cheapest_answers() -> None:
     router, fakes = make_router(fail=("openai",))
     generation = router.generate("chat", PROMPT)

@@ -55,6 +55,15 @@ def make_router(
     return router, sleeps
 
 
+def test_warm_up_builds_the_client_and_sends_nothing(stub_server: StubServer) -> None:
+    router, _ = make_router(stub_server)
+    assert router.warm_up("chat") == "vertex"
+    assert router.providers["vertex"]._client is not None  # type: ignore[attr-defined]
+    assert stub_server.requests == []
+    stub_server.push(Reply(body=gemini_response("Use lst.append(x).", tokens_in=40, tokens_out=10)))
+    assert router.generate("chat", PROMPT).text == "Use lst.append(x)."  # the warmed client answers
+
+
 def test_generate_sends_the_real_request_and_reads_usage(stub_server: StubServer) -> None:
     router, _ = make_router(stub_server)
     stub_server.push(Reply(body=gemini_response("Use lst.append(x).", tokens_in=40, tokens_out=10)))

@@ -54,6 +54,10 @@ class SdkProvider:
     def _make_client(self) -> Any:
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Build the client (importing the SDK) before the first call needs it."""
+        self.client  # noqa: B018 (the property builds it)
+
     def describe(self) -> dict[str, Any]:
         return {"custom_endpoint": bool(self.base_url)}
 

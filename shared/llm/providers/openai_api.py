@@ -25,6 +25,10 @@ class OpenAIProvider(SdkProvider):
         # max_retries=0: the router owns retries, so every attempt is counted once.
         return openai.OpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0)
 
+    def warm_up(self) -> None:
+        """The client and its chat-completions resource (imported on first access)."""
+        self.client.chat.completions  # noqa: B018 (the attribute imports the resource)
+
     def _kwargs(self, model: str, prompt: Prompt, timeout_s: float) -> dict[str, Any]:
         messages = [{"role": "system", "content": prompt.system}]
         messages += [{"role": m.role, "content": m.content} for m in prompt.messages]

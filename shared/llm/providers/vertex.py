@@ -48,6 +48,12 @@ class VertexProvider:
             )
         return self._client
 
+    def warm_up(self) -> None:
+        """Build the client (importing google-genai and its types) before the first call."""
+        from google.genai import types  # noqa: F401 (what each request builds its contents from)
+
+        self.client  # noqa: B018 (the property builds it)
+
     def describe(self) -> dict[str, Any]:
         return {"project": self.project, "location": self.location, "custom_endpoint": bool(self.base_url)}
 
