@@ -82,7 +82,7 @@ def install() -> CounterHandler:
 def _breakers() -> dict[str, Any] | None:
     from shared.llm import router as llm_router
 
-    if llm_router.get_router.cache_info().currsize == 0:
+    if not llm_router.router_built():
         return None  # no LLM call yet in this process: nothing to report, nothing built
     providers = llm_router.get_router().describe()["providers"]
     return {name: info.get("breaker") for name, info in providers.items()}

@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -616,17 +615,34 @@ def _local_models(settings: Any) -> dict[str, dict[str, str]]:
     return models
 
 
-@lru_cache(maxsize=1)
-def get_router() -> LLMRouter:
-    """The process's router: breakers must outlive a request to be of any use."""
-    from shared.config import get_settings
+_router: LLMRouter | None = None
+_router_lock = threading.Lock()
 
-    return LLMRouter.from_settings(get_settings())
+
+def get_router() -> LLMRouter:
+    """The process's router: breakers must outlive a request to be of any use. Built once
+    under a lock: the warm-up thread (shared/warm_up.py) and a first request may ask at
+    the same moment, and both must get the router whose client was warmed."""
+    global _router
+    if _router is None:
+        with _router_lock:
+            if _router is None:
+                from shared.config import get_settings
+
+                _router = LLMRouter.from_settings(get_settings())
+    return _router
+
+
+def router_built() -> bool:
+    """Whether this process has built its router (an LLM call or the warm-up did)."""
+    return _router is not None
 
 
 def reset_router() -> None:
     """For tests and CLIs that change the environment after import."""
-    get_router.cache_clear()
+    global _router
+    with _router_lock:
+        _router = None
 
 
 # A provider call needs at least this long to be worth starting before the deadline.

@@ -74,3 +74,33 @@ def test_importing_the_package_does_not_import_any_sdk() -> None:
     repo = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_process_router_is_built_once_when_two_threads_ask_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up thread and a first request may both ask for it (shared/warm_up.py)."""
+    import threading
+    import time
+
+    from shared.llm.router import get_router, reset_router, router_built
+
+    real = LLMRouter.from_settings
+    built: list[LLMRouter] = []
+
+    def slow(settings: Settings, **overrides: object) -> LLMRouter:
+        time.sleep(0.05)  # both threads are inside get_router before the first one returns
+        built.append(real(settings, **overrides))
+        return built[-1]
+
+    reset_router()
+    monkeypatch.setattr(LLMRouter, "from_settings", staticmethod(slow))
+    got: list[LLMRouter] = []
+    threads = [threading.Thread(target=lambda: got.append(get_router())) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(built) == 1 and got == [built[0], built[0]] and router_built()
+    finally:
+        reset_router()
+    assert not router_built()
