@@ -42,6 +42,22 @@ def new_state_dir(prefix: str) -> Path:
     return path
 
 
+def stop_process_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace_s: float = 20) -> int:
+    """Signal the group of a child started with `start_new_session=True` (the child and
+    whatever it started: a server's workers, an emulator's JVM), wait, SIGKILL the group
+    after `grace_s`; the child's exit code."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=grace_s)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return int(proc.returncode)
+
+
 @dataclass
 class LocalStack:
     """A running `python -m local serve`."""
@@ -63,13 +79,7 @@ class LocalStack:
         """Signal the process group (SIGINT = Ctrl-C), wait, SIGKILL after `grace_s`;
         the server's exit code. The bounds are generous because a clean stop includes
         Postgres's shutdown, which takes tens of seconds on a loaded machine."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc, sig, grace_s)
         if not self.log.closed:
             self.log.close()
         return int(self.proc.returncode)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from learning_helpers import TEST_LABELS, publish_fake_version
 
+from local.launcher import stop_process_group
 from local.loopback import free_port
 from tests.needs import missing
 
@@ -110,14 +110,7 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.3)
         yield host
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_process_group(proc, grace_s=15)
 
 
 @pytest.fixture()

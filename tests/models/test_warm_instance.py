@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 import requests
 
+from local.launcher import stop_process_group
 from local.loopback import free_port
 from tests.published import Published
 
@@ -55,8 +55,15 @@ def test_a_forked_chat_worker_warms_up_before_its_first_request(
     log = tmp_path / "instance.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "functions_framework", "--target=chat", "--source=functions/chat/main.py"]
-            + ["--host=127.0.0.1", f"--port={port}"],
+            [
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target=chat",
+                "--source=functions/chat/main.py",
+                "--host=127.0.0.1",
+                f"--port={port}",
+            ],
             cwd=REPO,
             env=env,
             stdout=out,
@@ -82,9 +89,4 @@ def test_a_forked_chat_worker_warms_up_before_its_first_request(
         assert used["models"] == published.version and used["encoder"] is not None
         assert used["intent"].startswith("intent-model@"), used
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)

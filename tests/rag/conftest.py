@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 
 import pytest
 
+from local.launcher import stop_process_group
 from local.loopback import free_port
 from tests.fakes import CountingEmbedder
 from tests.needs import missing
@@ -57,9 +57,4 @@ def firestore_emulator():
         else:
             os.environ["FIRESTORE_EMULATOR_HOST"] = previous
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
