@@ -79,10 +79,10 @@ class LocalStack:
         """Signal the process group (SIGINT = Ctrl-C), wait, SIGKILL after `grace_s`;
         the server's exit code. The bounds are generous because a clean stop includes
         Postgres's shutdown, which takes tens of seconds on a loaded machine."""
-        stop_process_group(self.proc, sig, grace_s)
+        code = stop_process_group(self.proc, sig, grace_s)
         if not self.log.closed:
             self.log.close()
-        return int(self.proc.returncode)
+        return code
 
     def database_stopped(self, timeout_s: float = 30) -> bool:
         """Whether the embedded Postgres has removed its pid file within `timeout_s`."""

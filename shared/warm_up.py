@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 Step = Callable[[], object]
 
 _lanes: dict[str, list[tuple[str, Step]]] = {"models": [], "services": []}
-_declared: set[tuple[str, str]] = set()
 _started_in: int | None = None  # the pid that started the work (once per process)
 _lock = threading.Lock()
 _hooked = False
@@ -58,8 +57,7 @@ def when_serving(*, models: bool = False, database: bool = False, llm_task: str 
 
 
 def _add(lane: str, name: str, step: Step) -> None:
-    if (lane, name) not in _declared:
-        _declared.add((lane, name))
+    if all(declared != name for declared, _ in _lanes[lane]):
         _lanes[lane].append((name, step))
 
 
@@ -130,13 +128,3 @@ def _build_llm_client(task: str) -> None:
     from shared.llm.router import get_router
 
     get_router().warm_up(task)
-
-
-def reset_for_tests() -> None:
-    """Forget the declarations and that the work started (tests only)."""
-    global _started_in
-    with _lock:
-        for steps in _lanes.values():
-            steps.clear()
-        _declared.clear()
-        _started_in = None

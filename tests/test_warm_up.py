@@ -25,7 +25,6 @@ def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[str]]]:
     """Declarations of this test only; each step records the thread that ran it."""
     ran: dict[str, list[str]] = {"models": [], "database": [], "llm": []}
     monkeypatch.setattr(warm_up, "_lanes", {"models": [], "services": []})
-    monkeypatch.setattr(warm_up, "_declared", set())
     monkeypatch.setattr(warm_up, "_started_in", None)
     monkeypatch.setattr(warm_up, "_load_models", lambda: ran["models"].append(threading.current_thread().name))
     monkeypatch.setattr(warm_up, "_connect_database", lambda: ran["database"].append(threading.current_thread().name))
