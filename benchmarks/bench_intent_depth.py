@@ -80,16 +80,9 @@ def pass_ms(path: Path, tokenizer: Tokenizer, texts: list[str], threads: int, re
     return statistics.median(times), times[int(0.95 * (len(times) - 1))]
 
 
-def run_one(
-    layers: int, seed: int, work: Path, repeats: int, teacher_layers: int, distill_weight: float, frozen_layers: int
-) -> dict:
-    config = IntentConfig(
-        seed=seed,
-        layers=layers,
-        frozen_layers=frozen_layers,
-        teacher_layers=teacher_layers,
-        distill_weight=distill_weight if teacher_layers else 0.0,
-    )
+def run_one(config: IntentConfig, work: Path, repeats: int) -> dict:
+    """Train one model by the build's recipe at `config`, quantize it as the build does, score and time it."""
+    seed = config.seed
     trained = train(work, seed=seed, config=config)
     int8_path, agreement, _ = quantize_best(trained, work)
     split = stratified_split(load_examples(), seed=seed)
@@ -98,9 +91,10 @@ def run_one(
     int8 = ort.InferenceSession(str(int8_path), session_options(2), providers=["CPUExecutionProvider"])
     texts = [t for t, _ in golden] + [t for t, _ in split.test]
     row = {
-        "layers": layers,
-        "teacher_layers": teacher_layers,
-        "frozen_layers": frozen_layers,
+        "layers": config.layers,
+        "teacher_layers": config.teacher_layers,
+        "frozen_layers": config.frozen_layers,
+        "extra_layers": config.extra_layers,
         "seed": seed,
         "fp32_test_accuracy": trained.metrics["test"]["accuracy"],
         "fp32_test_macro_f1": trained.metrics["test"]["macro_f1"],
@@ -135,6 +129,13 @@ def main() -> None:
         default=IntentConfig.frozen_layers,
         help="keep the first N layers as pretrained (a trunk shared with the encoder; 0: all fine-tuned)",
     )
+    parser.add_argument(
+        "--extra-layers",
+        type=int,
+        default=IntentConfig.extra_layers,
+        help="trainable layers appended (copies of the last); with --frozen-layers 6, a classifier over the exact"
+        " encoder (the timings are then the whole graph's, not the appended layers')",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timing passes over the golden + test queries")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
@@ -143,9 +144,15 @@ def main() -> None:
     for layers in args.layers:
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                row = run_one(
-                    layers, seed, Path(tmp), args.repeats, args.teacher_layers, args.distill_weight, args.frozen_layers
+                config = IntentConfig(
+                    seed=seed,
+                    layers=layers,
+                    frozen_layers=args.frozen_layers,
+                    extra_layers=args.extra_layers,
+                    teacher_layers=args.teacher_layers,
+                    distill_weight=args.distill_weight if args.teacher_layers else 0.0,
                 )
+                row = run_one(config, Path(tmp), args.repeats)
             rows.append(row)
             print(json.dumps(row), flush=True)
     print("\nlayers | seeds | FP32 test acc | INT8 test acc | FP32 golden | INT8 golden | INT8 ms 1t p50/p95 | 2t")

@@ -101,6 +101,9 @@ class IntentConfig:
     max_length: int = MAX_LENGTH
     layers: int = 6  # MiniLM's first transformer layers kept (of 6): the cost of the chat's first pass
     frozen_layers: int = 0  # of those, the first N kept as pretrained (a trunk shareable with the encoder)
+    # trainable layers appended after the kept ones (copies of the last): with every kept layer
+    # frozen, a classifier over the exact sentence encoder's token states (measured, not adopted)
+    extra_layers: int = 0
     # Self-distillation (`fit_taught`: a six-layer teacher on labels alone, then this model
     # on half label, half teacher): CLINC150 OOS recall +5-11 points at equal in-scope
     # accuracy; the product's golden set unchanged (docs/intent_confusion.md). 0 / 0.0: labels only.
@@ -172,7 +175,9 @@ def fit_intent(
     seed_everything(config.seed, config.threads)
     index = {label: i for i, label in enumerate(labels)}
     tokenizer = load_training_tokenizer(config.max_length, base)
-    model = MiniLMClassifier(len(labels), config.dropout, config.layers, config.frozen_layers, base)
+    model = MiniLMClassifier(
+        len(labels), config.dropout, config.layers, config.frozen_layers, base, extra_layers=config.extra_layers
+    )
     soft = _distilled_targets(teacher, train_set, index, config)
     val_texts = [t for t, _ in val_set]
     val_y = np.array([index[lab] for _, lab in val_set])
@@ -250,6 +255,7 @@ def fit_taught(
             config,
             layers=config.teacher_layers,
             frozen_layers=0,
+            extra_layers=0,
             teacher_layers=0,
             distill_weight=0.0,
             lr_encoder=config.teacher_lr_encoder or config.lr_encoder,

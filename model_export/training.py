@@ -206,6 +206,7 @@ class MiniLMClassifier(nn.Module):
         layers: int | None = None,
         frozen_layers: int = 0,
         base: str = "minilm",
+        extra_layers: int = 0,
     ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel  # heavy imports, only where the model is built
@@ -236,6 +237,24 @@ class MiniLMClassifier(nn.Module):
         # BERT reads segment ids; MPNet has none and refuses the argument
         self._segments = "token_type_ids" in inspect.signature(self.encoder.forward).parameters
         self._freeze(frozen_layers)
+        self._extend(extra_layers)
+
+    def _extend(self, extra_layers: int) -> None:
+        """Append `extra_layers` trainable copies of the last kept layer.
+
+        With every kept layer frozen, the network is the exact sentence encoder followed by
+        a small classifier of its own: one encoder pass could serve retrieval, and the
+        intent would cost only these layers (issue 14's one-pass lever; measured in
+        docs/intent_confusion.md, not adopted). Copies of the last layer start from
+        weights that already read its output's scale, where random ones would not.
+        """
+        if extra_layers < 0:
+            raise ValueError(f"extra_layers must be 0 or more, not {extra_layers}")
+        layers = self.encoder.encoder.layer
+        for _ in range(extra_layers):
+            layers.append(copy.deepcopy(layers[-1]).requires_grad_(True))
+        # BERT sizes its per-layer head mask by the configured depth
+        self.encoder.config.num_hidden_layers = len(layers)
 
     def _freeze(self, frozen_layers: int) -> None:
         """Keep the embeddings and the first `frozen_layers` layers as pretrained.

@@ -141,6 +141,35 @@ def test_frozen_layers_stay_the_pretrained_trunk_even_in_training():
             MiniLMClassifier(3, frozen_layers=impossible)
 
 
+def test_extra_layers_read_the_exact_encoder_and_alone_learn():
+    """`frozen_layers=6, extra_layers=1`: the six pretrained layers stay the sentence
+    encoder's (the input of the appended layer is what the encoder computes), the appended
+    layer starts as a copy of the last one and is the only transformer layer that learns."""
+    import torch
+
+    from model_export.training import MiniLMClassifier, load_training_tokenizer, tokenize
+
+    model = MiniLMClassifier(3, frozen_layers=6, extra_layers=1)
+    layers = model.encoder.encoder.layer
+    assert len(layers) == 7 and model.encoder.config.num_hidden_layers == 7
+    assert not any(p.requires_grad for m in layers[:6] for p in m.parameters())
+    assert all(p.requires_grad for p in layers[6].parameters())
+    for (name, copied), (_, last) in zip(layers[6].state_dict().items(), layers[5].state_dict().items(), strict=True):
+        assert torch.equal(copied, last), name
+
+    feeds = {k: torch.from_numpy(v) for k, v in tokenize(load_training_tokenizer(), ["what is a for loop"]).items()}
+    pretrained = MiniLMClassifier(3).eval()
+    with torch.no_grad():
+        expected = pretrained.encoder(**feeds).last_hidden_state
+        model.train()
+        states = model.encoder(**feeds, output_hidden_states=True).hidden_states
+    assert len(states) == 8  # embeddings + 7 layers
+    assert torch.allclose(states[6], expected, atol=1e-5)
+    assert model(**feeds).shape == (1, 3)
+    with pytest.raises(ValueError, match="extra_layers"):
+        MiniLMClassifier(3, extra_layers=-1)
+
+
 @pytest.fixture(scope="module")
 def tiny_fit():
     from model_export.train_intent import IntentConfig, fit_intent
