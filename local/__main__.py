@@ -8,6 +8,7 @@ python -m local prepare          # migrate + load the demo course, then exit
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -122,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a supervisor, `timeout`, `kill`) must stop the embedded database too: exit
     # through SystemExit so the exit hooks that stop it run, as they do for Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C (SIGINT) stops it however it was started: a non-interactive shell starts `&`
+    # jobs with SIGINT ignored, Python keeps an inherited "ignore", and such a stack then
+    # outlived every Ctrl-C until it was killed, leaving its database to recover.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGUSR1 writes every thread's stack to stderr: how a stop that hangs says where
+    # (local.launcher sends it before killing a server that outlived its grace).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     handlers = {"serve": _serve, "token": _token, "prepare": _prepare}
     from shared.db.selftest import VectorSelfTestError
 

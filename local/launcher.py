@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -42,10 +42,16 @@ def new_state_dir(prefix: str) -> Path:
     return path
 
 
-def stop_process_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace_s: float = 20) -> int:
+def stop_process_group(
+    proc: subprocess.Popen,
+    sig: int = signal.SIGTERM,
+    grace_s: float = 20,
+    on_timeout: Callable[[], None] | None = None,
+) -> int:
     """Signal the group of a child started with `start_new_session=True` (the child and
     whatever it started: a server's workers, an emulator's JVM), wait, SIGKILL the group
-    after `grace_s`; the child's exit code."""
+    after `grace_s`; the child's exit code. `on_timeout` runs before that SIGKILL (to ask
+    the child why it is still there)."""
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, sig)
@@ -53,6 +59,8 @@ def stop_process_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace_
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
+            if on_timeout is not None:
+                on_timeout()
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     return int(proc.returncode)
@@ -72,17 +80,27 @@ class LocalStack:
         return self.state / "pgdata"
 
     def log_tail(self, chars: int = 3000) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.state / "server.log").read_text(errors="replace")[-chars:]
 
     def stop(self, sig: int = signal.SIGINT, grace_s: float = 60) -> int:
         """Signal the process group (SIGINT = Ctrl-C), wait, SIGKILL after `grace_s`;
         the server's exit code. The bounds are generous because a clean stop includes
         Postgres's shutdown, which takes tens of seconds on a loaded machine."""
-        code = stop_process_group(self.proc, sig, grace_s)
+        code = stop_process_group(self.proc, sig, grace_s, on_timeout=self._dump_threads)
         if not self.log.closed:
             self.log.close()
         return code
+
+    def _dump_threads(self) -> None:
+        """A server that outlived its grace writes every thread's stack to its log
+        (`python -m local serve` registers faulthandler on SIGUSR1) before it is killed."""
+        try:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+            time.sleep(1)
+        except ProcessLookupError:
+            pass
 
     def database_stopped(self, timeout_s: float = 30) -> bool:
         """Whether the embedded Postgres has removed its pid file within `timeout_s`."""

@@ -21,7 +21,14 @@ STACK_ENV = {"GOOGLE_CLOUD_PROJECT": "demo-e2e", "CORS_ORIGINS": "http://localho
 
 @pytest.fixture(scope="module")
 def server(server_dir):
-    stack = start_stack(server_dir("e2e-state"), STACK_ENV)
+    """The stack, started as a script's background job is: with SIGINT ignored, which the
+    child inherits (a non-interactive shell does this to `&` jobs). Ctrl-C must stop it
+    all the same (`test_ctrl_c_stops_server_and_database`)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        stack = start_stack(server_dir("e2e-state"), STACK_ENV)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         yield stack
     finally:
@@ -70,7 +77,7 @@ def test_functions_answer_over_http_with_conventions(server):
 
 def test_ctrl_c_stops_server_and_database(server):
     assert (server.pgdata / "postmaster.pid").exists()
-    assert server.stop(signal.SIGINT) == 0
+    assert server.stop(signal.SIGINT) == 0, server.log_tail(6000)
     assert server.database_stopped(), "embedded Postgres still running after Ctrl-C"
 
 
@@ -78,7 +85,7 @@ def test_sigterm_stops_server_and_database(server_dir):
     stack = start_stack(server_dir("sigterm"), STACK_ENV)
     try:
         assert (stack.pgdata / "postmaster.pid").exists()
-        assert stack.stop(signal.SIGTERM) == 0
+        assert stack.stop(signal.SIGTERM) == 0, stack.log_tail(6000)
         assert stack.database_stopped(), "embedded Postgres still running after SIGTERM"
     finally:
         stack.stop(signal.SIGKILL)
