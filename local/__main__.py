@@ -64,6 +64,12 @@ def _serve(args: argparse.Namespace) -> int:
     from local.stack import prepare
     from local.tokens import mint_emulator_token
 
+    # SIGUSR1 writes every thread's stack to stderr: how a stop that hangs says where
+    # (local.launcher sends it before killing a server that outlived its grace).
+    try:
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (OSError, ValueError):  # a stderr without a file descriptor (called in-process)
+        log.warning("no thread dump on SIGUSR1: stderr has no file descriptor")
     settings = local_settings()
     prepare(settings, demo=not args.no_demo)
     app = build_app()
@@ -127,9 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     # jobs with SIGINT ignored, Python keeps an inherited "ignore", and such a stack then
     # outlived every Ctrl-C until it was killed, leaving its database to recover.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    # SIGUSR1 writes every thread's stack to stderr: how a stop that hangs says where
-    # (local.launcher sends it before killing a server that outlived its grace).
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     handlers = {"serve": _serve, "token": _token, "prepare": _prepare}
     from shared.db.selftest import VectorSelfTestError
 
