@@ -71,7 +71,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def stack(browser, server_dir):
+def running_stack(browser, server_dir):
     """The local stack in the local environment (dev sign-in on), private state folder."""
     state = server_dir("web-state")
     env = {
@@ -83,21 +83,61 @@ def stack(browser, server_dir):
     }
     with start_stack(state, env, health_timeout_s=150) as running:
         SHOTS.mkdir(parents=True, exist_ok=True)
-        yield running.base
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(running_stack) -> str:
+    """The running stack's base URL."""
+    return running_stack.base
 
 
 @pytest.fixture()
-def page(browser, stack):
-    """A fresh browser context per test; any Content-Security-Policy violation fails it."""
+def page(request, browser, running_stack):
+    """A fresh browser context per test; any Content-Security-Policy violation fails it.
+    When the test fails, what the page showed and what the stack logged are printed with
+    the failure (a flaky run in CI leaves nothing else to read)."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     pg = context.new_page()
     pg.set_default_timeout(15_000)
     problems: list[str] = []
+    traffic: list[str] = []
     pg.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
     pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("requestfinished", lambda r: traffic.append(f"{_now()} {r.method} {r.url} -> {_status(r)}"))
+    pg.on("requestfailed", lambda r: traffic.append(f"{_now()} {r.method} {r.url} failed: {r.failure}"))
     yield pg
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        _print_failure_context(pg, traffic, running_stack, request.node.name)
     context.close()
     assert not problems, problems
+
+
+def _now() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def _status(req) -> str:
+    try:
+        res = req.response()
+    except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the teardown
+        return f"? ({exc})"
+    return str(res.status) if res is not None else "no response"
+
+
+def _print_failure_context(pg, traffic: list[str], running, name: str) -> None:
+    """What the page showed (URL, error box, visible text, a screenshot), the browser's
+    requests, and the stack's log tail; printed, so pytest shows it with the failure."""
+    print(f"--- {name}: the page at {_now()}: {pg.url}")
+    try:
+        print("errors box:", pg.locator("#errors").inner_text(timeout=2_000) or "(empty)")
+        print("view:", pg.locator("#view").inner_text(timeout=2_000)[:1500])
+        pg.screenshot(path=str(SHOTS / f"failed-{name}.png"), full_page=True, timeout=5_000)
+    except Exception as exc:  # noqa: BLE001
+        print("the page could not be read:", exc)
+    print("--- the browser's requests:", *traffic[-40:], sep="\n")
+    print("--- the stack's log:", running.log_tail(8000), sep="\n")
 
 
 def headers(uid: str, admin: bool = False) -> dict[str, str]:
@@ -115,6 +155,15 @@ def sign_in(page, base: str, uid: str, admin: bool = False) -> None:
 
 def nav(page):
     return page.get_by_role("navigation", name="Main")
+
+
+def open_screen(page, link: str, heading: str) -> None:
+    """Follow a main-navigation link and wait for the new screen's heading. Without the
+    wait a test can act on the screen it is leaving: the router swaps the view on the
+    `hashchange` after the click, and the chat screen has a "Topic" select of its own (a
+    Practice test once chose its topic there, and its questions never came)."""
+    nav(page).get_by_role("link", name=link).click()
+    page.get_by_role("heading", name=heading, exact=True).wait_for()
 
 
 def send(page, text: str) -> None:
@@ -335,7 +384,7 @@ def test_a_resend_after_a_lost_response_counts_once(page, stack):
 
     # Grading: the answer is graded once, though it was sent twice.
     grading = lose_first_response(page, "**/api/grading")
-    nav(page).get_by_role("link", name="Practice").click()
+    open_screen(page, "Practice", "Practice")
     page.get_by_label("Topic").select_option("py-loops")
     mcq = page.locator(".qcard").filter(has_text="multiple choice").first
     mcq.get_by_role("button", name="Answer this question").click()
@@ -353,7 +402,7 @@ def test_a_resend_after_a_lost_response_counts_once(page, stack):
 
 def test_practice_prediction_graded_answers_and_mastery_chart(page, stack):
     sign_in(page, stack, "stu-practice")
-    nav(page).get_by_role("link", name="Practice").click()
+    open_screen(page, "Practice", "Practice")
     page.get_by_label("Topic").select_option("py-loops")
     cards = page.locator(".qcard")
     cards.first.wait_for()
@@ -380,7 +429,7 @@ def test_practice_prediction_graded_answers_and_mastery_chart(page, stack):
     assert "/ 10" in result.inner_text() and body["feedback"][:20] in result.inner_text()
     shot(page, "practice.png")
 
-    nav(page).get_by_role("link", name="Progress").click()
+    open_screen(page, "Progress", "Progress")
     chart = page.locator("#mastery-chart")
     chart.wait_for()
     assert chart.locator("rect.bar").count() >= 6
@@ -392,7 +441,7 @@ def test_staff_label_the_review_queue_with_the_keyboard(page, stack):
     for text in REPHRASE_CANDIDATES[:3]:  # low-confidence queries land in the queue
         requests.post(f"{stack}/api/chat", json={"message": text}, headers=headers("queue-feeder"), timeout=30)
     sign_in(page, stack, "staff-1", admin=True)
-    nav(page).get_by_role("link", name="Review queue").click()
+    open_screen(page, "Review queue", "Review queue")
     current = page.locator(".qitem.current")
     current.wait_for()
     before = page.locator(".qitem").count()
@@ -416,7 +465,7 @@ def test_staff_label_the_review_queue_with_the_keyboard(page, stack):
     queue = requests.get(f"{stack}/api/feedback/review-queue", headers=headers("root", admin=True), timeout=10)
     assert not {first_id, second_id} & {i["id"] for i in queue.json()["items"]}
 
-    nav(page).get_by_role("link", name="Models").click()
+    open_screen(page, "Models", "Models and training runs")
     # the real operator routes: the version the stack serves is listed as in service
     page.get_by_role("row", name=re.compile(r"v\d+ in service")).wait_for()
     shot(page, "staff-models.png")
@@ -488,7 +537,7 @@ def test_models_screen_shows_gates_and_rolls_back(page, stack):
     page.on("dialog", lambda d: d.accept())
 
     sign_in(page, stack, "staff-2", admin=True)
-    nav(page).get_by_role("link", name="Models").click()
+    open_screen(page, "Models", "Models and training runs")
     runs = page.locator("table.data").first
     runs.wait_for()
     assert "refused" in runs.inner_text() and "intent.drop_points: 3.100" in runs.inner_text()
