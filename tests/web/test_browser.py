@@ -281,10 +281,12 @@ def test_rephrase_and_confused_paths(page, stack):
 def test_offline_after_10_seconds_keeps_the_message_and_delivers_it_once(page, stack):
     sign_in(page, stack, "stu-offline")
     mode = {"now": "hang"}
+    hung = []
 
     def chat_route(route):
         if mode["now"] == "hang":
-            return  # never answered: the client must give up after 10 s
+            hung.append(route)  # never answered: the client must give up after 10 s
+            return
         if mode["now"] == "down":
             route.abort("internetdisconnected")
         else:
@@ -298,6 +300,8 @@ def test_offline_after_10_seconds_keeps_the_message_and_delivers_it_once(page, s
     waited = time.monotonic() - started
     assert waited >= 9.5, f"offline mode after {waited:.1f} s"
     mode["now"] = "down"
+    for route in hung:  # the client gave up on it; settle it, or its handler stays pending
+        route.abort("internetdisconnected")
     pending = page.locator(".msg.user.pending", has_text=text)
     assert pending.count() == 1
     assert text in page.evaluate("localStorage.getItem('cc.outbox.stu-offline')")
