@@ -441,6 +441,35 @@ def test_practice_prediction_graded_answers_and_mastery_chart(page, stack):
     shot(page, "progress.png")
 
 
+SLOW_TOPICS = """(() => {
+  const real = window.fetch.bind(window);
+  window.fetch = async (input, init) => {
+    const res = await real(input, init);
+    if (window.__slowTopics && String(input).includes("/api/chat/topics")) {
+      await new Promise((r) => setTimeout(r, 1500));
+      window.__slowTopicsDone = (window.__slowTopicsDone || 0) + 1;
+    }
+    return res;
+  };
+})()"""
+
+
+def test_a_screen_left_while_it_loads_is_not_drawn_beside_the_next(page, stack):
+    """Practice loads the topics before it draws; a student who moves on to Progress in
+    the meantime sees Progress alone, not Practice drawn under it a moment later."""
+    page.add_init_script(SLOW_TOPICS)
+    sign_in(page, stack, "stu-hasty")
+    page.evaluate("window.__slowTopics = true")
+    nav(page).get_by_role("link", name="Practice").click()
+    open_screen(page, "Progress", "Progress")
+    page.wait_for_function("() => window.__slowTopicsDone >= 1")  # Practice's load has finished
+    page.wait_for_timeout(200)  # and whatever it would draw, drawn
+    headings = page.locator("#view h1").all_inner_texts()
+    assert headings == ["Progress"], headings
+    assert page.locator("#practice-topic").count() == 0
+    assert page.locator("#view .screen").count() == 1
+
+
 def test_staff_label_the_review_queue_with_the_keyboard(page, stack):
     for text in REPHRASE_CANDIDATES[:3]:  # low-confidence queries land in the queue
         requests.post(f"{stack}/api/chat", json={"message": text}, headers=headers("queue-feeder"), timeout=30)

@@ -18,6 +18,7 @@ const routes = {
 };
 const view = document.getElementById("view");
 let cleanup = null;
+let generation = 0; // counts route() calls: a screen that finishes loading after a newer one started is dropped
 
 /** Show an error (an ApiError, or any Error) as a readable message with its request id. */
 export function showError(err, where = "") {
@@ -53,7 +54,14 @@ function renderChrome() {
   if (user) document.getElementById("who-name").textContent = `${user.uid}${user.admin ? " (staff)" : ""}`;
 }
 
+/**
+ * Show the screen the hash names. Screens load their data before they draw, so a second
+ * navigation can start while the first screen still loads: each screen therefore draws
+ * into a container of its own, and one that finishes after a newer navigation began is
+ * dropped, its listeners removed, instead of being drawn beside the newer screen.
+ */
 async function route() {
+  const mine = ++generation;
   if (cleanup) {
     cleanup();
     cleanup = null;
@@ -72,12 +80,20 @@ async function route() {
     if (link.dataset.route === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  const screen = h("div", { class: "screen", dataset: { screen: name } });
+  view.append(screen);
+  let done = null;
   try {
-    cleanup = (await render(view, { params, user: auth.user })) || null;
+    done = (await render(screen, { params, user: auth.user })) || null;
   } catch (err) {
-    showError(err);
+    if (mine === generation) showError(err);
   }
-  const heading = view.querySelector("h1");
+  if (mine !== generation) {
+    done?.(); // left while it loaded: its container is already out of the page
+    return;
+  }
+  cleanup = done;
+  const heading = screen.querySelector("h1");
   (heading || view).setAttribute("tabindex", "-1");
   (heading || view).focus({ preventScroll: true });
 }
