@@ -441,33 +441,86 @@ def test_practice_prediction_graded_answers_and_mastery_chart(page, stack):
     shot(page, "progress.png")
 
 
-SLOW_TOPICS = """(() => {
+SLOW_FETCH = """(() => {
   const real = window.fetch.bind(window);
+  window.__slowDone = 0;
   window.fetch = async (input, init) => {
     const res = await real(input, init);
-    if (window.__slowTopics && String(input).includes("/api/chat/topics")) {
+    if (window.__slow && String(input).includes(window.__slow)) {
       await new Promise((r) => setTimeout(r, 1500));
-      window.__slowTopicsDone = (window.__slowTopicsDone || 0) + 1;
+      window.__slowDone += 1;
     }
     return res;
   };
 })()"""
 
 
+def slow_down(page, url_part: str) -> None:
+    """From now on, answers to requests whose URL contains `url_part` reach the page
+    1.5 s late (after the server answered); `settle_slow` waits for the one in flight."""
+    page.evaluate("part => { window.__slow = part; }", url_part)
+
+
+def settle_slow(page) -> None:
+    page.wait_for_function("() => window.__slowDone >= 1")  # the late answer has arrived
+    page.wait_for_timeout(200)  # and whatever it would draw, drawn
+
+
 def test_a_screen_left_while_it_loads_is_not_drawn_beside_the_next(page, stack):
     """Practice loads the topics before it draws; a student who moves on to Progress in
     the meantime sees Progress alone, not Practice drawn under it a moment later."""
-    page.add_init_script(SLOW_TOPICS)
+    page.add_init_script(SLOW_FETCH)
     sign_in(page, stack, "stu-hasty")
-    page.evaluate("window.__slowTopics = true")
+    slow_down(page, "/api/chat/topics")
     nav(page).get_by_role("link", name="Practice").click()
     open_screen(page, "Progress", "Progress")
-    page.wait_for_function("() => window.__slowTopicsDone >= 1")  # Practice's load has finished
-    page.wait_for_timeout(200)  # and whatever it would draw, drawn
+    settle_slow(page)
     headings = page.locator("#view h1").all_inner_texts()
     assert headings == ["Progress"], headings
     assert page.locator("#practice-topic").count() == 0
     assert page.locator("#view .screen").count() == 1
+
+
+def test_the_topic_chosen_last_is_the_one_whose_questions_show(page, stack):
+    """Questions load after a topic is chosen; choosing another before they arrive (the
+    arrow keys on a select fire a change per option) shows the last topic's alone."""
+    page.add_init_script(SLOW_FETCH)
+    sign_in(page, stack, "stu-topics")
+    open_screen(page, "Practice", "Practice")
+    slow_down(page, "topic_id=py-variables")
+    page.get_by_label("Topic").select_option("py-variables")
+    page.get_by_label("Topic").select_option("py-loops")
+    loops = requests.get(
+        f"{stack}/api/prediction/questions", params={"topic_id": "py-loops"}, headers=headers("stu-topics"), timeout=10
+    ).json()["questions"]
+    page.locator(".qcard").first.wait_for()
+    settle_slow(page)
+    assert page.locator(".question-list").count() == 1
+    shown = page.locator(".qcard .prompt").all_inner_texts()
+    assert sorted(shown) == sorted(q["prompt"] for q in loops)
+
+
+def test_the_session_opened_last_is_the_one_shown(page, stack):
+    """Two past sessions opened in turn, the first one's history slow to come: the second
+    one's messages are shown and kept as the open session, not the first's."""
+    uid = f"stu-sessions-{uuid.uuid4().hex[:6]}"
+    ids = {}
+    for name in ("first", "second"):
+        body = requests.post(
+            f"{stack}/api/chat", json={"message": f"what is a {name} loop?"}, headers=headers(uid), timeout=30
+        ).json()
+        ids[name] = body["session_id"]
+    page.add_init_script(SLOW_FETCH)
+    sign_in(page, stack, uid)
+    sessions = page.locator("button.session")
+    sessions.nth(1).wait_for()
+    slow_down(page, f"/sessions/{ids['first']}/messages")
+    sessions.filter(has_text="first").click()
+    sessions.filter(has_text="second").click()
+    settle_slow(page)
+    log = page.locator(".msg.user").all_inner_texts()
+    assert any("second loop" in m for m in log) and not any("first loop" in m for m in log), log
+    assert page.evaluate(f"sessionStorage.getItem('cc.chat.session.{uid}')") == ids["second"]
 
 
 def test_staff_label_the_review_queue_with_the_keyboard(page, stack):

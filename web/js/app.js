@@ -2,7 +2,7 @@
 // no build step (docs/web.md says why).
 import { auth } from "./auth.js";
 import { loadConfig } from "./config.js";
-import { clear, h } from "./dom.js";
+import { clear, h, latestOnly } from "./dom.js";
 import { chatView } from "./chat.js";
 import { practiceView, progressView } from "./practice.js";
 import { signInView } from "./signin.js";
@@ -18,7 +18,7 @@ const routes = {
 };
 const view = document.getElementById("view");
 let cleanup = null;
-let generation = 0; // counts route() calls: a screen that finishes loading after a newer one started is dropped
+const navigation = latestOnly(); // a screen that finishes loading after a newer one started is dropped
 
 /** Show an error (an ApiError, or any Error) as a readable message with its request id. */
 export function showError(err, where = "") {
@@ -61,7 +61,7 @@ function renderChrome() {
  * dropped, its listeners removed, instead of being drawn beside the newer screen.
  */
 async function route() {
-  const mine = ++generation;
+  const current = navigation();
   if (cleanup) {
     cleanup();
     cleanup = null;
@@ -86,9 +86,9 @@ async function route() {
   try {
     done = (await render(screen, { params, user: auth.user })) || null;
   } catch (err) {
-    if (mine === generation) showError(err);
+    if (current()) showError(err);
   }
-  if (mine !== generation) {
+  if (!current()) {
     done?.(); // left while it loaded: its container is already out of the page
     return;
   }

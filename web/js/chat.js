@@ -12,7 +12,7 @@ import { api, streamPost } from "./api.js";
 import { deliver } from "./outbox.js";
 import { showError } from "./app.js";
 import { getConfig } from "./config.js";
-import { clear, h, pct, sleep } from "./dom.js";
+import { clear, h, latestOnly, pct, sleep } from "./dom.js";
 
 export const TYPING_MIN_MS = 800;
 export const REPHRASE_BELOW = 0.4;
@@ -465,6 +465,7 @@ export async function chatView(view, { user }) {
   }
 
   // -- history -----------------------------------------------------------------------------------
+  const sessionOpen = latestOnly(); // sessions clicked in turn: the last one's history is drawn
   async function refreshSessions() {
     try {
       const { sessions } = await api("/chat/sessions", { query: { limit: 20 } });
@@ -494,8 +495,10 @@ export async function chatView(view, { user }) {
   }
 
   async function openSession(id) {
+    const current = sessionOpen();
     try {
       const { messages } = await api(`/chat/sessions/${id}/messages`);
+      if (!current()) return; // another session was opened meanwhile: the last click wins
       clear(log);
       adoptSession(id);
       for (const m of messages) {
@@ -506,12 +509,14 @@ export async function chatView(view, { user }) {
       refreshSessions();
       input.focus();
     } catch (err) {
+      if (!current()) return;
       if (err.status === 404 || err.status === 403) newChat(); // a session that is gone, or not ours
       else showError(err, "History");
     }
   }
 
   function newChat() {
+    sessionOpen(); // a session still opening must not replace the new chat
     state.sessionId = null;
     sessionStorage.removeItem(sessionKey(state.uid));
     clear(log);

@@ -40,3 +40,17 @@ export function seconds(s) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * For a part of the page that loads before it draws, where a newer load may start before
+ * an older one ends (a topic changed twice, a second navigation): each call starts a
+ * load and returns its check, true while no newer load has started. A load whose check
+ * is false draws nothing, so the last request wins, not the last answer.
+ */
+export function latestOnly() {
+  let started = 0;
+  return () => {
+    const mine = ++started;
+    return () => mine === started;
+  };
+}

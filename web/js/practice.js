@@ -2,7 +2,7 @@
 // answers graded with feedback) and progress (mastery per topic, drawn as a chart).
 import { api } from "./api.js";
 import { showError } from "./app.js";
-import { clear, h, pct, seconds } from "./dom.js";
+import { clear, h, latestOnly, pct, seconds } from "./dom.js";
 import { deliver } from "./outbox.js";
 
 export async function practiceView(view, { params, user }) {
@@ -22,13 +22,20 @@ export async function practiceView(view, { params, user }) {
     work,
   );
   const harder = params.get("level") === "harder";
+  // A topic changed again (arrow keys on the select fire a change per option) or a second
+  // question opened before the first one's prediction came: only the latest is drawn.
+  const questionsLoad = latestOnly();
+  const questionOpen = latestOnly();
 
   async function loadQuestions() {
+    const current = questionsLoad();
+    questionOpen(); // a question still opening belongs to the topic being left
     clear(list);
     clear(work);
     if (!select.value) return;
     try {
       const data = await api("/prediction/questions", { query: { topic_id: select.value, predict: "true" } });
+      if (!current()) return;
       const items = [...data.questions].sort((a, b) => (harder ? b.difficulty - a.difficulty : a.difficulty - b.difficulty));
       if (harder) list.append(h("p", { class: "notice" }, "Harder problems first, as the tutor suggested."));
       if (!items.length) list.append(h("p", {}, "No questions for this topic yet."));
@@ -53,19 +60,21 @@ export async function practiceView(view, { params, user }) {
         ),
       );
     } catch (err) {
-      showError(err, "Questions");
+      if (current()) showError(err, "Questions");
     }
   }
 
   async function start(question) {
+    const current = questionOpen();
     clear(work);
     let predicted;
     try {
       predicted = await api("/prediction", { method: "POST", body: { question_id: question.id } });
     } catch (err) {
-      showError(err, "Prediction");
+      if (current()) showError(err, "Prediction");
       return;
     }
+    if (!current()) return;
     const startedAt = performance.now();
     const answerField =
       question.kind === "mcq"
