@@ -557,6 +557,37 @@ def test_staff_label_the_review_queue_with_the_keyboard(page, stack):
     shot(page, "staff-models.png")
 
 
+def test_fast_labelling_labels_each_query_once_and_skips_none(page, stack):
+    """A staff member presses a label key twice, then moves down, while the first label
+    is still on its way (its answer delayed 1.5 s): one label is sent, for the query that
+    was current, and only that query leaves the list."""
+    for text in REPHRASE_CANDIDATES:  # low-confidence queries of its own
+        requests.post(f"{stack}/api/chat", json={"message": text}, headers=headers("queue-feeder-2"), timeout=30)
+    page.add_init_script(SLOW_FETCH)
+    sign_in(page, stack, "staff-3", admin=True)
+    open_screen(page, "Review queue", "Review queue")
+    current = page.locator(".qitem.current")
+    current.wait_for()
+    ids_before = [el.get_attribute("data-id") for el in page.locator(".qitem").all()]
+    assert len(ids_before) >= 3
+    first_id = current.get_attribute("data-id")
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda r: sent.append(r.post_data_json["interaction_id"]) if r.url.endswith("/api/feedback/label") else None,
+    )
+    slow_down(page, "/api/feedback/label")
+    page.keyboard.press("2")
+    page.keyboard.press("3")  # the same query, its label still on its way: ignored
+    page.keyboard.press("ArrowDown")  # moves on before the answer comes
+    second_id = page.locator(".qitem.current").get_attribute("data-id")
+    settle_slow(page)
+    assert sent == [first_id]
+    ids_after = [el.get_attribute("data-id") for el in page.locator(".qitem").all()]
+    assert first_id not in ids_after and second_id in ids_after
+    assert page.locator(".qitem.current").get_attribute("data-id") == second_id
+
+
 def test_student_never_sees_and_is_refused_the_staff_screens(page, stack):
     sign_in(page, stack, "stu-nosy")
     assert nav(page).get_by_role("link", name="Review queue").count() == 0

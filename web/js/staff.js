@@ -121,18 +121,28 @@ export async function reviewView(view) {
     if (cur && document.activeElement !== cur && !cur.contains(document.activeElement)) cur.focus({ preventScroll: false });
   }
 
+  const inFlight = new Set(); // ids whose label is on its way: a second key press on one is ignored
+
   async function label(name) {
     const it = items[index];
-    if (!it) return;
+    if (!it || inFlight.has(it.id)) return;
+    inFlight.add(it.id);
     try {
       await api("/feedback/label", { method: "POST", body: { interaction_id: it.id, label: name } });
-      items.splice(index, 1);
+      // By identity, not position: the list may have moved on (↓) while the label was sent.
+      const at = items.indexOf(it);
+      if (at >= 0) {
+        items.splice(at, 1);
+        if (at < index) index -= 1;
+      }
       labelled += 1;
       if (index >= items.length) index = Math.max(0, items.length - 1);
       if (items.length < 5) await more();
       render();
     } catch (err) {
       showError(err, "Label");
+    } finally {
+      inFlight.delete(it.id);
     }
   }
 
