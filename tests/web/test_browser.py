@@ -500,6 +500,25 @@ def test_the_topic_chosen_last_is_the_one_whose_questions_show(page, stack):
     assert sorted(shown) == sorted(q["prompt"] for q in loops)
 
 
+def test_the_question_opened_last_is_the_one_answered(page, stack):
+    """Opening a question first asks for its prediction; a second question opened before
+    that answer comes is the only one shown, with one answer form."""
+    page.add_init_script(SLOW_FETCH)
+    sign_in(page, stack, "stu-two-questions")
+    open_screen(page, "Practice", "Practice")
+    page.get_by_label("Topic").select_option("py-loops")
+    cards = page.locator(".qcard")
+    cards.nth(1).wait_for()
+    second_prompt = cards.nth(1).locator(".prompt").inner_text()
+    slow_down(page, "/api/prediction")  # from now on: the predictions' answers come late
+    cards.nth(0).get_by_role("button", name="Answer this question").click()
+    cards.nth(1).get_by_role("button", name="Answer this question").click()
+    page.wait_for_function("() => window.__slowDone >= 2")  # both answers have arrived
+    page.wait_for_timeout(200)
+    assert page.locator("#answer-form").count() == 1
+    assert page.locator("#question-area .prompt").all_inner_texts() == [second_prompt]
+
+
 def test_the_session_opened_last_is_the_one_shown(page, stack):
     """Two past sessions opened in turn, the first one's history slow to come: the second
     one's messages are shown and kept as the open session, not the first's."""
