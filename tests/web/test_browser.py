@@ -461,9 +461,9 @@ def slow_down(page, url_part: str) -> None:
     page.evaluate("part => { window.__slow = part; }", url_part)
 
 
-def settle_slow(page) -> None:
-    page.wait_for_function("() => window.__slowDone >= 1")  # the late answer has arrived
-    page.wait_for_timeout(200)  # and whatever it would draw, drawn
+def settle_slow(page, answers: int = 1) -> None:
+    page.wait_for_function("n => window.__slowDone >= n", arg=answers)  # the late answers have arrived
+    page.wait_for_timeout(200)  # and whatever they would draw, drawn
 
 
 def test_a_screen_left_while_it_loads_is_not_drawn_beside_the_next(page, stack):
@@ -513,8 +513,7 @@ def test_the_question_opened_last_is_the_one_answered(page, stack):
     slow_down(page, "/api/prediction")  # from now on: the predictions' answers come late
     cards.nth(0).get_by_role("button", name="Answer this question").click()
     cards.nth(1).get_by_role("button", name="Answer this question").click()
-    page.wait_for_function("() => window.__slowDone >= 2")  # both answers have arrived
-    page.wait_for_timeout(200)
+    settle_slow(page, answers=2)
     assert page.locator("#answer-form").count() == 1
     assert page.locator("#question-area .prompt").all_inner_texts() == [second_prompt]
 

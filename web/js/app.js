@@ -80,7 +80,7 @@ async function route() {
     if (link.dataset.route === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  const screen = h("div", { class: "screen", dataset: { screen: name } });
+  const screen = h("div", { class: "screen" });
   view.append(screen);
   let done = null;
   try {
