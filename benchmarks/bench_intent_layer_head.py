@@ -313,6 +313,18 @@ def product_attention(features: Features, seeds: list[int], head_seeds: int = 3)
 
         out[str(seed)] = {"each_head": [scores([h]) for h in heads], "average": scores(heads)}
         print(f"attention seed {seed}: {json.dumps(out[str(seed)])}", file=sys.stderr, flush=True)
+    torch.set_num_threads(1)
+    head = heads[0]
+
+    def one_pass(text: str) -> np.ndarray:
+        tokens = features.tokens([text])
+        return attention_proba([head], tokens, [text])
+
+    out["cost_one_thread_ms_p50"] = {
+        "graph_hidden_states_and_head": p50_ms(one_pass, golden_texts),
+        "head_alone_torch": p50_ms(lambda t: attention_proba([head], table, [t]), golden_texts),
+    }
+    torch.set_num_threads(2)
     return out
 
 
@@ -448,6 +460,10 @@ def main() -> None:
     }
     if args.attention:
         result["product_attention"] = product_attention(features, args.seeds)
+        result["cost_one_thread_ms_p50"] = {
+            "served_encoder": p50_ms(lambda t: encoder.embed([t]), golden),
+            "served_intent_model": p50_ms(lambda t: intent_model.predict([t]), golden),
+        }
         if not args.skip_clinc:
             result["clinc150_attention"] = clinc_attention(features, args.clinc_epochs)
             print(f"clinc150: {json.dumps(result['clinc150_attention'])}", file=sys.stderr, flush=True)
