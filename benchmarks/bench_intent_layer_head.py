@@ -470,6 +470,7 @@ def main() -> None:
         "head_alone": p50_ms(lambda t: head.serve(x_golden[:1], weights), golden),
         "head_alone_one_mlp": p50_ms(lambda t: single.serve(x_golden[:1], single_weights), golden),
         "one_pass_graph_alone": p50_ms(lambda t: features.run([t]), golden),
+        "exposed_graph_run_alone": p50_ms(lambda t: features._batch([t]), golden),
         "served_encoder": p50_ms(lambda t: encoder.embed([t]), golden),
         "served_intent_model": p50_ms(lambda t: intent_model.predict([t]), golden),
     }
