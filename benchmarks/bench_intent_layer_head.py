@@ -64,6 +64,18 @@ VIEWS = {"mean": slice(0, LAYERS * DIM), "mean+max": slice(0, 2 * LAYERS * DIM)}
 WIDTHS = (256, 512)
 ENSEMBLE = 5
 TARGET_OOS_RECALL = 70.0
+GOLDEN = REPO / "tests" / "golden_queries.json"  # 50 queries, never trained on
+
+
+def golden_rows() -> tuple[list[str], np.ndarray]:
+    queries = json.loads(GOLDEN.read_text())["queries"]
+    return [q["query"] for q in queries], np.asarray([q["intent"] for q in queries])
+
+
+def report(result: dict, path: Path | None) -> None:
+    print(json.dumps(result, indent=2))
+    if path:
+        path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def exposed_encoder(served: Path, work: Path) -> Path:
@@ -99,39 +111,30 @@ class Features:
         self.session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
         self.tokenizer = tokenizer  # the served encoder's
 
-    def _batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The embedding, the hidden states (batch, 7, tokens, 384) and the mask. One text
-        at a time by default, as a turn reads it: the INT8 graph quantizes its activations
-        per run, so padding in a batch would change every text's numbers a little."""
+    def read(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's embedding (384,) and hidden states (7, tokens, 384). Always one text
+        per run, as a turn reads it: the INT8 graph quantizes its activations per run, so
+        padding in a batch would change every text's numbers a little."""
         from shared.models.onnx_model import tokenize
 
-        feed = tokenize(self.tokenizer, texts)
-        vector, *states = self.session.run(None, feed)
-        return vector, np.stack(states, axis=1), feed["attention_mask"]
+        vector, *states = self.session.run(None, tokenize(self.tokenizer, [text]))
+        return vector[0], np.stack(states, axis=1)[0]
 
-    def run(self, texts: list[str], batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings, and per text each layer's masked mean then masked max over its
-        tokens, each L2-normalised (7 x 2 x 384 values)."""
+    def run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings, and per text each layer's mean then max over its tokens, each
+        L2-normalised (7 x 2 x 384 values)."""
         vectors, features = [], []
-        for i in range(0, len(texts), batch):
-            vector, states, mask = self._batch(texts[i : i + batch])
-            m = mask[:, None, :, None].astype(np.float32)
-            means = (states * m).sum(axis=2) / np.maximum(m.sum(axis=2), 1e-9)
-            maxes = np.where(m > 0, states, -np.inf).max(axis=2)
-            unit = [x / np.linalg.norm(x, axis=-1, keepdims=True) for x in (means, maxes)]
-            features.append(np.concatenate([u.reshape(len(vector), -1) for u in unit], axis=1))
+        for text in texts:
+            vector, states = self.read(text)
+            unit = [x / np.linalg.norm(x, axis=-1, keepdims=True) for x in (states.mean(axis=1), states.max(axis=1))]
+            features.append(np.concatenate([u.reshape(-1) for u in unit]))
             vectors.append(vector)
-        return np.concatenate(vectors), np.concatenate(features)
+        return np.stack(vectors), np.stack(features)
 
-    def tokens(self, texts: list[str], batch: int = 1) -> dict[str, np.ndarray]:
-        """Each text's hidden states over its own tokens: (7, tokens, 384), float16 to
-        keep CLINC150's 18k texts in memory."""
-        out: dict[str, np.ndarray] = {}
-        for i in range(0, len(texts), batch):
-            _, states, mask = self._batch(texts[i : i + batch])
-            for j, text in enumerate(texts[i : i + batch]):
-                out[text] = states[j, :, : int(mask[j].sum())].astype(np.float16)
-        return out
+    def tokens(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Each text's hidden states over its tokens: (7, tokens, 384), float16 to keep
+        CLINC150's 18k texts in memory."""
+        return {text: self.read(text)[1].astype(np.float16) for text in texts}
 
 
 class Head:
@@ -271,10 +274,9 @@ def product_attention(features: Features, seeds: list[int], head_seeds: int = 3)
     from model_export.intent_data import INTENT_LABELS
 
     examples = load_examples()
-    golden = json.loads((REPO / "tests" / "golden_queries.json").read_text())["queries"]
-    table = features.tokens(sorted({t for t, _ in examples} | {q["query"] for q in golden}))
+    golden_texts, y_golden = golden_rows()
+    table = features.tokens(sorted({t for t, _ in examples} | set(golden_texts)))
     classes = list(INTENT_LABELS)
-    golden_texts, y_golden = [q["query"] for q in golden], np.asarray([q["intent"] for q in golden])
     out: dict = {}
     for seed in seeds:
         split = stratified_split(examples, seed=seed)
@@ -342,11 +344,10 @@ def _clinc_rates(classes: np.ndarray, probs: np.ndarray, truth: np.ndarray) -> d
 
 def product(features: Features, seeds: list[int], served_intent) -> dict:
     examples = load_examples()
-    golden = json.loads((REPO / "tests" / "golden_queries.json").read_text())["queries"]
+    golden_texts, y_golden = golden_rows()
     texts = sorted({t for t, _ in examples})
     table = dict(zip(texts, features.run(texts)[1], strict=True))
-    x_golden = features.run([q["query"] for q in golden])[1]
-    y_golden = np.asarray([q["intent"] for q in golden])
+    x_golden = features.run(golden_texts)[1]
     out: dict = {}
     for seed in seeds:
         split = stratified_split(examples, seed=seed)
@@ -379,7 +380,7 @@ def product(features: Features, seeds: list[int], served_intent) -> dict:
         }
         if seed == 42 and served_intent is not None:
             served_test = np.asarray([p.label for p in served_intent.predict([t for t, _ in split.test])])
-            served_golden = np.asarray([p.label for p in served_intent.predict([q["query"] for q in golden])])
+            served_golden = np.asarray([p.label for p in served_intent.predict(golden_texts)])
             row["served_intent_model"] = {
                 "test_accuracy": round(float((served_test == y_test).mean()), 4),
                 "golden_correct": int((served_golden == y_golden).sum()),
@@ -429,7 +430,7 @@ def main() -> None:
     encoder, intent_model = registry.get("encoder"), registry.get("intent")
     with tempfile.TemporaryDirectory() as tmp:
         features = Features(exposed_encoder(encoder.session.path, Path(tmp)), encoder.tokenizer)
-    golden = [q["query"] for q in json.loads((REPO / "tests" / "golden_queries.json").read_text())["queries"]]
+    golden = golden_rows()[0]
     served = np.concatenate([encoder.embed([t]) for t in golden])
     ours = features.run(golden)[0]
     if not np.array_equal(served, ours):
@@ -444,10 +445,7 @@ def main() -> None:
         if not args.skip_clinc:
             result["clinc150_attention"] = clinc_attention(features, args.clinc_epochs)
             print(f"clinc150: {json.dumps(result['clinc150_attention'])}", file=sys.stderr, flush=True)
-        print(json.dumps(result, indent=2))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
-        return
+        return report(result, args.json)
     result["product"] = product(features, args.seeds, intent_model)
     views = [row["chosen_on_val"] for row in result["product"].values()]
     view = max(VIEWS, key=lambda v: sum(c["view"] == v for c in views))
@@ -470,13 +468,11 @@ def main() -> None:
         "head_alone": p50_ms(lambda t: head.serve(x_golden[:1], weights), golden),
         "head_alone_one_mlp": p50_ms(lambda t: single.serve(x_golden[:1], single_weights), golden),
         "one_pass_graph_alone": p50_ms(lambda t: features.run([t]), golden),
-        "exposed_graph_run_alone": p50_ms(lambda t: features._batch([t]), golden),
+        "exposed_graph_run_alone": p50_ms(features.read, golden),
         "served_encoder": p50_ms(lambda t: encoder.embed([t]), golden),
         "served_intent_model": p50_ms(lambda t: intent_model.predict([t]), golden),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":
