@@ -265,6 +265,11 @@ def build(
             raise RuntimeError(f"builder for {name} returned a model named {trained.name}")
         entries[name] = package_model(trained, work / name, version_dir, train_seconds=trained_time["seconds"])
 
+    head_record = None
+    if "encoder" in entries and "intent" in entries:
+        with step("train + merge the intent head"):
+            head_record = attach_intent_head(version_dir, entries, work / "intent_head", seed=seed)
+
     missing = [m for m in require or [] if m not in entries]
     if missing:
         reasons = "; ".join(f"{m}: {skipped.get(m, 'not built (not in --models)')}" for m in missing)
@@ -274,7 +279,7 @@ def build(
         version=next_version(store),
         models=entries,
         parent=pointer.version if pointer else None,
-        extra={"build": _build_info(key, seed)},
+        extra={"build": _build_info(key, seed) | ({"intent_head": head_record} if head_record else {})},
     )
     with step("smoke load with the serving classes"):
         smoke_load(version_dir, manifest)
@@ -291,6 +296,27 @@ def build(
     return BuildResult(version, False, key, manifest)
 
 
+def attach_intent_head(version_dir: Path, entries: dict[str, dict], work: Path, *, seed: int = 42, split=None) -> dict:
+    """Train the intent head on the version's encoder and the intent model's split
+    (`model_export.intent_head`); when it passes its gate, add `encoder_intent` to
+    `entries` (chat then reads the intent in the encoder's pass). Returns what happened,
+    for the manifest's build record: the entry's metrics, or why the head was kept out."""
+    from model_export import intent_head
+    from model_export.intent_data import INTENT_LABELS, load_examples, stratified_split
+    from model_export.train_intent import load_golden
+
+    entries.pop(intent_head.NAME, None)  # never a head trained for another intent model
+    split = split or stratified_split(load_examples(), seed=seed)
+    result = intent_head.build(
+        version_dir, work, split, list(INTENT_LABELS), load_golden(), entries["intent"].get("metrics")
+    )
+    if "skipped" in result:
+        log.warning("intent head kept out: %s; chat reads the intent with the intent model", result["skipped"])
+        return result
+    entries[intent_head.NAME] = result
+    return {"served": True, "gate": result["metrics"]["gate"]}
+
+
 def _prune_old_builds(keep: Path) -> None:
     """Old build folders hold ~200 MB of FP32 graphs each; only the newest is useful."""
     for sibling in keep.parent.iterdir():
@@ -302,6 +328,13 @@ def summary(manifest: dict) -> str:
     """One line per model: sizes, INT8 recipe and agreement, training time."""
     lines = [f"{manifest['version']} (parent {manifest.get('parent')}):"]
     for name, entry in manifest["models"].items():
+        if "int8_check" not in entry:  # the intent head: grafted onto the INT8 encoder, not quantized
+            metrics = entry.get("metrics", {})
+            lines.append(
+                f"  {name:<10} {entry['sizes']['bytes'] / 1e6:6.2f} MB (encoder + head); test "
+                f"{metrics.get('test', {}).get('accuracy')}, golden {metrics.get('golden', {}).get('accuracy')}"
+            )
+            continue
         check = entry["int8_check"]
         values = ", ".join(f"{k} {v:.4f}" for k, v in check["values"].items())
         sizes = entry["sizes"]

@@ -417,9 +417,17 @@ class Job:
             for name, entry in parent_manifest["models"].items():
                 if name in entries or name in int8_failures:
                     continue
+                if name == "encoder_intent" and "intent" in trained_models:
+                    continue  # the parent's head read the parent's intents: trained anew below
                 for file in [entry["file"], *entry.get("extra_files", [])]:
                     _place(parent_dir / file, candidate)
                 entries[name] = entry | {"inherited_from": pointer.version}
+        if "intent" in trained_models and "encoder" in entries:
+            from model_export.build import attach_intent_head
+
+            self.result["intent_head"] = attach_intent_head(
+                candidate, entries, work / "intent_head", seed=cfg.seed, split=self.intent_split
+            )
         gates = self.gate(snapshot, entries, trained_models, int8_failures, candidate, parent_dir, parent_manifest)
         self.result["gates"] = gates
         self.timed("gate", t0)
@@ -476,6 +484,7 @@ class Job:
 
         held_out = self.held_out("intent")
         split = intent_split(snapshot, held_out)
+        self.intent_split = split  # the intent head trains on the same parts
         silver, silver_counts = silver_examples(snapshot, held_out) if self.config.silver_weight > 0 else ([], {})
         config = IntentConfig(seed=self.config.seed, epochs=2 if self.config.quick else IntentConfig.epochs)
         data = {

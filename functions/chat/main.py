@@ -30,7 +30,7 @@ from shared.warm_up import when_serving
 configure_logging()
 #: The published models this function loads (the tutor pipeline: retrieval, intent, confusion; /embeddings);
 #: the others are neither fetched nor loaded (shared/models/registry.py).
-SERVED_MODELS = serve_models("encoder", "intent", "confusion")
+SERVED_MODELS = serve_models("encoder", "intent", "confusion", "encoder_intent")
 # What its first request would do, started as the serving worker starts (shared/warm_up.py).
 when_serving(models=True, database=True, llm_task="chat")
 router = Router("chat", openapi=True)

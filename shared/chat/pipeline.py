@@ -261,6 +261,11 @@ def _request_threads() -> int:
     return max(1, int(os.environ.get("THREADS", (os.cpu_count() or 1) * 4)))
 
 
+# The full-text side is read before the intent, for every node kind; the fused statement
+# keeps the kinds the intent wants. As many candidates as the widest intent asks for.
+EARLY_TEXT_CANDIDATES = 60
+EARLY_TEXT_K = 8
+
 # One reader thread per request thread, so no turn waits for another's models; threads
 # start on first use (none at import, nothing added to the cold start).
 _READERS = ThreadPoolExecutor(max_workers=_request_threads(), thread_name_prefix="chat-models")
@@ -276,19 +281,23 @@ def _in_reader(fn: Callable[..., _T], *args: Any) -> Future[_T]:
 
 class _MessageReader:
     """The models read the message in a worker thread while the request thread works in
-    the database: ONNX Runtime and the database socket both release the GIL, so the two
-    transformer passes run while the Postgres backend works (docs/chat.md).
+    the database: ONNX Runtime and the database socket both release the GIL, so the
+    transformer pass runs while the Postgres backend works (docs/chat.md).
 
-    The intent comes first, since the full-text search depends on it (which node kinds
-    the intent wants, whether to search at all) but not on the vector; the vector search
-    waits for the encoder, which runs meanwhile. Each part degrades on its own and never
-    raises. The worker runs in a copy of the request's context (request id, trace)."""
+    When the version has the encoder with the intent head (`encoder_intent`), one pass
+    yields both the intent and the vector. Otherwise the intent model runs first (the
+    retrieval's kinds wait for it), then the encoder. Each part degrades on its own and
+    never raises. The worker runs in a copy of the request's context (request id, trace)."""
 
     def __init__(self, pipeline: ChatPipeline, message: str, registry: Any, model_version: str | None) -> None:
         self.intent: Future[_IntentReading] = Future()
         self.vector: Future[_VectorReading] = _in_reader(self._run, pipeline, message, registry, model_version)
 
     def _run(self, pipeline: ChatPipeline, message: str, registry: Any, model_version: str | None) -> _VectorReading:
+        one_pass = pipeline._read_both(message, registry, model_version)
+        if one_pass is not None:
+            self.intent.set_result(one_pass[0])
+            return one_pass[1]
         try:
             self.intent.set_result(pipeline._read_intent(message, registry, model_version))
         except BaseException as exc:  # never leave the request thread waiting
@@ -353,11 +362,12 @@ class ChatPipeline:
                         self._checkpoint(turn, inp, db)
                 with _Stage(turn, "named_topics"):
                     named = self._named_topics(turn, db, requested_topic=inp.topic_id)
+                with _Stage(turn, "full_text"):
+                    text_ids = self._search_text(turn, db, named, requested_topic=inp.topic_id)
             finally:
                 with _Stage(turn, "intent_wait"):
                     reader.intent.result().apply(turn)  # never raises: the model degrades on its own
-            with _Stage(turn, "full_text"):
-                text_side = self._search_text(turn, db, named, requested_topic=inp.topic_id)
+            text_side = self._text_side(turn, named, text_ids, requested_topic=inp.topic_id)
             early = self._student_while_waiting(turn, db, reader.vector)
             with _Stage(turn, "encode_wait"):
                 reader.vector.result().apply(turn)
@@ -418,6 +428,34 @@ class ChatPipeline:
             reading.degraded = True
         reading.ms = round((time.perf_counter() - t0) * 1000, 3)
         return reading
+
+    @staticmethod
+    def _read_both(
+        message: str, registry: Any, model_version: str | None
+    ) -> tuple[_IntentReading, _VectorReading] | None:
+        """The intent and the vector from one pass of `encoder_intent`; None when the
+        version has none or it fails (the two models then read the message as before)."""
+        from shared.models.registry import ModelUnavailableError
+
+        t0 = time.perf_counter()
+        try:
+            model = registry.get("encoder_intent")
+        except ModelUnavailableError:
+            return None  # not in this version (its head did not pass the build's gate), or not served
+        try:
+            vector, prediction = model.read(message)
+            known = _safe(lambda: float(model.known_word_share(message)))
+        except Exception:
+            log.warning("encoder with the intent head failed; reading with the two models", exc_info=True)
+            return None
+        ms = round((time.perf_counter() - t0) * 1000, 3)
+        intent = _IntentReading(
+            prediction=prediction,
+            source=f"intent-head@{model_version}",
+            known_words=1.0 if known is None else known,
+            ms=ms,
+        )
+        return intent, _VectorReading(vector=vector, ms=ms)
 
     def _read_vector(self, message: str) -> _VectorReading:
         t0 = time.perf_counter()
@@ -515,26 +553,42 @@ class ChatPipeline:
         db: _TurnTransaction,
         named: dict[str, grounding.NamedTopic] | None,
         requested_topic: str | None,
-    ) -> _TextSide | None:
-        """The first half of retrieval, which needs the intent but not the vector: what the
-        intent asks for and the full-text side's ranked ids (run while the encoder still
-        works). None when there is nothing to retrieve."""
-        turn.spec = spec_for(turn.intent, [requested_topic] if requested_topic else None)
-        probe = turn.intent == "off_topic" or not turn.readable
-        if requested_topic:
-            turn.topic_reason = "requested"
+    ) -> list[str] | None:
+        """The full-text side's ranked ids, every node kind, read before the intent is
+        known (while the model still reads the message): the fused statement keeps the
+        kinds the intent wants and ranks them in this order. None when there is nothing
+        to search with (no database, the topics unreadable, or this statement failed)."""
         conn = db.conn
-        if conn is None or named is None or (turn.spec.retrieval.k == 0 and not probe):
+        if conn is None or named is None:
             return None
-        params = turn.spec.retrieval
-        # Wide enough to see the session topic and its rivals in one statement.
-        wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
+        wide = RetrievalParams(
+            k=EARLY_TEXT_K, candidates=EARLY_TEXT_CANDIDATES, topic_ids=[requested_topic] if requested_topic else None
+        )
         try:
-            text_ids = full_text_ranks(conn, turn.message, wide)
+            return full_text_ranks(conn, turn.message, wide)
         except Exception:
             log.error("full-text search failed; answering without sources", exc_info=True)
             self._retrieval_failed(turn, db)
             return None
+
+    @staticmethod
+    def _text_side(
+        turn: Turn,
+        named: dict[str, grounding.NamedTopic] | None,
+        text_ids: list[str] | None,
+        requested_topic: str | None,
+    ) -> _TextSide | None:
+        """What the intent asks retrieval for, with the full-text ids read before it. None
+        when there is nothing to retrieve."""
+        turn.spec = spec_for(turn.intent, [requested_topic] if requested_topic else None)
+        probe = turn.intent == "off_topic" or not turn.readable
+        if requested_topic:
+            turn.topic_reason = "requested"
+        if text_ids is None or named is None or (turn.spec.retrieval.k == 0 and not probe):
+            return None
+        params = turn.spec.retrieval
+        # Wide enough to see the session topic and its rivals in one statement.
+        wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
         return _TextSide(wide, text_ids, named)
 
     def _retrieve(

@@ -70,18 +70,7 @@ class IntentModel(ServedModel):
     def predict(self, texts: list[str]) -> list[IntentPrediction]:
         """One prediction per text, in order. Empty or blank texts are classified as
         given (the tokenizer yields [CLS] [SEP]); callers decide whether to ask at all."""
-        probs = self.probabilities(list(texts))
-        out = []
-        for row in probs:
-            best = int(row.argmax())
-            out.append(
-                IntentPrediction(
-                    label=self.labels[best],
-                    confidence=float(row[best]),
-                    probs={label: float(p) for label, p in zip(self.labels, row, strict=True)},
-                )
-            )
-        return out
+        return predictions(self.probabilities(list(texts)), self.labels)
 
     @cached_property
     def vocabulary(self) -> frozenset[str]:
@@ -95,6 +84,21 @@ class IntentModel(ServedModel):
     def action(self, prediction: IntentPrediction) -> str:
         """What the product does with a prediction (see `action_for`)."""
         return action_for(prediction.confidence, self.thresholds)
+
+
+def predictions(probs: np.ndarray, labels: list[str]) -> list[IntentPrediction]:
+    """One prediction per row of calibrated probabilities (n, len(labels))."""
+    out = []
+    for row in probs:
+        best = int(row.argmax())
+        out.append(
+            IntentPrediction(
+                label=labels[best],
+                confidence=float(row[best]),
+                probs={label: float(p) for label, p in zip(labels, row, strict=True)},
+            )
+        )
+    return out
 
 
 def action_for(confidence: float, thresholds: dict[str, float] = DEFAULT_THRESHOLDS) -> str:

@@ -33,6 +33,7 @@ from shared.artifacts.versions import Pointer, fetch_version, read_current
 if TYPE_CHECKING:  # the classes are imported lazily at run time (MODEL_CLASSES)
     from shared.models.confusion import ConfusionModel
     from shared.models.encoder import EncoderModel
+    from shared.models.encoder_intent import EncoderIntentModel
     from shared.models.grader import GraderModel
     from shared.models.intent import IntentModel
     from shared.models.predictor import PredictorModel
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 MODEL_CLASSES: dict[str, str] = {
     "encoder": "shared.models.encoder:EncoderModel",
     "intent": "shared.models.intent:IntentModel",
+    "encoder_intent": "shared.models.encoder_intent:EncoderIntentModel",
     "confusion": "shared.models.confusion:ConfusionModel",
     "predictor": "shared.models.predictor:PredictorModel",
     "grader": "shared.models.grader:GraderModel",
@@ -167,6 +169,8 @@ class ModelRegistry:
     def get(self, name: Literal["encoder"]) -> EncoderModel: ...
     @overload
     def get(self, name: Literal["intent"]) -> IntentModel: ...
+    @overload
+    def get(self, name: Literal["encoder_intent"]) -> EncoderIntentModel: ...
     @overload
     def get(self, name: Literal["confusion"]) -> ConfusionModel: ...
     @overload

@@ -205,9 +205,11 @@ FULL_TEXT_SQL = sa.text(
     """
 )
 
-# The vector side, fused with the full-text side's ranked ids (:text_ids, rank = position),
-# and the rows of the top k. Without a query vector (:qvec NULL) the vector side is empty
-# (a one-time filter: the HNSW index is not scanned) and the full-text ranks alone decide.
+# The vector side, fused with the full-text side's ranked ids (:text_ids, ranked by their
+# position among the nodes of the wanted :kinds, since chat reads the full-text side for
+# every kind before the intent is known), and the rows of the top k. Without a query
+# vector (:qvec NULL) the vector side is empty (a one-time filter: the HNSW index is not
+# scanned) and the full-text ranks alone decide.
 FUSED_SQL = sa.text(
     """
     WITH vec_candidates AS (
@@ -225,7 +227,11 @@ FUSED_SQL = sa.text(
           FROM vec_candidates
     ),
     fts AS (
-        SELECT id, rank FROM unnest(CAST(:text_ids AS text[])) WITH ORDINALITY AS t(id, rank)
+        SELECT t.id, row_number() OVER (ORDER BY t.position) AS rank
+          FROM unnest(CAST(:text_ids AS text[])) WITH ORDINALITY AS t(id, position)
+         WHERE CAST(:kinds AS text[]) IS NULL
+            OR EXISTS (SELECT 1 FROM knowledge_nodes k
+                        WHERE k.id = t.id AND k.kind = ANY(CAST(:kinds AS text[])))
     ),
     fused AS (
         SELECT COALESCE(vec.id, fts.id) AS id, vec.similarity, vec.rank AS vector_rank,

@@ -196,8 +196,9 @@ def test_failed_topic_naming_costs_the_sources_only(course, stubs, monkeypatch):
 
 
 def test_the_models_read_the_message_in_a_worker_in_the_requests_context(course, stubs):
-    """The encoder and intent run beside the session read, intent first (the full-text
-    search waits for it), in a copy of the request's context (its request id in logs)."""
+    """Without the encoder's intent head (`encoder_intent`), the intent model and then the
+    encoder run beside the session read, intent first (the retrieval's kinds wait for it),
+    in a copy of the request's context (its request id in logs)."""
     import threading
 
     from shared.logs import request_id_var
@@ -229,6 +230,77 @@ def test_the_models_read_the_message_in_a_worker_in_the_requests_context(course,
     assert {rid for _, rid, _ in seen} == {"req-42"}
     assert {tid for _, _, tid in seen} != {threading.get_ident()}
     assert out["intent"] == "concept_explanation" and out["sources"] and out["degraded"] == ["confusion"]
+
+
+class OnePass:
+    """A stand-in `encoder_intent`: the vector and the intent of one pass."""
+
+    def __init__(self, label: str, confidence: float, fail: bool = False) -> None:
+        from tests.fakes import HashEncoder
+
+        self.label, self.confidence, self.fail, self.encoder, self.reads = label, confidence, fail, HashEncoder(), []
+
+    def read(self, text):
+        from shared.models.intent import IntentPrediction
+
+        self.reads.append(text)
+        if self.fail:
+            raise RuntimeError("one pass down (test)")
+        return self.encoder.embed_one(text), IntentPrediction(
+            self.label, self.confidence, {self.label: self.confidence}
+        )
+
+    def known_word_share(self, text):
+        return 1.0
+
+
+class Untouchable:
+    """A model or encoder the turn must not call."""
+
+    def __getattr__(self, attr):
+        raise AssertionError(f"{attr} called: the one pass should have answered")
+
+
+def test_one_pass_reads_the_intent_and_the_vector_together(course, stubs, monkeypatch):
+    """With `encoder_intent` in the version, one pass yields the intent and the vector:
+    the intent model and the embedding service are not called. The full-text side is read
+    for every kind before the intent is known; the sources keep the kinds it wants."""
+    import shared.chat.pipeline as pipeline_module
+    from shared.chat.prompt_book import spec_for
+
+    searched = []
+    real_search = pipeline_module.full_text_ranks
+
+    def spy_search(conn, text, params):
+        searched.append(params)
+        return real_search(conn, text, params)
+
+    monkeypatch.setattr(pipeline_module, "full_text_ranks", spy_search)
+    one = OnePass("debugging_help", 0.91)
+    reg = stubs["StubRegistry"](encoder_intent=one, intent=Untouchable(), confusion=stubs["FixedConfusion"](0.2))
+    out = pipeline(reg, Untouchable()).run(
+        ALICE, ChatInput("I get ZeroDivisionError when I divide", topic_id="py-debugging"), "r"
+    )
+    assert one.reads == ["I get ZeroDivisionError when I divide"]
+    assert out["intent"] == "debugging_help" and out["confidence"] == pytest.approx(0.91)
+    assert out["model_versions"]["intent"] == "intent-head@vtest" and out["degraded"] == []
+    assert [p.kinds for p in searched] == [None] and searched[0].topic_ids == ["py-debugging"]
+    wanted = set(spec_for("debugging_help", None).retrieval.kinds)
+    with course.connect() as conn:
+        kinds = conn.execute(
+            sa.text("SELECT DISTINCT kind FROM knowledge_nodes WHERE id = ANY(:ids)"),
+            {"ids": [s["node_id"] for s in out["sources"]]},
+        ).scalars()
+        assert out["sources"] and set(kinds) <= wanted
+
+
+def test_a_failing_one_pass_falls_back_to_the_two_models(course, stubs):
+    one = OnePass("debugging_help", 0.91, fail=True)
+    reg = stubs["StubRegistry"](encoder_intent=one, intent=stubs["FixedIntent"]("concept_explanation", 0.9))
+    out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop"), "r")
+    assert one.reads == ["what is a for loop"]
+    assert out["intent"] == "concept_explanation" and out["model_versions"]["intent"] == "intent-model@vtest"
+    assert out["sources"] and out["degraded"] == ["confusion"]
 
 
 def test_a_follow_up_turn_reads_without_taking_a_transaction_id(course, stubs):

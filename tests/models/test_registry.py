@@ -342,7 +342,7 @@ def test_served_models_setting_overrides_the_declarations(fresh_declarations, mo
 @pytest.mark.parametrize(
     ("function", "models"),
     [
-        ("chat", ("encoder", "intent", "confusion")),
+        ("chat", ("encoder", "intent", "confusion", "encoder_intent")),
         ("grading", ("grader", "encoder")),
         ("prediction", ("predictor",)),
         ("feedback", ()),

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from shared.rag.retrieval import RetrievalParams, RetrievedNode, hybrid_search, vector_search
+from shared.rag.retrieval import (
+    RetrievalParams,
+    RetrievedNode,
+    full_text_ranks,
+    fused_search,
+    hybrid_search,
+    vector_search,
+)
 
 DIM = 384
 
@@ -98,6 +105,16 @@ def test_topic_filter(kb):
 def test_kind_filter(kb):
     hits = search(kb, "loop", unit((0, 1)), k=5, kinds=["misconception", "example"])
     assert {h.kind for h in hits} <= {"misconception", "example"} and hits
+
+
+def test_full_text_ids_of_every_kind_are_ranked_among_the_wanted_kinds(kb):
+    """Chat reads the full-text side for every kind before the intent is known; the fused
+    statement keeps the wanted kinds and ranks them by their order in that list."""
+    with kb.begin() as conn:
+        every_kind = full_text_ranks(conn, "loop counter range", RetrievalParams(k=8))
+        assert {"loops-2", "loops-3"} <= set(every_kind)
+        hits = fused_search(conn, every_kind, None, RetrievalParams(k=5, kinds=["example"]))
+    assert [(h.id, h.text_rank) for h in hits] == [("loops-3", 1)]
 
 
 def test_similarity_floor_drops_far_vector_only_hits(kb):
