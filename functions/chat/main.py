@@ -58,7 +58,9 @@ class ModelsUsed(ResponseModel):
 
     models: str | None = Field(description="published model version in service (null: none)")
     encoder: str | None = Field(description="null when the encoder was unavailable (full-text retrieval)")
-    intent: str = Field(description="intent-model@<version> or keyword-rules")
+    intent: str = Field(
+        description="intent-head@<version> (read in the encoder's pass), intent-model@<version> or keyword-rules"
+    )
     confusion: str = Field(description="confusion-model@<version> or confusion-heuristic")
     llm: str = Field(description="<provider>/<model>")
 

@@ -100,3 +100,26 @@ def test_states_exposed_are_the_ones_the_head_reads(version_dir: Path, tmp_path:
     vector, states = reader.read("how do loops work?")
     assert vector.shape == (384,) and states.shape[0] == intent_head.LAYERS and states.shape[2] == intent_head.DIM
     assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-4)
+
+
+def test_a_build_attaches_a_fresh_head_and_drops_a_stale_one(version_dir: Path, tmp_path: Path):
+    """`attach_intent_head` (the build and the retraining job): the head is trained for
+    this build's intent model; a parent's head never stays beside a new intent model."""
+    from model_export import build as build_module
+
+    split = Split(
+        train=[(t, "practice_quiz") for t in QUIZ[:3]] + [(t, "debugging_help") for t in ERROR[:3]],
+        val=[(QUIZ[3], "practice_quiz"), (ERROR[3], "debugging_help")],
+        test=[(QUIZ[3], "practice_quiz"), (ERROR[3], "debugging_help")],
+    )
+    stale = {"file": "encoder_intent.onnx", "metrics": {"from": "the parent"}}
+    lenient = {"golden": {"accuracy": 0.0}, "test": {"accuracy": 0.5}}
+    entries = {"encoder": {}, "intent": {"metrics": lenient}, "encoder_intent": stale}
+    record = build_module.attach_intent_head(version_dir, entries, tmp_path / "a", split=split)
+    assert record["served"] and entries["encoder_intent"] is not stale
+    assert entries["encoder_intent"]["metrics"]["test"]["n"] == 2
+
+    strict = {"golden": {"accuracy": 1.0}, "test": {"accuracy": 1.0}}
+    entries = {"encoder": {}, "intent": {"metrics": strict}, "encoder_intent": stale}
+    record = build_module.attach_intent_head(version_dir, entries, tmp_path / "b", split=split)
+    assert "golden accuracy" in record["skipped"] and "encoder_intent" not in entries
