@@ -650,11 +650,13 @@ class ChatPipeline:
 
     def _about_the_course(self, turn: Turn) -> None:
         """The intent model said off_topic, but the message is as close to the course material
-        as course questions are: answer it as a question about that material. The label is
-        a rule's, not the model's, so the confidence is the lowest the product still acts
-        on (answered, and queued for a human label)."""
-        others = {k: v for k, v in turn.probs.items() if k in grounding.TUTORING_INTENTS}
-        label = max(others, key=lambda k: others[k]) if others else "concept_explanation"
+        as course questions are ("force"): answer it as a question about that material, an
+        explanation. Not the model's runner-up: for a bare term that is noise (the intent
+        model's was concept_explanation for "force" and practice_quiz for "loops", the
+        intent head's practice_quiz for both). The label is a rule's, not the model's, so
+        the confidence is the lowest the product still acts on (answered, and queued for a
+        human label)."""
+        label = "concept_explanation"
         log.info("off_topic overruled: the message is grounded in the course (now %s)", label)
         turn.intent = label
         turn.confidence = min(turn.confidence, REPHRASE_BELOW)

@@ -27,6 +27,6 @@ def test_the_models_lane_loads_the_registry_and_runs_each_text_model_once(
 
     warm_up._load_models()
 
-    text_models = {"encoder", "intent", "grader"} & set(published_registry.loaded.models)
-    assert text_models == {"encoder", "intent", "grader"}
+    text_models = {"encoder", "intent", "grader", "encoder_intent"} & set(published_registry.loaded.models)
+    assert text_models >= {"encoder", "intent", "grader"}
     assert batches == {name: [1] for name in text_models}
