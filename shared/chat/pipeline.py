@@ -37,7 +37,14 @@ from shared.mastery.store import StudentOnTopic, student_on_topic
 from shared.models.confusion import MessageTiming
 from shared.models.intent import IntentPrediction
 from shared.personalisation import Profile
-from shared.rag.retrieval import RetrievalParams, RetrievedNode, full_text_ranks, fused_search, query_terms
+from shared.rag.retrieval import (
+    RetrievalParams,
+    RetrievedNode,
+    full_text_candidates,
+    fused_search,
+    of_kinds,
+    query_terms,
+)
 from shared.users import ensure_user
 
 log = logging.getLogger(__name__)
@@ -261,8 +268,8 @@ def _request_threads() -> int:
     return max(1, int(os.environ.get("THREADS", (os.cpu_count() or 1) * 4)))
 
 
-# The full-text side is read before the intent, for every node kind; the fused statement
-# keeps the kinds the intent wants. As many candidates as the widest intent asks for.
+# The full-text side is read before the intent, for every node kind; the turn keeps the
+# kinds the intent wants. As many candidates as the widest intent asks for.
 EARLY_TEXT_CANDIDATES = 60
 EARLY_TEXT_K = 8
 
@@ -553,11 +560,11 @@ class ChatPipeline:
         db: _TurnTransaction,
         named: dict[str, grounding.NamedTopic] | None,
         requested_topic: str | None,
-    ) -> list[str] | None:
-        """The full-text side's ranked ids, every node kind, read before the intent is
-        known (while the model still reads the message): the fused statement keeps the
-        kinds the intent wants and ranks them in this order. None when there is nothing
-        to search with (no database, the topics unreadable, or this statement failed)."""
+    ) -> list[tuple[str, str]] | None:
+        """The full-text side's ranked (id, kind) pairs, every node kind, read before the
+        intent is known (while the model still reads the message); `_text_side` keeps the
+        kinds the intent wants. None when there is nothing to search with (no database,
+        the topics unreadable, or this statement failed)."""
         conn = db.conn
         if conn is None or named is None:
             return None
@@ -565,7 +572,7 @@ class ChatPipeline:
             k=EARLY_TEXT_K, candidates=EARLY_TEXT_CANDIDATES, topic_ids=[requested_topic] if requested_topic else None
         )
         try:
-            return full_text_ranks(conn, turn.message, wide)
+            return full_text_candidates(conn, turn.message, wide)
         except Exception:
             log.error("full-text search failed; answering without sources", exc_info=True)
             self._retrieval_failed(turn, db)
@@ -575,7 +582,7 @@ class ChatPipeline:
     def _text_side(
         turn: Turn,
         named: dict[str, grounding.NamedTopic] | None,
-        text_ids: list[str] | None,
+        text_ids: list[tuple[str, str]] | None,
         requested_topic: str | None,
     ) -> _TextSide | None:
         """What the intent asks retrieval for, with the full-text ids read before it. None
@@ -589,7 +596,7 @@ class ChatPipeline:
         params = turn.spec.retrieval
         # Wide enough to see the session topic and its rivals in one statement.
         wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
-        return _TextSide(wide, text_ids, named)
+        return _TextSide(wide, of_kinds(text_ids, wide.kinds), named)
 
     def _retrieve(
         self, turn: Turn, db: _TurnTransaction, text: _TextSide | None, requested_topic: str | None = None

@@ -179,7 +179,7 @@ FTS_CTES = f"""
                END AS q
     ),
     fts_matches AS MATERIALIZED (
-        SELECT n.id, n.search_tsv
+        SELECT n.id, n.kind, n.search_tsv
           FROM knowledge_nodes n, q_match m
          WHERE n.search_tsv @@ m.q
            AND (CAST(:topics AS text[]) IS NULL OR n.topic_id = ANY(CAST(:topics AS text[])))
@@ -187,29 +187,27 @@ FTS_CTES = f"""
          LIMIT :text_match_cap
     ),
     fts_candidates AS (
-        SELECT m.id, ts_rank(m.search_tsv, r.q, 1) AS ts
+        SELECT m.id, m.kind, ts_rank(m.search_tsv, r.q, 1) AS ts
           FROM fts_matches m,
                (SELECT CAST(string_agg(quote_literal(lexeme), ' | ') AS tsquery) AS q FROM q_lexemes) r
          ORDER BY ts DESC, m.id
          LIMIT :candidates
     ),
     fts AS (
-        SELECT id, row_number() OVER (ORDER BY ts DESC, id) AS rank FROM fts_candidates
+        SELECT id, kind, row_number() OVER (ORDER BY ts DESC, id) AS rank FROM fts_candidates
     )"""
 
 # The full-text side: candidate ids in rank order (its first statement).
 FULL_TEXT_SQL = sa.text(
     f"""
     WITH {FTS_CTES}
-    SELECT id FROM fts ORDER BY rank
+    SELECT id, kind FROM fts ORDER BY rank
     """
 )
 
-# The vector side, fused with the full-text side's ranked ids (:text_ids, ranked by their
-# position among the nodes of the wanted :kinds, since chat reads the full-text side for
-# every kind before the intent is known), and the rows of the top k. Without a query
-# vector (:qvec NULL) the vector side is empty (a one-time filter: the HNSW index is not
-# scanned) and the full-text ranks alone decide.
+# The vector side, fused with the full-text side's ranked ids (:text_ids, rank = position),
+# and the rows of the top k. Without a query vector (:qvec NULL) the vector side is empty
+# (a one-time filter: the HNSW index is not scanned) and the full-text ranks alone decide.
 FUSED_SQL = sa.text(
     """
     WITH vec_candidates AS (
@@ -227,11 +225,7 @@ FUSED_SQL = sa.text(
           FROM vec_candidates
     ),
     fts AS (
-        SELECT t.id, row_number() OVER (ORDER BY t.position) AS rank
-          FROM unnest(CAST(:text_ids AS text[])) WITH ORDINALITY AS t(id, position)
-         WHERE CAST(:kinds AS text[]) IS NULL
-            OR EXISTS (SELECT 1 FROM knowledge_nodes k
-                        WHERE k.id = t.id AND k.kind = ANY(CAST(:kinds AS text[])))
+        SELECT id, rank FROM unnest(CAST(:text_ids AS text[])) WITH ORDINALITY AS t(id, rank)
     ),
     fused AS (
         SELECT COALESCE(vec.id, fts.id) AS id, vec.similarity, vec.rank AS vector_rank,
@@ -274,21 +268,34 @@ def _configure_hnsw(conn: sa.Connection, params: RetrievalParams) -> None:
 
 def full_text_ranks(conn: sa.Connection, query_text: str, params: RetrievalParams) -> list[str]:
     """The full-text side: ids of at most `candidates` matching nodes, best first."""
+    return [node_id for node_id, _ in full_text_candidates(conn, query_text, params)]
+
+
+def full_text_candidates(conn: sa.Connection, query_text: str, params: RetrievalParams) -> list[tuple[str, str]]:
+    """`full_text_ranks` with each node's kind: chat reads the full-text side for every
+    kind before the intent is known and keeps the kinds it wants afterwards
+    (`of_kinds`), without another statement."""
     if params.k <= 0:
         return []
     terms = query_terms(query_text, params.max_query_terms)
-    return list(
-        conn.execute(
-            FULL_TEXT_SQL,
-            {
-                "qtext": " ".join(terms),
-                "topics": list(params.topic_ids) if params.topic_ids else None,
-                "kinds": list(params.kinds) if params.kinds else None,
-                "candidates": params.candidates,
-                "text_match_cap": text_match_cap(params, len(terms)),
-            },
-        ).scalars()
+    rows = conn.execute(
+        FULL_TEXT_SQL,
+        {
+            "qtext": " ".join(terms),
+            "topics": list(params.topic_ids) if params.topic_ids else None,
+            "kinds": list(params.kinds) if params.kinds else None,
+            "candidates": params.candidates,
+            "text_match_cap": text_match_cap(params, len(terms)),
+        },
     )
+    return [(row.id, row.kind) for row in rows]
+
+
+def of_kinds(candidates: Sequence[tuple[str, str]], kinds: Sequence[str] | None) -> list[str]:
+    """The ids of the candidates of the wanted kinds (all when None), in their order: the
+    full-text ranks the search restricted to those kinds would have given, up to its
+    match cap."""
+    return [node_id for node_id, kind in candidates if kinds is None or kind in kinds]
 
 
 def fused_search(

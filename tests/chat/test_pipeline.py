@@ -175,7 +175,7 @@ def test_a_failed_full_text_search_costs_the_sources_only(course, stubs, monkeyp
     def failing_search(conn, *args, **kwargs):
         conn.execute(sa.text("SELECT 1 / 0"))
 
-    monkeypatch.setattr(pipeline_module, "full_text_ranks", failing_search)
+    monkeypatch.setattr(pipeline_module, "full_text_candidates", failing_search)
     reg = stubs["StubRegistry"](intent=stubs["FixedIntent"]("concept_explanation", 0.9))
     out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop", topic_id="py-loops"), "r")
     assert "retrieval" in out["degraded"] and "database" not in out["degraded"] and out["sources"] == []
@@ -269,13 +269,13 @@ def test_one_pass_reads_the_intent_and_the_vector_together(course, stubs, monkey
     from shared.chat.prompt_book import spec_for
 
     searched = []
-    real_search = pipeline_module.full_text_ranks
+    real_search = pipeline_module.full_text_candidates
 
     def spy_search(conn, text, params):
         searched.append(params)
         return real_search(conn, text, params)
 
-    monkeypatch.setattr(pipeline_module, "full_text_ranks", spy_search)
+    monkeypatch.setattr(pipeline_module, "full_text_candidates", spy_search)
     one = OnePass("debugging_help", 0.91)
     reg = stubs["StubRegistry"](encoder_intent=one, intent=Untouchable(), confusion=stubs["FixedConfusion"](0.2))
     out = pipeline(reg, Untouchable()).run(

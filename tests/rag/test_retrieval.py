@@ -10,9 +10,11 @@ import sqlalchemy as sa
 from shared.rag.retrieval import (
     RetrievalParams,
     RetrievedNode,
+    full_text_candidates,
     full_text_ranks,
     fused_search,
     hybrid_search,
+    of_kinds,
     vector_search,
 )
 
@@ -107,13 +109,18 @@ def test_kind_filter(kb):
     assert {h.kind for h in hits} <= {"misconception", "example"} and hits
 
 
-def test_full_text_ids_of_every_kind_are_ranked_among_the_wanted_kinds(kb):
-    """Chat reads the full-text side for every kind before the intent is known; the fused
-    statement keeps the wanted kinds and ranks them by their order in that list."""
+def test_full_text_candidates_of_every_kind_keep_their_order_among_the_wanted_kinds(kb):
+    """Chat reads the full-text side for every kind before the intent is known, then keeps
+    the kinds the intent wants: the ranks the search restricted to them gives."""
     with kb.begin() as conn:
-        every_kind = full_text_ranks(conn, "loop counter range", RetrievalParams(k=8))
-        assert {"loops-2", "loops-3"} <= set(every_kind)
-        hits = fused_search(conn, every_kind, None, RetrievalParams(k=5, kinds=["example"]))
+        every_kind = full_text_candidates(conn, "loop counter range", RetrievalParams(k=8))
+        assert {("loops-2", "misconception"), ("loops-3", "example")} <= set(every_kind)
+        wanted = of_kinds(every_kind, ["example", "explanation"])
+        assert wanted == full_text_ranks(
+            conn, "loop counter range", RetrievalParams(k=8, kinds=["example", "explanation"])
+        )
+        assert "loops-2" not in wanted and of_kinds(every_kind, None) == [i for i, _ in every_kind]
+        hits = fused_search(conn, of_kinds(every_kind, ["example"]), None, RetrievalParams(k=5, kinds=["example"]))
     assert [(h.id, h.text_rank) for h in hits] == [("loops-3", 1)]
 
 
