@@ -596,7 +596,7 @@ class ChatPipeline:
         params = turn.spec.retrieval
         # Wide enough to see the session topic and its rivals in one statement.
         wide = replace(params, k=max(2 * params.k, 8), kinds=None if turn.spec.retrieval.k == 0 else params.kinds)
-        return _TextSide(wide, of_kinds(text_ids, wide.kinds), named)
+        return _TextSide(wide, of_kinds(text_ids, wide.kinds)[: wide.candidates], named)
 
     def _retrieve(
         self, turn: Turn, db: _TurnTransaction, text: _TextSide | None, requested_topic: str | None = None
