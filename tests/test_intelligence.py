@@ -25,7 +25,7 @@ def intent_model(tmp_path_factory: pytest.TempPathFactory):
     from shared.artifacts.store import open_store
     from shared.artifacts.versions import read_current
     from shared.config import get_settings
-    from shared.models.registry import ModelRegistry
+    from shared.models.registry import MODEL_CLASSES, ModelRegistry
 
     store = open_store(get_settings().model_store)
     if read_current(store) is None:
@@ -33,7 +33,10 @@ def intent_model(tmp_path_factory: pytest.TempPathFactory):
             f"no model version is published in {store.uri}: run "
             "`.venv-train/bin/python -m model_export build` (make models) first"
         )
-    registry = ModelRegistry(store, cache_dir=tmp_path_factory.mktemp("golden-cache"), ttl_s=3600)
+    # the intent model itself, as a version without the encoder's intent head serves it
+    # (tests/models/test_encoder_intent.py reads the golden set with the head)
+    classes = {name: spec for name, spec in MODEL_CLASSES.items() if name != "encoder_intent"}
+    registry = ModelRegistry(store, cache_dir=tmp_path_factory.mktemp("golden-cache"), ttl_s=3600, classes=classes)
     registry.refresh()
     return registry.get("intent")
 

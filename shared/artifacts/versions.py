@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,11 +174,12 @@ def fetch_version(
     cache_dir: Path,
     *,
     expected_manifest_sha256: str | None = None,
-    models: Iterable[str] | None = None,
+    models: Iterable[str] | Callable[[dict], Iterable[str]] | None = None,
 ) -> tuple[Path, dict]:
     """A local, verified folder holding `version` (only the files of `models` when
     given: a function that serves two models neither downloads nor hashes the others'),
-    and its manifest.
+    and its manifest. `models` may be a function of the manifest (which models a process
+    loads can depend on what the version holds).
 
     A local store is verified in place; a remote one is downloaded into
     `cache_dir/<version>` (`cache_dir/<version>+<models>` for a subset; through a temp
@@ -192,6 +193,8 @@ def fetch_version(
         manifest = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise CorruptArtifactError(f"{version}/{MANIFEST} is not valid JSON: {exc}") from exc
+    if callable(models):
+        models = models(manifest)
     served = None
     if models is not None:
         wanted = set(models)

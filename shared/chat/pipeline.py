@@ -441,7 +441,8 @@ class ChatPipeline:
         message: str, registry: Any, model_version: str | None
     ) -> tuple[_IntentReading, _VectorReading] | None:
         """The intent and the vector from one pass of `encoder_intent`; None when the
-        version has none or it fails (the two models then read the message as before)."""
+        version has none or it fails: then the intent model reads the message (the keyword
+        rules when the registry left it out, `SUPERSEDED_BY`), and the encoder."""
         from shared.models.registry import ModelUnavailableError
 
         t0 = time.perf_counter()
@@ -453,7 +454,7 @@ class ChatPipeline:
             vector, prediction = model.read(message)
             known = _safe(lambda: float(model.known_word_share(message)))
         except Exception:
-            log.warning("encoder with the intent head failed; reading with the two models", exc_info=True)
+            log.warning("encoder with the intent head failed; reading with the fallbacks", exc_info=True)
             return None
         ms = round((time.perf_counter() - t0) * 1000, 3)
         intent = _IntentReading(

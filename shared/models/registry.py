@@ -52,6 +52,20 @@ MODEL_CLASSES: dict[str, str] = {
 }
 
 
+#: model -> the model of the same version that does its work: when a version has both and
+#: this process serves both, only the second is fetched and loaded. Chat reads the intent in
+#: the encoder's pass (`encoder_intent`); the fine-tuned intent model would only be its
+#: fallback, 23 MB to download and ~40 MB of memory per instance (the fallback is then the
+#: keyword rules). A version without `encoder_intent` loads the intent model as before.
+SUPERSEDED_BY: dict[str, str] = {"intent": "encoder_intent"}
+
+
+def loaded_models(served: set[str] | dict[str, Any], in_version: set[str] | dict[str, Any]) -> set[str]:
+    """The models a process serving `served` loads from a version holding `in_version`."""
+    present = set(served) & set(in_version)
+    return {name for name in present if SUPERSEDED_BY.get(name) not in present}
+
+
 _declared: set[str] = set()
 _declared_by: list[str] = []
 
@@ -195,6 +209,11 @@ class ModelRegistry:
                 f"model {name!r} is not served by this process (it serves {sorted(self.classes) or 'none'}; "
                 "see serve_models / SERVED_MODELS)"
             )
+        in_version = current.manifest.get("models", {})
+        if name in in_version and name not in loaded_models(self.classes, in_version):
+            raise ModelUnavailableError(
+                f"model {name!r} is not loaded: {SUPERSEDED_BY[name]!r} of version {current.version} does its work"
+            )
         reason = current.errors.get(name) or f"version {current.version} has no model {name!r}"
         raise ModelUnavailableError(reason)
 
@@ -302,14 +321,16 @@ class ModelRegistry:
             pointer.version,
             self._writable_cache_dir(),
             expected_manifest_sha256=pointer.manifest_sha256,
-            models=self.classes,  # only the served models' files are fetched and verified
+            # only the loaded models' files are fetched and verified
+            models=lambda manifest: loaded_models(self.classes, manifest.get("models", {})),
         )
         models: dict[str, Any] = {}
         errors: dict[str, str] = {}
+        wanted = loaded_models(self.classes, manifest.get("models", {}))
         for name, entry in manifest.get("models", {}).items():
             spec = self.classes.get(name)
-            if spec is None:
-                continue  # a model this process does not serve (e.g. the grader elsewhere)
+            if spec is None or name not in wanted:
+                continue  # not served here (the grader elsewhere), or superseded (SUPERSEDED_BY)
             try:
                 factory = _resolve(spec) if isinstance(spec, str) else spec
                 models[name] = factory(path, entry)

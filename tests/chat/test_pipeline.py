@@ -303,6 +303,15 @@ def test_a_failing_one_pass_falls_back_to_the_two_models(course, stubs):
     assert out["sources"] and out["degraded"] == ["confusion"]
 
 
+def test_a_failing_one_pass_without_the_intent_model_reads_with_the_keyword_rules(course, stubs):
+    """A version with the head does not load the intent model (the registry's
+    SUPERSEDED_BY): if the one pass fails, the keyword rules and the encoder answer."""
+    reg = stubs["StubRegistry"](encoder_intent=OnePass("debugging_help", 0.91, fail=True))
+    out = pipeline(reg, stubs["HashEncoder"]()).run(ALICE, ChatInput("what is a for loop"), "r")
+    assert out["model_versions"]["intent"] == "keyword-rules" and "intent" in out["degraded"]
+    assert "encoder" not in out["degraded"] and out["sources"]
+
+
 def test_a_follow_up_turn_reads_without_taking_a_transaction_id(course, stubs):
     """A turn that creates nothing must not write: no row lock, no WAL flush at commit."""
     from shared.chat import conversation

@@ -254,6 +254,25 @@ def test_a_subset_registry_fetches_and_loads_only_its_models(tmp_path, clock) ->
         registry.get("z")
 
 
+def test_a_model_superseded_in_a_version_is_neither_fetched_nor_loaded(tmp_path, clock) -> None:
+    """Chat serves the intent model and `encoder_intent`; a version holding both loads
+    only the second (it does the first's work), a version without it the first."""
+    store = RemoteLikeStore(tmp_path / "models")
+    publish(store, tmp_path, "one", models=("encoder", "intent", "encoder_intent"))
+    registry = make_registry(store, tmp_path, clock, encoder=TextModel, intent=TextModel, encoder_intent=TextModel)
+    assert sorted(registry.loaded.models) == ["encoder", "encoder_intent"]
+    assert sorted(store.downloaded) == ["v1/encoder.onnx", "v1/encoder_intent.onnx"]
+    with pytest.raises(ModelUnavailableError, match="'encoder_intent' of version v1 does its work"):
+        registry.get("intent")
+    publish(store, tmp_path, "two", models=("encoder", "intent"))  # a version built without the head
+    clock.now = 100
+    assert registry.get("intent").text == "intent:two"
+    assert sorted(registry.loaded.models) == ["encoder", "intent"]
+    only_intent = make_registry(store, tmp_path / "other", clock, intent=TextModel)  # not serving the head
+    publish(store, tmp_path, "three", models=("encoder", "intent", "encoder_intent"))
+    assert only_intent.get("intent").text == "intent:three"
+
+
 def test_a_hot_swap_loads_the_same_subset(tmp_path, clock) -> None:
     store = RemoteLikeStore(tmp_path / "models")
     publish(store, tmp_path, "one", models=("a", "b"))
