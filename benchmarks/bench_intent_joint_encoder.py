@@ -50,6 +50,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("MODEL_STORE_URI", str(REPO / ".state" / "models"))
+# the two served passes this compares against (a version with the encoder's intent head
+# would otherwise not load the intent model: SUPERSEDED_BY, shared/models/registry.py)
+os.environ.setdefault("SERVED_MODELS", "encoder,intent")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CORPUS = REPO / ".state" / "corpus"

@@ -63,7 +63,16 @@ import torch  # noqa: E402
 from bench_intent_clinc150 import OOS, data_dir, load_clinc  # noqa: E402
 
 from model_export.intent_data import load_examples, stratified_split  # noqa: E402
-from model_export.intent_head import DIM, LAYERS, AttentionHead, HeadConfig, expose_states, fit_head, padded  # noqa: E402
+from model_export.intent_head import (  # noqa: E402
+    DIM,
+    LAYERS,
+    AttentionHead,
+    HeadConfig,
+    StateReader,
+    expose_states,
+    fit_head,
+    padded,
+)
 
 VIEWS = {"mean": slice(0, LAYERS * DIM), "mean+max": slice(0, 2 * LAYERS * DIM)}
 WIDTHS = (256, 512)
@@ -84,26 +93,9 @@ def report(result: dict, path: Path | None) -> None:
         path.write_text(json.dumps(result, indent=2) + "\n")
 
 
-class Features:
-    """The served encoder with its hidden states exposed, through the serving session
-    options and tokenizer."""
-
-    def __init__(self, path: Path, tokenizer) -> None:
-        import onnxruntime as ort
-
-        from shared.models.onnx_model import session_options
-
-        self.session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
-        self.tokenizer = tokenizer  # the served encoder's
-
-    def read(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """One text's embedding (384,) and hidden states (7, tokens, 384). Always one text
-        per run, as a turn reads it: the INT8 graph quantizes its activations per run, so
-        padding in a batch would change every text's numbers a little."""
-        from shared.models.onnx_model import tokenize
-
-        vector, *states = self.session.run(None, tokenize(self.tokenizer, [text]))
-        return vector[0], np.stack(states, axis=1)[0]
+class Features(StateReader):
+    """The served encoder with its hidden states exposed (the build's `StateReader`: the
+    serving session options, one text per run), and the MLP heads' pooled features."""
 
     def run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings, and per text each layer's mean then max over its tokens, each
@@ -119,7 +111,7 @@ class Features:
     def tokens(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Each text's hidden states over its tokens: (7, tokens, 384), float16 to keep
         CLINC150's 18k texts in memory."""
-        return {text: self.read(text)[1].astype(np.float16) for text in texts}
+        return self.states(texts)
 
 
 class Head:
@@ -377,10 +369,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(2)
+    from shared.models.intent import IntentModel
     from shared.models.registry import get_registry
 
     registry = get_registry()
-    encoder, intent_model = registry.get("encoder"), registry.get("intent")
+    encoder = registry.get("encoder")
+    # the served intent model itself: beside `encoder_intent` the registry does not load it
+    intent_model = IntentModel(registry.loaded.path, registry.loaded.manifest["models"]["intent"])
     with tempfile.TemporaryDirectory() as tmp:
         features = Features(expose_states(encoder.session.path, Path(tmp) / "exposed.onnx"), encoder.tokenizer)
     golden = golden_rows()[0]

@@ -37,6 +37,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MODEL_STORE_URI", str(REPO / ".state" / "models"))
+# the two served passes this compares against (a version with the encoder's intent head
+# would otherwise not load the intent model: SUPERSEDED_BY, shared/models/registry.py)
+os.environ.setdefault("SERVED_MODELS", "encoder,intent")
 
 from bench_intent_clinc150 import OOS, data_dir, load_clinc  # noqa: E402
 

@@ -30,6 +30,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -131,15 +132,16 @@ def expose_states(encoder_path: Path, dst: Path) -> Path:
 
 
 class StateReader:
-    """The exposed encoder through the serving session options and tokenizer."""
+    """The exposed encoder through the serving session options and the encoder's
+    tokenizer (a `tokenizers.Tokenizer` set up as the encoder's: `load_tokenizer`)."""
 
-    def __init__(self, exposed: Path, tokenizer_file: Path, max_length: int, threads: int = 2) -> None:
+    def __init__(self, exposed: Path, tokenizer: Any, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        from shared.models.onnx_model import load_tokenizer, session_options
+        from shared.models.onnx_model import session_options
 
         self.session = ort.InferenceSession(str(exposed), session_options(threads), providers=["CPUExecutionProvider"])
-        self.tokenizer = load_tokenizer(tokenizer_file, max_length=max_length)
+        self.tokenizer = tokenizer
 
     def read(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """One text's embedding (384,) and states (7, tokens, 384); one text per run."""
@@ -296,12 +298,10 @@ def build(
     encoder_config = json.loads((version_dir / "encoder_config.json").read_text(encoding="utf-8"))
     max_length = int(encoder_config.get("max_length", 256))
     started = time.perf_counter()
-    reader = StateReader(
-        expose_states(encoder_path, work_dir / "encoder.states.onnx"),
-        version_dir / "tokenizer.json",
-        max_length,
-        config.threads,
-    )
+    from shared.models.onnx_model import load_tokenizer
+
+    tokenizer = load_tokenizer(version_dir / "tokenizer.json", max_length=max_length)
+    reader = StateReader(expose_states(encoder_path, work_dir / "encoder.states.onnx"), tokenizer, config.threads)
     texts = [t for t, _ in [*split.train, *split.val, *split.test, *golden]]
     table = reader.states(texts)
     head = fit_head(table, list(split.train), labels, config)

@@ -10,14 +10,14 @@ whose head did not pass its gate has no `encoder_intent`; chat then runs both mo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shared.models.intent import DEFAULT_THRESHOLDS, IntentPrediction, known_word_share, predictions
+from shared.models.intent import IntentPrediction, known_word_share, predictions, read_label_file, whole_words
 from shared.models.onnx_model import ServedModel, calibrated_softmax, load_tokenizer, tokenize
 
 LABELS_FILE = "encoder_intent_labels.json"
@@ -32,15 +32,14 @@ class EncoderIntentModel(ServedModel):
     warm_up_input = ("how do loops work?",)
 
     def load(self, version_dir: Path) -> None:
-        meta = json.loads((version_dir / LABELS_FILE).read_text(encoding="utf-8"))
-        self.labels: list[str] = list(meta["labels"])
-        self.temperature = float(meta.get("temperature", 1.0))
-        if self.temperature <= 0:
-            raise ValueError(f"{LABELS_FILE}: temperature must be positive")
-        self.thresholds: dict[str, float] = {**DEFAULT_THRESHOLDS, **meta.get("thresholds", {})}
+        meta = read_label_file(version_dir / LABELS_FILE, default_max_length=256)
+        self.labels, self.temperature, self.thresholds = meta.labels, meta.temperature, meta.thresholds
         # the encoder's own reading of a message (its max_length), so the vector is its vector
-        self.tokenizer = load_tokenizer(version_dir / TOKENIZER_FILE, max_length=int(meta.get("max_length", 256)))
-        self.vocabulary = frozenset(w for w in self.tokenizer.get_vocab() if w.isalpha())
+        self.tokenizer = load_tokenizer(version_dir / TOKENIZER_FILE, max_length=meta.max_length)
+
+    @cached_property
+    def vocabulary(self) -> frozenset[str]:
+        return whole_words(self.tokenizer)
 
     def preprocess(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
         return tokenize(self.tokenizer, list(inputs))

@@ -29,6 +29,36 @@ _WORD = re.compile(r"[a-z]+")
 
 
 @dataclass(frozen=True)
+class LabelFile:
+    """What an intent label file says: the labels in logit order, the temperature fitted
+    on validation, the product's thresholds and the tokenizer's max_length."""
+
+    labels: list[str]
+    temperature: float
+    thresholds: dict[str, float]
+    max_length: int
+
+
+def read_label_file(path: Path, *, default_max_length: int) -> LabelFile:
+    """Read and check a label file (`intent_labels.json`, `encoder_intent_labels.json`)."""
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    temperature = float(meta.get("temperature", 1.0))
+    if temperature <= 0:
+        raise ValueError(f"{path.name}: temperature must be positive")
+    return LabelFile(
+        labels=list(meta["labels"]),
+        temperature=temperature,
+        thresholds={**DEFAULT_THRESHOLDS, **meta.get("thresholds", {})},
+        max_length=int(meta.get("max_length", default_max_length)),
+    )
+
+
+def whole_words(tokenizer: Any) -> frozenset[str]:
+    """The tokenizer's whole-word entries (no `##` continuation pieces)."""
+    return frozenset(w for w in tokenizer.get_vocab() if w.isalpha())
+
+
+@dataclass(frozen=True)
 class IntentPrediction:
     """The most likely intent, its calibrated probability, and every intent's probability."""
 
@@ -45,13 +75,9 @@ class IntentModel(ServedModel):
     warm_up_input = ("how do loops work?",)
 
     def load(self, version_dir: Path) -> None:
-        meta = json.loads((version_dir / LABELS_FILE).read_text(encoding="utf-8"))
-        self.labels: list[str] = list(meta["labels"])
-        self.temperature = float(meta.get("temperature", 1.0))
-        if self.temperature <= 0:
-            raise ValueError(f"{LABELS_FILE}: temperature must be positive")
-        self.thresholds: dict[str, float] = {**DEFAULT_THRESHOLDS, **meta.get("thresholds", {})}
-        self.tokenizer = load_tokenizer(version_dir / TOKENIZER_FILE, max_length=int(meta.get("max_length", 128)))
+        meta = read_label_file(version_dir / LABELS_FILE, default_max_length=128)
+        self.labels, self.temperature, self.thresholds = meta.labels, meta.temperature, meta.thresholds
+        self.tokenizer = load_tokenizer(version_dir / TOKENIZER_FILE, max_length=meta.max_length)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         """Raw (uncalibrated) logits, shape (n, len(labels))."""
@@ -74,8 +100,7 @@ class IntentModel(ServedModel):
 
     @cached_property
     def vocabulary(self) -> frozenset[str]:
-        """The tokenizer's whole-word entries (no `##` continuation pieces)."""
-        return frozenset(w for w in self.tokenizer.get_vocab() if w.isalpha())
+        return whole_words(self.tokenizer)
 
     def known_word_share(self, text: str) -> float:
         """See `known_word_share`: how much of the text the model can read as words."""

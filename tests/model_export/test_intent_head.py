@@ -96,7 +96,10 @@ def test_the_gate_holds_the_head_to_the_fine_tuned_model(metrics: dict, referenc
 
 def test_states_exposed_are_the_ones_the_head_reads(version_dir: Path, tmp_path: Path):
     exposed = intent_head.expose_states(version_dir / "encoder.onnx", tmp_path / "exposed.onnx")
-    reader = intent_head.StateReader(exposed, version_dir / "tokenizer.json", max_length=256, threads=1)
+    from shared.models.onnx_model import load_tokenizer
+
+    tokenizer = load_tokenizer(version_dir / "tokenizer.json", max_length=256)
+    reader = intent_head.StateReader(exposed, tokenizer, threads=1)
     vector, states = reader.read("how do loops work?")
     assert vector.shape == (384,) and states.shape[0] == intent_head.LAYERS and states.shape[2] == intent_head.DIM
     assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-4)
