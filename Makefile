@@ -17,8 +17,8 @@ help:
 
 # --- environments (re-installed only when their requirements change) -----------
 setup: $(VENV)/.installed
-# The Vertex AI client (requirements-vertex.txt) caps google-genai below 3; its GAPIC part,
-# all the retrain function uses, needs nothing else: installed without its dependencies.
+# The Vertex AI client (requirements-vertex.txt) pulls in the Vertex SDK's whole tree; its
+# GAPIC part, all the retrain function uses, needs nothing else: installed without them.
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-vertex.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_local_llm.py [--calls 200] [--tokens 64]
     <venv with llama-cpp-python>/bin/python benchmarks/bench_local_llm.py --gguf FILE [--calls 5]
 
-Without --gguf: the `local` provider (official openai client) against a loopback server
+Without --gguf: the `local` provider (OpenAI-compatible, over httpx) against a loopback server
 speaking llama.cpp's `/v1/chat/completions` that answers instantly, i.e. what router +
 client + HTTP add to a local model's own time: p50/p95 of `generate`, and of a drained
 `stream` of --tokens SSE chunks (time to the first delta, and in all), with and without

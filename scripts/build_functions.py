@@ -30,20 +30,16 @@ OPTIONAL_PACKAGES: dict[str, str] = {
     "google-cloud-firestore": "google.cloud.firestore",  # only the migrate_vectors CLI
     "pyarrow": "pyarrow",  # the nightly dataset export
     "google-cloud-pubsub": "google.cloud.pubsub_v1",  # publishing retrain requests
-    "google-genai": "google.genai",  # LLM providers: chat and the LLM grader
-    "openai": "openai",
-    "anthropic": "anthropic",
     "redis": "redis",  # the shared embedding cache and rate limits: where texts are embedded or LLMs called
     "google-cloud-aiplatform": "google.cloud.aiplatform_v1",  # Vertex AI training jobs (retrain)
 }
-_LLM = {"google-genai", "openai", "anthropic"}
 _VERTEX_JOBS = "google-cloud-aiplatform"
 EXCLUDED_PACKAGES: dict[str, set[str]] = {
     "chat": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub", _VERTEX_JOBS},
     "grading": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub", _VERTEX_JOBS},
-    "prediction": {"google-cloud-firestore", "pyarrow", "redis", _VERTEX_JOBS, *_LLM},
-    "feedback": {"google-cloud-firestore", "pyarrow", "redis", _VERTEX_JOBS, *_LLM},
-    "retrain": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub", "redis", *_LLM},
+    "prediction": {"google-cloud-firestore", "pyarrow", "redis", _VERTEX_JOBS},
+    "feedback": {"google-cloud-firestore", "pyarrow", "redis", _VERTEX_JOBS},
+    "retrain": {"google-cloud-firestore", "pyarrow", "google-cloud-pubsub", "redis"},
     "nightly": {"google-cloud-firestore", "redis", _VERTEX_JOBS},  # LLMs: the silver labels
 }
 #: requirement files appended to a function's requirements (packages that cannot share

@@ -1,10 +1,12 @@
 """Cold-start work done before the first request needs it, in the serving worker.
 
 A chat instance's first request used to load the models, open the first database
-connection and import the LLM SDK one after the other, on the request thread. Loading
-ONNX sessions and waiting on a socket release the GIL; importing an SDK (0.7-0.9 s of
-CPU for `openai` or `google-genai`) holds it. Started as soon as the worker exists, in
-two threads (the models in one, the database then the LLM SDK in the other), they
+connection and build the LLM client one after the other, on the request thread. Loading
+ONNX sessions and waiting on a socket release the GIL. (Building the client was importing
+a vendor SDK, 0.7-0.9 s of CPU holding the GIL, until the providers spoke HTTP themselves;
+now it is an httpx client and, for Vertex, the credentials' lookup and first token.)
+Started as soon as the worker exists, in two threads (the models in one, the database
+then the LLM client in the other), they
 overlap each other and the worker's own start instead of adding up (docs/chat.md,
 "Cold start").
 
@@ -124,7 +126,7 @@ def _connect_database() -> None:
 
 
 def _build_llm_client(task: str) -> None:
-    """The client of the provider a call for `task` tries first (its SDK imported)."""
+    """The client of the provider a call for `task` tries first (and its credentials)."""
     from shared.llm.router import get_router
 
     get_router().warm_up(task)

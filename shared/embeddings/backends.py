@@ -68,15 +68,19 @@ class RegistryEncoderBackend:
 
 
 class VertexBackend:
-    """Vertex AI text embeddings through google-genai (imported only when selected).
+    """Vertex AI text embeddings: `:predict` of a publisher embedding model over HTTP
+    (`shared/vertex.py` says where and with which credentials; no SDK is imported).
 
     Selected by EMBEDDING_BACKEND=vertex. Vectors are re-normalised so cosine and dot
-    product agree with the local encoder's convention.
+    product agree with the local encoder's convention. A failed call raises (httpx's
+    errors, or RuntimeError for an answer of the wrong size): the embedding service's
+    callers treat the back end as unavailable.
     """
 
     uncased = False
     #: Vertex text-embedding models accept at most 250 inputs per request.
     MAX_BATCH = 100
+    TIMEOUT_S = 30.0
 
     def __init__(
         self,
@@ -88,50 +92,41 @@ class VertexBackend:
         task_type: str = "RETRIEVAL_QUERY",
         base_url: str | None = None,
         credentials: Any = None,
-        client: Any = None,
     ) -> None:
+        from shared.vertex import VertexEndpoint
+
         self.model = model
-        self.project = project
-        self.location = location
         self.dimension = dimension
         self.task_type = task_type
-        self.base_url = base_url  # tests point the SDK at a loopback stub
-        self.credentials = credentials
-        self._client = client
+        self.endpoint = VertexEndpoint(project, location, base_url=base_url, credentials=credentials)
+        self._client: Any = None
 
     @property
     def model_name(self) -> str:
         suffix = f"@{self.dimension}" if self.dimension else ""
         return f"vertex:{self.model}{suffix}"
 
-    @property
-    def client(self) -> Any:
+    def _predict(self, texts: list[str]) -> list[list[float]]:
+        import httpx
+
         if self._client is None:
-            from shared.vertex import vertex_client
-
-            self._client = vertex_client(
-                self.project, self.location, base_url=self.base_url, credentials=self.credentials
-            )
-        return self._client
-
-    def _config(self) -> Any:
-        options: dict[str, Any] = {"task_type": self.task_type}
+            self._client = httpx.Client(timeout=self.TIMEOUT_S)
+        body: dict[str, Any] = {"instances": [{"content": t, "task_type": self.task_type} for t in texts]}
         if self.dimension:
-            options["output_dimensionality"] = self.dimension
-        try:
-            from google.genai import types
-        except ImportError:  # a test client without the SDK installed
-            return options
-        return types.EmbedContentConfig(**options)
+            body["parameters"] = {"outputDimensionality": self.dimension}
+        headers = self.endpoint.headers()  # first: looking up credentials may name the project
+        response = self._client.post(self.endpoint.model_url(self.model, "predict"), json=body, headers=headers)
+        response.raise_for_status()
+        return [p["embeddings"]["values"] for p in response.json()["predictions"]]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.MAX_BATCH):
             chunk = list(texts[start : start + self.MAX_BATCH])
-            response = self.client.models.embed_content(model=self.model, contents=chunk, config=self._config())
-            if len(response.embeddings) != len(chunk):
-                raise RuntimeError(f"{self.model_name}: {len(response.embeddings)} vectors for {len(chunk)} texts")
-            rows.extend(list(e.values) for e in response.embeddings)
+            vectors = self._predict(chunk)
+            if len(vectors) != len(chunk):
+                raise RuntimeError(f"{self.model_name}: {len(vectors)} vectors for {len(chunk)} texts")
+            rows.extend(vectors)
         if not rows:
             return np.zeros((0, self.dimension or 0), dtype=np.float32)
         return l2_normalize(np.array(rows, dtype=np.float32))

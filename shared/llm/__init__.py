@@ -1,7 +1,7 @@
 """The LLM router: providers, fallback, retries, breakers, costs, structured output, usage log.
 
-The orchestrator needs only what is exported here; SDKs are imported when a provider
-is first called, so importing this package is cheap.
+The orchestrator needs only what is exported here; a provider's module is imported when
+the router is built from the settings, so importing this package is cheap.
 """
 
 from shared.llm.errors import LLMError, LLMUnavailableError, ProviderError, StructuredOutputError

@@ -1,7 +1,8 @@
 """Errors of the LLM layer, classified once so retry, breaker and fallback agree.
 
-Every SDK's exceptions are translated into ProviderError at the provider boundary;
-the router never inspects SDK exception types, so adding a provider touches one file.
+Every transport or library exception is translated into ProviderError at the provider
+boundary (rest.py for the hosted ones); the router never inspects another exception type,
+so adding a provider touches one file.
 """
 
 from __future__ import annotations

@@ -214,10 +214,10 @@ class LLMRouter:
         return steps, min_tier
 
     def warm_up(self, task: str) -> str | None:
-        """Build the client of the provider a call for `task` tries first (importing its
-        SDK: 0.7-0.9 s of CPU for openai or google-genai) before the first call needs it
-        (shared/warm_up.py); returns that provider's name, None when it has nothing to
-        build (the offline composer)."""
+        """Build the client of the provider a call for `task` tries first (its connection
+        pool; for Vertex the credentials' lookup and first token) before the first call
+        needs it (shared/warm_up.py); returns that provider's name, None when it has
+        nothing to build (the offline composer)."""
         steps, min_tier = self._candidates(task)
         if min_tier is not None:
             steps = order_steps(steps, min_tier, self._rank)
@@ -382,7 +382,7 @@ class LLMRouter:
 
         Under the deadline like `generate`: a network provider's stream is read on a
         worker thread and waited for only until the deadline, so one that hangs before
-        its first delta or stalls mid-stream (whatever its SDK's timeouts do) is given
+        its first delta or stalls mid-stream (whatever its read timeouts do) is given
         up on in time, and the offline composer (or whatever is left) answers.
         """
         started = time.perf_counter()

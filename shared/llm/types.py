@@ -1,7 +1,7 @@
 """The router's vocabulary: what the orchestrator sends in and what it gets back.
 
-Kept free of any SDK import so the chat function can build prompts and read
-generations without paying for google-genai, openai or anthropic at import time.
+Kept free of any provider's imports so the chat function can build prompts and read
+generations without loading a provider it does not call.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def use_graders(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
 
 @pytest.fixture()
 def vertex_router(stub_server: Any) -> Iterator[Any]:
-    """A router whose first provider is google-genai pointed at the loopback stub."""
+    """A router whose first provider is the Vertex provider pointed at the loopback stub."""
     from google.oauth2.credentials import Credentials
 
     from shared.llm import LLMRouter

@@ -1,4 +1,4 @@
-"""The LLM grader through POST /api/grading, with google-genai talking to a loopback stub
+"""The LLM grader through POST /api/grading, with the Vertex provider talking to a loopback stub
 of the Vertex REST API: a normal grade, a prompt injection the stubbed model falls for,
 malformed JSON, and an outage."""
 
@@ -51,7 +51,7 @@ def test_llm_grade_is_used_and_logged(
     assert (body["grader"], body["grader_version"]) == ("llm", f"vertex:{STUB_MODEL}")
     assert (body["score"], body["verdict"], body["correct"]) == (9.0, "correct", True)
     assert body["feedback"].startswith("Right: evaporation") and body["flags"] == []
-    # what google-genai really sent: the rubric in the system instruction, the answer delimited
+    # what the provider really sent: the rubric in the system instruction, the answer delimited
     sent = stub_server.requests[0].body
     system = sent["systemInstruction"]["parts"][0]["text"]
     user = sent["contents"][-1]["parts"][0]["text"]

@@ -2,7 +2,7 @@
 
 A test queues replies (`stub.push(...)`): a JSON body with a status, a raw body, an
 SSE stream, or a delay longer than the client's timeout. Requests are recorded so a
-test can check the URL, headers and body the SDK really sent. Every server is shut
+test can check the URL, headers and body the provider really sent. Every server is shut
 down when its test ends; a delayed handler is woken so it never outlives the test.
 """
 

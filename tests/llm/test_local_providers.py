@@ -1,6 +1,6 @@
 """Local models as router providers: an OpenAI-compatible server (a loopback stub speaking
-llama.cpp's / Ollama's `/v1/chat/completions`, streaming included) through the real openai
-client, and the in-process GGUF provider's adapter logic with a stand-in `Llama` object
+llama.cpp's / Ollama's `/v1/chat/completions`, streaming included) through the
+REST provider, and the in-process GGUF provider's adapter logic with a stand-in `Llama` object
 (llama-cpp-python is an optional extra, not installed in CI: see docs/llm.md)."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_local_endpoint_generates_free_with_usage(stub_server: StubServer) -> No
     assert (generation.tokens_in, generation.tokens_out, generation.cost_usd) == (31, 5, 0.0)
     request = stub_server.requests[0]
     assert request.path == "/v1/chat/completions"
-    assert request.headers["authorization"] == "Bearer no-key"  # placeholder: the client wants a key
+    assert "authorization" not in request.headers  # no key configured: none is sent
     assert request.body["model"] == MODEL and request.body["max_tokens"] == 64
     assert "max_completion_tokens" not in request.body  # local servers read max_tokens
     assert request.body["messages"][0] == {"role": "system", "content": "Be brief."}
@@ -108,6 +108,13 @@ def test_settings_enable_the_local_endpoint(monkeypatch: pytest.MonkeyPatch, stu
     stub_server.push(Reply(body=openai_response("Hi.", model="llama3.2:1b")))
     assert router.generate("chat", PROMPT).usage()["cost_usd"] == 0.0
     assert stub_server.requests[0].body["model"] == "llama3.2:1b"
+    assert "authorization" not in stub_server.requests[0].headers
+
+    monkeypatch.setenv("LOCAL_LLM_API_KEY", "local-secret")  # e.g. vLLM started with --api-key
+    router = LLMRouter.from_settings(Settings())
+    stub_server.push(Reply(body=openai_response("Hi.", model="llama3.2:1b")))
+    router.generate("chat", PROMPT)
+    assert stub_server.requests[1].headers["authorization"] == "Bearer local-secret"
 
 
 # --- in-process GGUF (adapter logic, with a stand-in for llama_cpp.Llama) ----------------

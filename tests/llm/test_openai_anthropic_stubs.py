@@ -1,4 +1,4 @@
-"""OpenAI and Anthropic providers against loopback stubs of their REST shapes (SDK base_url)."""
+"""OpenAI and Anthropic providers against loopback stubs of their REST shapes (base_url)."""
 
 from __future__ import annotations
 
@@ -112,8 +112,7 @@ def test_anthropic_generate(stub_server: StubServer, anthropic_router: tuple[LLM
     )
     request = stub_server.requests[0]
     assert request.path == "/v1/messages"
-    # SDK 2.x sends the key as a bearer token (older ones used x-api-key)
-    assert "ak-stub" in request.headers.get("authorization", "") + request.headers.get("x-api-key", "")
+    assert request.headers["x-api-key"] == "ak-stub" and request.headers["anthropic-version"] == "2023-06-01"
     assert request.body["system"] == "Be brief." and len(request.body["messages"]) == 3
 
 

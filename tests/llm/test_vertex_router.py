@@ -1,8 +1,9 @@
 """The router on the Vertex path, against a loopback stub speaking generateContent.
 
-google-genai is pointed at the stub through http_options.base_url and authenticates
-with a static-token credential, so the SDK builds the real URL, headers and body and
-parses real response shapes, with no network and no ADC lookup.
+The provider is pointed at the stub through its base_url and authenticates with a
+static-token credential, so it builds the real URL, headers and body and parses real
+response shapes (the REST API's camelCase, as google-genai's Vertex mode sees them), with
+no network and no ADC lookup.
 """
 
 from __future__ import annotations

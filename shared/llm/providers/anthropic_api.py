@@ -1,64 +1,66 @@
-"""Anthropic messages through the official SDK (used only when ANTHROPIC_API_KEY is set).
+"""Anthropic messages over HTTP (`POST {base}/v1/messages`; used only when
+ANTHROPIC_API_KEY is set). No SDK is involved (rest.py says why).
 
 Anthropic has no JSON mode: structured tasks rely on the instruction the router adds
-to the system prompt and on the router's repair-or-retry. The SDK pinned here (2.x) no
-longer takes `temperature` on messages.create, so Prompt.temperature is not sent.
+to the system prompt and on the router's repair-or-retry. `temperature` is not sent
+(newer models reject it beside other sampling settings; the default suits a tutor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from shared.llm.errors import ProviderError
-from shared.llm.providers.base import Answer, SdkProvider, StreamState, stream_text, translate_stainless
-from shared.llm.types import Prompt, ProviderResult
+from shared.llm.providers.base import Answer, StreamState
+from shared.llm.providers.rest import RestProvider
+from shared.llm.types import Prompt
 
-#: Anthropic's "overloaded": worth a retry like a 503
-OVERLOADED = frozenset({529})
+#: where Anthropic's API lives when no base URL is configured
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+#: the API version this module's request and event shapes follow
+ANTHROPIC_VERSION = "2023-06-01"
 
 
-class AnthropicProvider(SdkProvider):
+class AnthropicProvider(RestProvider):
     name = "anthropic"
+    #: Anthropic's "overloaded": worth a retry like a 503
+    extra_transient = frozenset({529})
 
-    def _make_client(self) -> Any:
-        import anthropic
+    def _url(self, model: str, *, stream: bool) -> str:
+        return f"{self.base_url or ANTHROPIC_BASE_URL}/v1/messages"
 
-        # max_retries=0: the router owns retries, so every attempt is counted once.
-        return anthropic.Anthropic(api_key=self._api_key, base_url=self.base_url, max_retries=0)
+    def _headers(self) -> dict[str, str]:
+        return {"x-api-key": self._api_key or "", "anthropic-version": ANTHROPIC_VERSION}
 
-    def _kwargs(self, model: str, prompt: Prompt, timeout_s: float) -> dict[str, Any]:
-        return {
+    def _body(self, model: str, prompt: Prompt, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "model": model,
             "system": prompt.system,
             "messages": [{"role": m.role, "content": m.content} for m in prompt.messages],
             "max_tokens": prompt.max_output_tokens or self.max_output_tokens,
-            "timeout": timeout_s,
         }
+        if stream:
+            body["stream"] = True
+        return body
 
-    def _complete(self, model: str, prompt: Prompt, timeout_s: float) -> Answer:
-        response = self.client.messages.create(**self._kwargs(model, prompt, timeout_s))
-        text = "".join(block.text for block in response.content if getattr(block, "type", "") == "text")
+    def _answer(self, body: Any) -> Answer:
+        text = "".join(block["text"] for block in body["content"] if block.get("type") == "text")
+        usage = body.get("usage") or {}
         return Answer(
-            text,
-            response.stop_reason,
-            getattr(response, "model", None),
-            getattr(response.usage, "input_tokens", None),
-            getattr(response.usage, "output_tokens", None),
+            text, body.get("stop_reason"), body.get("model"), usage.get("input_tokens"), usage.get("output_tokens")
         )
 
-    def stream(self, model: str, prompt: Prompt, timeout_s: float) -> Iterator[str | ProviderResult]:
-        def deltas(state: StreamState) -> Iterator[str]:
-            with self.client.messages.stream(**self._kwargs(model, prompt, timeout_s)) as stream:
-                yield from stream.text_stream
-                final = stream.get_final_message()
-            state.finish_reason = final.stop_reason
-            state.tokens_in = getattr(final.usage, "input_tokens", None)
-            state.tokens_out = getattr(final.usage, "output_tokens", None)
-
-        return stream_text(self.name, model, timeout_s, deltas, self.translate)
-
-    def translate(self, exc: BaseException) -> ProviderError:
-        import anthropic
-
-        return translate_stainless(self.name, anthropic, exc, OVERLOADED)
+    def _delta(self, event: Any, state: StreamState) -> str:
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            return delta.get("text") or "" if delta.get("type") == "text_delta" else ""
+        if kind == "message_start":
+            message = event["message"]
+            state.model = message.get("model") or state.model
+            state.tokens_in = (message.get("usage") or {}).get("input_tokens")
+        elif kind == "message_delta":
+            state.finish_reason = event["delta"].get("stop_reason") or state.finish_reason
+            state.tokens_out = (event.get("usage") or {}).get("output_tokens", state.tokens_out)
+        elif kind == "error":  # e.g. overloaded mid-stream: the answer is incomplete
+            raise ValueError(f"error event: {str(event.get('error'))[:200]}")
+        return ""

@@ -1,76 +1,71 @@
-"""OpenAI chat completions through the official SDK (used only when OPENAI_API_KEY is set).
+"""OpenAI chat completions over HTTP (`POST {base}/chat/completions`; used only when
+OPENAI_API_KEY is set).
 
-The same class speaks to any OpenAI-compatible server (see `local_openai.py`). The
-module is named openai_api so it never shadows the SDK package it wraps.
+The same class speaks to any OpenAI-compatible server (see `local_openai.py`): the base
+URL is OpenAI's unless one is given (a proxy, a stub, llama-server, Ollama, vLLM). The
+module is named openai_api after the API it speaks; no SDK is involved (rest.py says why).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from shared.llm.errors import ProviderError
-from shared.llm.providers.base import Answer, SdkProvider, StreamState, stream_text, translate_stainless
-from shared.llm.types import Prompt, ProviderResult
+from shared.llm.providers.base import Answer, StreamState
+from shared.llm.providers.rest import RestProvider
+from shared.llm.types import Prompt
+
+#: where OpenAI's API lives when no base URL is configured
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
-class OpenAIProvider(SdkProvider):
+class OpenAIProvider(RestProvider):
     name = "openai"
     #: the request field that caps the answer; OpenAI's newer name, which local servers may not know
     token_cap_field = "max_completion_tokens"
 
-    def _make_client(self) -> Any:
-        import openai
+    def _url(self, model: str, *, stream: bool) -> str:
+        return f"{self.base_url or OPENAI_BASE_URL}/chat/completions"
 
-        # max_retries=0: the router owns retries, so every attempt is counted once.
-        return openai.OpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0)
+    def _headers(self) -> dict[str, str]:
+        """The key as a bearer token; none at all to a local server that needs no key."""
+        return {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
-    def warm_up(self) -> None:
-        """The client and its chat-completions resource (imported on first access)."""
-        self.client.chat.completions  # noqa: B018 (the attribute imports the resource)
-
-    def _kwargs(self, model: str, prompt: Prompt, timeout_s: float) -> dict[str, Any]:
+    def _body(self, model: str, prompt: Prompt, *, stream: bool) -> dict[str, Any]:
         messages = [{"role": "system", "content": prompt.system}]
         messages += [{"role": m.role, "content": m.content} for m in prompt.messages]
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": model,
             "messages": messages,
             "temperature": prompt.temperature,
             self.token_cap_field: prompt.max_output_tokens or self.max_output_tokens,
-            "timeout": timeout_s,
         }
         if prompt.json_schema is not None:
-            kwargs["response_format"] = {"type": "json_object"}
-        return kwargs
+            body["response_format"] = {"type": "json_object"}
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}  # usage arrives in a last, choice-less chunk
+        return body
 
-    def _complete(self, model: str, prompt: Prompt, timeout_s: float) -> Answer:
-        response = self.client.chat.completions.create(**self._kwargs(model, prompt, timeout_s))
-        choice, usage = response.choices[0], response.usage
+    def _answer(self, body: Any) -> Answer:
+        choice, usage = body["choices"][0], body.get("usage") or {}
         return Answer(
-            choice.message.content,
-            choice.finish_reason,
-            getattr(response, "model", None),
-            getattr(usage, "prompt_tokens", None),
-            getattr(usage, "completion_tokens", None),
+            choice["message"].get("content"),
+            choice.get("finish_reason"),
+            body.get("model"),
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
         )
 
-    def stream(self, model: str, prompt: Prompt, timeout_s: float) -> Iterator[str | ProviderResult]:
-        def deltas(state: StreamState) -> Iterator[str]:
-            chunks = self.client.chat.completions.create(
-                **self._kwargs(model, prompt, timeout_s), stream=True, stream_options={"include_usage": True}
-            )
-            for chunk in chunks:
-                if chunk.usage is not None:
-                    state.tokens_in = chunk.usage.prompt_tokens
-                    state.tokens_out = chunk.usage.completion_tokens
-                if not chunk.choices:
-                    continue
-                state.finish_reason = chunk.choices[0].finish_reason or state.finish_reason
-                yield chunk.choices[0].delta.content or ""
-
-        return stream_text(self.name, model, timeout_s, deltas, self.translate)
-
-    def translate(self, exc: BaseException) -> ProviderError:
-        import openai
-
-        return translate_stainless(self.name, openai, exc)
+    def _delta(self, event: Any, state: StreamState) -> str:
+        if event.get("error"):  # some servers report a failure inside the stream
+            raise ValueError(f"error event: {str(event['error'])[:200]}")
+        usage = event.get("usage")
+        if usage:
+            state.tokens_in = usage.get("prompt_tokens")
+            state.tokens_out = usage.get("completion_tokens")
+        state.model = event.get("model") or state.model
+        if not event.get("choices"):
+            return ""
+        choice = event["choices"][0]
+        state.finish_reason = choice.get("finish_reason") or state.finish_reason
+        return (choice.get("delta") or {}).get("content") or ""
