@@ -20,14 +20,15 @@ import json
 import statistics
 import sys
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_llm_router import QuietHandler, loopback, summary  # noqa: E402 - the benchmarks' shared helpers
+from bench_llm_router import QuietHandler, summary  # noqa: E402 - the benchmarks' shared helpers
+
+from local.loopback import serve_http  # noqa: E402
 
 MODEL = "llama-3.2-1b-instruct-q4_k_m"
 
@@ -56,7 +57,8 @@ def sse_frames(tokens: int) -> list[bytes]:
     return [b"data: " + json.dumps(f).encode() + b"\n\n" for f in frames] + [b"data: [DONE]\n\n"]
 
 
-def serve(tokens: int) -> tuple[ThreadingHTTPServer, str]:
+def handler(tokens: int) -> type[QuietHandler]:
+    """llama.cpp's `/v1/chat/completions`, answering at once (whole, or `tokens` SSE chunks)."""
     body, frames = completion("A list keeps items in order."), sse_frames(tokens)
 
     class Handler(QuietHandler):
@@ -78,8 +80,7 @@ def serve(tokens: int) -> tuple[ThreadingHTTPServer, str]:
             self.end_headers()
             self.wfile.write(body)
 
-    server, url = loopback(Handler)
-    return server, f"{url}/v1"
+    return Handler
 
 
 def timed_stream(router: Any, prompt: Any) -> tuple[float, float]:
@@ -98,8 +99,8 @@ def bench_endpoint(calls: int, tokens: int) -> None:
     from shared.llm.providers.offline import OfflineProvider
 
     prompt = Prompt.simple("You are a tutor.", "How do lists work? " * 20)
-    server, url = serve(tokens)
-    try:
+    with serve_http(handler(tokens)) as base:
+        url = f"{base}/v1"
         for label, deadline in (("no deadline", None), ("deadline 8 s", 8.0)):
             router = LLMRouter(
                 {"local": LocalOpenAIProvider(url), "offline": OfflineProvider()},
@@ -123,9 +124,6 @@ def bench_endpoint(calls: int, tokens: int) -> None:
                 totals.append(total)
             print(f"{f'local stream, first delta ({label})':44s} {summary(firsts)}")
             print(f"{f'local stream, {tokens} tokens ({label})':44s} {summary(totals)}")
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def bench_gguf(path: Path, calls: int, tokens: int) -> None:
