@@ -2,8 +2,8 @@
 ANTHROPIC_API_KEY is set). No SDK is involved (rest.py says why).
 
 Anthropic has no JSON mode: structured tasks rely on the instruction the router adds
-to the system prompt and on the router's repair-or-retry. `temperature` is not sent
-(newer models reject it beside other sampling settings; the default suits a tutor).
+to the system prompt and on the router's repair-or-retry. `temperature` is not sent, as
+before (the SDK pinned until session 21 did not take it): the model's default is used.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class AnthropicProvider(RestProvider):
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event["delta"]
-            return delta.get("text") or "" if delta.get("type") == "text_delta" else ""
+            return (delta.get("text") or "") if delta.get("type") == "text_delta" else ""
         if kind == "message_start":
             message = event["message"]
             state.model = message.get("model") or state.model
