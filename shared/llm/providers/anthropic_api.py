@@ -62,5 +62,5 @@ class AnthropicProvider(RestProvider):
             state.finish_reason = event["delta"].get("stop_reason") or state.finish_reason
             state.tokens_out = (event.get("usage") or {}).get("output_tokens", state.tokens_out)
         elif kind == "error":  # e.g. overloaded mid-stream: the answer is incomplete
-            raise ValueError(f"error event: {str(event.get('error'))[:200]}")
+            raise self._event_error(event.get("error"))
         return ""

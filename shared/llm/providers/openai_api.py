@@ -58,7 +58,7 @@ class OpenAIProvider(RestProvider):
 
     def _delta(self, event: Any, state: StreamState) -> str:
         if event.get("error"):  # some servers report a failure inside the stream
-            raise ValueError(f"error event: {str(event['error'])[:200]}")
+            raise self._event_error(event["error"])
         usage = event.get("usage")
         if usage:
             state.tokens_in = usage.get("prompt_tokens")

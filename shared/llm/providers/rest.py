@@ -142,6 +142,11 @@ class RestProvider:
         return stream_text(self.name, model, timeout_s, deltas, self.translate)
 
     # --- errors ------------------------------------------------------------------------
+    def _event_error(self, error: Any) -> ProviderError:
+        """An error event inside a stream (a provider overloaded mid-answer): the text so
+        far is incomplete; worth another try."""
+        return ProviderError(self.name, f"error event in the stream: {str(error)[:_SNIPPET]}", transient=True)
+
     def _status_error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
         return ProviderError(

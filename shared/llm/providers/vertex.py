@@ -80,7 +80,8 @@ class VertexProvider(RestProvider):
     def _answer(self, body: Any) -> Answer:
         text, finish = _text_of(body)
         tokens_in, tokens_out = _usage(body)
-        return Answer(text, finish, None, tokens_in, tokens_out, json.dumps(body)[:20000])
+        raw = None if text.strip() else json.dumps(body)[:20000]  # kept for a refused answer only
+        return Answer(text, finish, None, tokens_in, tokens_out, raw)
 
     def _delta(self, event: Any, state: StreamState) -> str:
         delta, finish = _text_of(event, allow_empty=True)
